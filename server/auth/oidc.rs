@@ -1,0 +1,1712 @@
+//! OpenID Connect relying-party client: the authorization-code flow with PKCE (S256), `state`
+//! and `nonce`, against any standard identity provider (IdP).
+//!
+//! This module is a pure library piece: no web framework, no database. The application
+//!
+//! 1. calls [`OidcClient::begin`], stores the returned [`PendingLogin`] server-side (single use,
+//!    at most [`PENDING_LOGIN_MAX_AGE_SECS`] old, bound to the browser) and redirects the browser
+//!    to the authorization URL;
+//! 2. on the callback, looks the pending login up, checks the returned `state` with
+//!    [`PendingLogin::state_matches`] (constant time), deletes the pending login, and calls
+//!    [`OidcClient::finish`] with the `code`;
+//! 3. keys the user on [`Identity::key`], i.e. `(issuer, subject)`, never on email or name.
+//!
+//! What [`OidcClient::finish`] checks, beyond what `openidconnect` does by default (OpenID
+//! Connect Core §3.1.3.7, and section 1 of the security bars, A1–A13):
+//!
+//! - the ID token's signature algorithm is pinned to [`ALLOWED_ID_TOKEN_ALGS`] (asymmetric only,
+//!   never `HS*` or `none`), whatever the IdP's metadata advertises; the verifier has no client
+//!   secret, so no MAC key exists either;
+//! - `iss` equals the configured issuer exactly, `aud` contains our client id and nothing else
+//!   untrusted, and our own `azp` check (the library skips it);
+//! - `exp` in the future (no leeway), `iat` at most [`IAT_MAX_FUTURE_SECS`] ahead and at most
+//!   [`IAT_MAX_AGE_SECS`] old, `nonce` equal to the one we sent;
+//! - `sub` present, 1 to [`MAX_SUBJECT_LEN`] characters; `at_hash` checked when present;
+//! - an unknown signing key (`kid`) triggers one JWKS refetch, at most once per
+//!   [`JWKS_REFETCH_COOLDOWN`], then one retry (key rotation without refetch amplification).
+//!
+//! Discovery refuses metadata whose `issuer` is not byte-for-byte the configured issuer, and
+//! endpoints over plain `http` except on loopback hosts (the test IdP). The HTTP client follows
+//! no redirects and has timeouts.
+//!
+//! Errors are [`LoginError`]s; [`LoginError::reason`] is a stable machine-readable code for the
+//! audit record. No error message contains token material (codes, tokens, verifiers, nonces).
+
+use std::net::IpAddr;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, TimeDelta, Utc};
+use openidconnect::core::{
+    CoreAuthDisplay, CoreAuthPrompt, CoreAuthenticationFlow, CoreErrorResponseType,
+    CoreGenderClaim, CoreJsonWebKey, CoreJsonWebKeySet, CoreJweContentEncryptionAlgorithm,
+    CoreJwsSigningAlgorithm, CoreProviderMetadata, CoreRevocableToken, CoreRevocationErrorResponse,
+    CoreTokenIntrospectionResponse, CoreTokenType,
+};
+use openidconnect::{
+    AccessToken, AccessTokenHash, AdditionalClaims, AuthorizationCode, ClaimsVerificationError,
+    Client, ClientId, ClientSecret, CsrfToken, DiscoveryError, EmptyExtraTokenFields,
+    EndpointMaybeSet, EndpointNotSet, EndpointSet, IdToken, IdTokenClaims, IdTokenFields,
+    IdTokenVerifier, IssuerUrl, JsonWebKeySet, JsonWebKeySetUrl, LoginHint, Nonce,
+    OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RequestTokenError,
+    Scope, SignatureVerificationError, StandardErrorResponse, StandardTokenResponse, TokenResponse,
+    TokenUrl,
+};
+use serde::{Deserialize, Deserializer, Serialize};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+/// ID-token signature algorithms we accept, regardless of the IdP's
+/// `id_token_signing_alg_values_supported`: asymmetric only. Never `HS*` (the MAC key would be
+/// our client secret, which the IdP's other clients may not know but the IdP's admins do, and
+/// it invites algorithm confusion) and never `none`.
+pub const ALLOWED_ID_TOKEN_ALGS: [CoreJwsSigningAlgorithm; 3] = [
+    CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
+    CoreJwsSigningAlgorithm::RsaSsaPssSha256,
+    CoreJwsSigningAlgorithm::EcdsaP256Sha256,
+];
+
+/// Scopes requested at the IdP (`openid` is always added by the library).
+pub const SCOPES: [&str; 3] = ["email", "profile", "groups"];
+
+/// How far in the future an ID token's `iat` may be (clock skew), in seconds.
+pub const IAT_MAX_FUTURE_SECS: i64 = 60;
+/// How old an ID token's `iat` may be, in seconds.
+pub const IAT_MAX_AGE_SECS: i64 = 10 * 60;
+/// Longest accepted `sub` claim, in characters.
+pub const MAX_SUBJECT_LEN: usize = 255;
+/// How long a [`PendingLogin`] stays usable, in seconds.
+pub const PENDING_LOGIN_MAX_AGE_SECS: i64 = 10 * 60;
+/// Minimum time between two JWKS refetches triggered by unknown signing keys.
+pub const JWKS_REFETCH_COOLDOWN: Duration = Duration::from_secs(60);
+
+/// Random bytes in `state` and `nonce` (256 bits; the bar is at least 128).
+const RANDOM_TOKEN_BYTES: u32 = 32;
+/// Overall timeout for one request to the IdP.
+const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
+/// Connect timeout for requests to the IdP.
+const HTTP_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The `groups` claim, which not every IdP sends. Accepts an array of strings or a single string.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+struct GroupsClaim {
+    #[serde(default, deserialize_with = "string_or_seq")]
+    groups: Vec<String>,
+}
+impl AdditionalClaims for GroupsClaim {}
+
+fn string_or_seq<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+        Null(()),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(s) => vec![s],
+        OneOrMany::Many(v) => v,
+        OneOrMany::Null(()) => Vec::new(),
+    })
+}
+
+type RpIdTokenFields = IdTokenFields<
+    GroupsClaim,
+    EmptyExtraTokenFields,
+    CoreGenderClaim,
+    CoreJweContentEncryptionAlgorithm,
+    CoreJwsSigningAlgorithm,
+>;
+type RpTokenResponse = StandardTokenResponse<RpIdTokenFields, CoreTokenType>;
+type RpIdToken = IdToken<
+    GroupsClaim,
+    CoreGenderClaim,
+    CoreJweContentEncryptionAlgorithm,
+    CoreJwsSigningAlgorithm,
+>;
+type RpIdTokenClaims = IdTokenClaims<GroupsClaim, CoreGenderClaim>;
+type RpVerifier = IdTokenVerifier<'static, CoreJsonWebKey>;
+type RpClient = Client<
+    GroupsClaim,
+    CoreAuthDisplay,
+    CoreGenderClaim,
+    CoreJweContentEncryptionAlgorithm,
+    CoreJsonWebKey,
+    CoreAuthPrompt,
+    StandardErrorResponse<CoreErrorResponseType>,
+    RpTokenResponse,
+    CoreTokenIntrospectionResponse,
+    CoreRevocableToken,
+    CoreRevocationErrorResponse,
+    EndpointSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointSet,
+    EndpointMaybeSet,
+>;
+
+/// Where the IdP is and who we are to it.
+#[derive(Clone, Debug)]
+pub struct OidcSettings {
+    /// The issuer identifier, exactly as the IdP spells it in its discovery document and tokens
+    /// (a trailing slash matters).
+    pub issuer_url: String,
+    /// Our client id at the IdP.
+    pub client_id: String,
+    /// Our client secret (sent with HTTP Basic authentication to the token endpoint).
+    pub client_secret: ClientSecret,
+    /// Our callback URL, e.g. `https://portal.example/auth/callback`; registered at the IdP.
+    pub redirect_url: String,
+}
+
+/// Why a login (or the IdP configuration) was refused. [`LoginError::reason`] gives a stable
+/// code for the audit record; the messages never contain token material.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LoginError {
+    /// The settings themselves are unusable (malformed URL and the like).
+    #[error("invalid OIDC settings: {0}")]
+    InvalidSettings(&'static str),
+    /// The IdP did not answer (connection refused, timeout, TLS failure).
+    #[error("the identity provider could not be reached")]
+    IdpUnreachable,
+    /// The discovery document or JWKS could not be fetched or parsed.
+    #[error("the identity provider's metadata is unusable: {0}")]
+    DiscoveryFailed(String),
+    /// The discovery document names a different issuer than the configured one (A13).
+    #[error(
+        "the identity provider's metadata names issuer `{reported}`, not the configured `{configured}`"
+    )]
+    IssuerMismatch {
+        /// The issuer we were configured with.
+        configured: String,
+        /// The issuer the metadata reported.
+        reported: String,
+    },
+    /// An IdP endpoint uses plain http on a non-loopback host.
+    #[error("the identity provider's {0} is not served over https")]
+    InsecureEndpoint(&'static str),
+    /// The [`PendingLogin`] is older than [`PENDING_LOGIN_MAX_AGE_SECS`].
+    #[error("the login took too long; start again")]
+    LoginExpired,
+    /// The token endpoint refused the code (expired, replayed, wrong PKCE verifier, wrong client
+    /// credentials...) or answered with something that is not a token response.
+    #[error("the authorization code could not be exchanged: {0}")]
+    TokenExchangeFailed(String),
+    /// The token response carried no ID token.
+    #[error("the token response contained no ID token")]
+    IdTokenMissing,
+    /// The ID token is signed with an algorithm outside [`ALLOWED_ID_TOKEN_ALGS`] or unsigned.
+    #[error("the ID token's signature algorithm is not allowed")]
+    AlgorithmNotAllowed,
+    /// The ID token's signature does not verify.
+    #[error("the ID token's signature is invalid")]
+    SignatureInvalid,
+    /// No key in the IdP's JWKS matches the ID token, even after a refetch.
+    #[error("the ID token is signed with an unknown key")]
+    UnknownSigningKey,
+    /// The ID token's `iss` is not the configured issuer.
+    #[error("the ID token was issued by another issuer")]
+    TokenIssuerMismatch,
+    /// The ID token's `aud` does not contain our client id, or contains untrusted audiences.
+    #[error("the ID token is not intended for this client")]
+    AudienceMismatch,
+    /// The ID token's `azp` is not our client id, or is missing with several audiences.
+    #[error("the ID token's authorized party is wrong or missing")]
+    AzpMismatch,
+    /// The ID token has expired.
+    #[error("the ID token has expired")]
+    TokenExpired,
+    /// The ID token's `iat` is too far in the future or too old.
+    #[error("the ID token's issue time is out of range")]
+    IssuedAtOutOfRange,
+    /// The ID token's `nonce` is missing or not the one we sent.
+    #[error("the ID token's nonce does not match this login")]
+    NonceMismatch,
+    /// `sub` is empty or too long.
+    #[error("the ID token's subject is missing or too long")]
+    SubjectInvalid,
+    /// `at_hash` does not match the access token.
+    #[error("the ID token's access-token hash does not match")]
+    AccessTokenHashMismatch,
+    /// `auth_time` is missing or too old for the requested `max_age`.
+    #[error("the authentication is too old for this login")]
+    AuthTimeTooOld,
+    /// Any other reason the ID token was refused.
+    #[error("the ID token is invalid: {0}")]
+    IdTokenInvalid(&'static str),
+}
+
+impl LoginError {
+    /// A stable, machine-readable code for the audit record (`auth.login_failed`).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            LoginError::InvalidSettings(_) => "invalid_settings",
+            LoginError::IdpUnreachable => "idp_unreachable",
+            LoginError::DiscoveryFailed(_) => "discovery_failed",
+            LoginError::IssuerMismatch { .. } => "issuer_mismatch",
+            LoginError::InsecureEndpoint(_) => "insecure_endpoint",
+            LoginError::LoginExpired => "login_expired",
+            LoginError::TokenExchangeFailed(_) => "token_exchange_failed",
+            LoginError::IdTokenMissing => "id_token_missing",
+            LoginError::AlgorithmNotAllowed => "alg_not_allowed",
+            LoginError::SignatureInvalid => "signature_invalid",
+            LoginError::UnknownSigningKey => "unknown_signing_key",
+            LoginError::TokenIssuerMismatch => "id_token_issuer_mismatch",
+            LoginError::AudienceMismatch => "aud_mismatch",
+            LoginError::AzpMismatch => "azp_mismatch",
+            LoginError::TokenExpired => "id_token_expired",
+            LoginError::IssuedAtOutOfRange => "iat_out_of_range",
+            LoginError::NonceMismatch => "nonce_mismatch",
+            LoginError::SubjectInvalid => "sub_invalid",
+            LoginError::AccessTokenHashMismatch => "at_hash_mismatch",
+            LoginError::AuthTimeTooOld => "auth_time_too_old",
+            LoginError::IdTokenInvalid(_) => "id_token_invalid",
+        }
+    }
+}
+
+/// Who signed in: the verified claims of the ID token the portal cares about.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identity {
+    /// The issuer (the configured one, which the token's `iss` matched exactly).
+    pub issuer: String,
+    /// The `sub` claim: stable, unique per issuer, 1–255 characters.
+    pub subject: String,
+    /// The `email` claim, if sent. Not an identifier: several subjects may share one.
+    pub email: Option<String>,
+    /// The `name` claim, if sent.
+    pub name: Option<String>,
+    /// The `groups` claim (empty if not sent).
+    pub groups: Vec<String>,
+    /// When the user last authenticated at the IdP (`auth_time`), if sent.
+    pub auth_time: Option<DateTime<Utc>>,
+}
+
+impl Identity {
+    /// The identity key: `(issuer, subject)`. Never email or name (A14).
+    pub fn key(&self) -> (&str, &str) {
+        (&self.issuer, &self.subject)
+    }
+}
+
+/// Options for [`OidcClient::begin_with`].
+#[derive(Clone, Debug, Default)]
+pub struct BeginOptions {
+    /// Ask the IdP to re-authenticate the user (`prompt=login`) even with an IdP session.
+    pub force_login: bool,
+    /// Require an authentication no older than this (`max_age`); [`OidcClient::finish`] then
+    /// refuses ID tokens without a recent enough `auth_time` (step-up, B9).
+    pub max_age: Option<Duration>,
+    /// A hint for the IdP's login form (`login_hint`).
+    pub login_hint: Option<String>,
+}
+
+/// What must be remembered, server-side and bound to the browser, between
+/// [`OidcClient::begin`] and [`OidcClient::finish`]. Serialisable for storage; `Debug` redacts
+/// the secrets. Use once: delete it before calling `finish`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct PendingLogin {
+    state: CsrfToken,
+    nonce: Nonce,
+    pkce_verifier: PkceCodeVerifier,
+    created_at: DateTime<Utc>,
+    #[serde(default)]
+    max_age_secs: Option<u64>,
+}
+
+impl PendingLogin {
+    /// The `state` sent to the IdP (it is in the authorization URL; a lookup key, not a secret
+    /// once sent, but compare it with [`PendingLogin::state_matches`]).
+    pub fn state(&self) -> &str {
+        self.state.secret()
+    }
+
+    /// Whether the `state` returned on the callback is ours (constant time).
+    pub fn state_matches(&self, returned: &str) -> bool {
+        state_matches(self.state.secret(), returned)
+    }
+
+    /// When the login began.
+    pub fn created_at(&self) -> DateTime<Utc> {
+        self.created_at
+    }
+
+    /// Whether the pending login is older than [`PENDING_LOGIN_MAX_AGE_SECS`] at `now` (or
+    /// implausibly in the future). [`OidcClient::finish`] refuses expired ones too.
+    pub fn is_expired(&self, now: DateTime<Utc>) -> bool {
+        let age = now - self.created_at;
+        age > TimeDelta::seconds(PENDING_LOGIN_MAX_AGE_SECS)
+            || age < TimeDelta::seconds(-IAT_MAX_FUTURE_SECS)
+    }
+}
+
+/// Constant-time comparison of the stored `state` with the one returned on the callback. Both
+/// are hashed first, so neither content nor length leaks through timing.
+pub fn state_matches(pending_state: &str, returned: &str) -> bool {
+    let a = Sha256::digest(pending_state.as_bytes());
+    let b = Sha256::digest(returned.as_bytes());
+    !pending_state.is_empty() && bool::from(a.ct_eq(&b))
+}
+
+/// The IdP's signing keys plus a counter bumped on every refetch.
+struct JwksState {
+    keys: Arc<CoreJsonWebKeySet>,
+    generation: u64,
+}
+
+/// A discovered OpenID Connect provider and our client registration there. Cheap to share
+/// behind an `Arc`; all methods take `&self`.
+pub struct OidcClient {
+    client: RpClient,
+    issuer: IssuerUrl,
+    client_id: ClientId,
+    jwks_uri: JsonWebKeySetUrl,
+    jwks: RwLock<JwksState>,
+    /// Serialises refetches and remembers when the last one started.
+    last_refetch: tokio::sync::Mutex<Option<Instant>>,
+    http: reqwest::Client,
+}
+
+impl std::fmt::Debug for OidcClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OidcClient")
+            .field("issuer", &self.issuer.as_str())
+            .field("client_id", &self.client_id.as_str())
+            .finish_non_exhaustive()
+    }
+}
+
+impl OidcClient {
+    /// Fetches the IdP's discovery document and JWKS. Refuses metadata whose `issuer` differs
+    /// from `settings.issuer_url` in any byte (A13) and endpoints over plain http unless on a
+    /// loopback host.
+    pub async fn discover(settings: OidcSettings) -> Result<OidcClient, LoginError> {
+        let issuer = IssuerUrl::new(settings.issuer_url.clone())
+            .map_err(|_| LoginError::InvalidSettings("issuer_url is not a URL"))?;
+        check_transport(issuer.url(), "issuer")?;
+        let redirect = RedirectUrl::new(settings.redirect_url.clone())
+            .map_err(|_| LoginError::InvalidSettings("redirect_url is not a URL"))?;
+        if settings.client_id.is_empty() {
+            return Err(LoginError::InvalidSettings("client_id is empty"));
+        }
+        let http = http_client()?;
+
+        let metadata = fetch_metadata(&http, &issuer).await?;
+        // Exact string comparison: no normalisation of case, port or trailing slash (A13).
+        if metadata.issuer().as_str() != settings.issuer_url {
+            return Err(LoginError::IssuerMismatch {
+                configured: settings.issuer_url,
+                reported: metadata.issuer().as_str().chars().take(200).collect(),
+            });
+        }
+        check_transport(
+            metadata.authorization_endpoint().url(),
+            "authorization endpoint",
+        )?;
+        check_transport(metadata.jwks_uri().url(), "jwks_uri")?;
+        let token_url: TokenUrl = metadata
+            .token_endpoint()
+            .cloned()
+            .ok_or_else(|| LoginError::DiscoveryFailed("no token_endpoint".into()))?;
+        check_transport(token_url.url(), "token endpoint")?;
+
+        let jwks_uri = metadata.jwks_uri().clone();
+        // Keys only from the metadata's jwks_uri (ASVS 9.1.3), after the issuer check.
+        let keys = JsonWebKeySet::fetch_async(&jwks_uri, &http)
+            .await
+            .map_err(discovery_error)?;
+        let client_id = ClientId::new(settings.client_id);
+        let client: RpClient = Client::from_provider_metadata(
+            metadata,
+            client_id.clone(),
+            Some(settings.client_secret),
+        )
+        .set_token_uri(token_url)
+        .set_redirect_uri(redirect);
+
+        Ok(OidcClient {
+            client,
+            issuer,
+            client_id,
+            jwks_uri,
+            jwks: RwLock::new(JwksState {
+                keys: Arc::new(keys),
+                generation: 0,
+            }),
+            last_refetch: tokio::sync::Mutex::new(None),
+            http,
+        })
+    }
+
+    /// The configured (and verified) issuer.
+    pub fn issuer(&self) -> &str {
+        self.issuer.as_str()
+    }
+
+    /// Our client id.
+    pub fn client_id(&self) -> &str {
+        self.client_id.as_str()
+    }
+
+    /// Starts a login: returns the IdP authorization URL to redirect the browser to and the
+    /// [`PendingLogin`] to store server-side. Fresh random `state` and `nonce` (256 bits each),
+    /// PKCE S256, scopes `openid email profile groups`, `response_type=code`.
+    pub fn begin(&self) -> (url::Url, PendingLogin) {
+        self.begin_with(&BeginOptions::default())
+    }
+
+    /// [`OidcClient::begin`] with options (forced re-authentication, `max_age`, `login_hint`).
+    pub fn begin_with(&self, options: &BeginOptions) -> (url::Url, PendingLogin) {
+        let (challenge, pkce_verifier) = PkceCodeChallenge::new_random_sha256();
+        let mut request = self
+            .client
+            .authorize_url(
+                CoreAuthenticationFlow::AuthorizationCode,
+                || CsrfToken::new_random_len(RANDOM_TOKEN_BYTES),
+                || Nonce::new_random_len(RANDOM_TOKEN_BYTES),
+            )
+            .add_scopes(SCOPES.iter().map(|s| Scope::new((*s).to_owned())))
+            .set_pkce_challenge(challenge);
+        if options.force_login {
+            request = request.add_prompt(CoreAuthPrompt::Login);
+        }
+        if let Some(max_age) = options.max_age {
+            request = request.set_max_age(max_age);
+        }
+        if let Some(hint) = &options.login_hint {
+            request = request.set_login_hint(LoginHint::new(hint.clone()));
+        }
+        let (url, state, nonce) = request.url();
+        let pending = PendingLogin {
+            state,
+            nonce,
+            pkce_verifier,
+            created_at: Utc::now(),
+            max_age_secs: options.max_age.map(|d| d.as_secs()),
+        };
+        (url, pending)
+    }
+
+    /// Whether the `iss` parameter of the authorization response (RFC 9207), if the IdP sent
+    /// one, names our issuer. An absent parameter is accepted (not every IdP sends it).
+    pub fn callback_issuer_matches(&self, iss: Option<&str>) -> bool {
+        iss.is_none_or(|iss| iss == self.issuer.as_str())
+    }
+
+    /// Completes a login: exchanges `code` (with the PKCE verifier and client authentication)
+    /// and verifies the ID token (see the module documentation). The caller has already checked
+    /// `state` and removed `pending` from storage.
+    pub async fn finish(&self, code: &str, pending: PendingLogin) -> Result<Identity, LoginError> {
+        if pending.is_expired(Utc::now()) {
+            return Err(LoginError::LoginExpired);
+        }
+        if code.is_empty() {
+            return Err(LoginError::TokenExchangeFailed("empty code".into()));
+        }
+        let PendingLogin {
+            nonce,
+            pkce_verifier,
+            max_age_secs,
+            ..
+        } = pending;
+
+        let response = self
+            .client
+            .exchange_code(AuthorizationCode::new(code.to_owned()))
+            .set_pkce_verifier(pkce_verifier)
+            .request_async(&self.http)
+            .await
+            .map_err(token_error)?;
+        let id_token = response.id_token().ok_or(LoginError::IdTokenMissing)?;
+
+        let checks = Checks {
+            nonce: &nonce,
+            access_token: Some(response.access_token()),
+            max_age: max_age_secs.map(Duration::from_secs),
+            // After the exchange: the IdP minted the token just now.
+            now: Utc::now(),
+        };
+        self.verify_with_key_refresh(id_token, &checks).await
+    }
+
+    /// Verifies an ID token with the current keys; on an unknown key, refetches the JWKS (rate
+    /// limited) and tries once more.
+    async fn verify_with_key_refresh(
+        &self,
+        id_token: &RpIdToken,
+        checks: &Checks<'_>,
+    ) -> Result<Identity, LoginError> {
+        let (keys, generation) = self.current_keys();
+        match verify_id_token(id_token, &self.issuer, &self.client_id, &keys, checks) {
+            Err(LoginError::UnknownSigningKey) => {
+                if self.refresh_keys(generation).await? {
+                    let (keys, _) = self.current_keys();
+                    verify_id_token(id_token, &self.issuer, &self.client_id, &keys, checks)
+                } else {
+                    Err(LoginError::UnknownSigningKey)
+                }
+            }
+            other => other,
+        }
+    }
+
+    fn current_keys(&self) -> (Arc<CoreJsonWebKeySet>, u64) {
+        let state = self.jwks.read().unwrap_or_else(|p| p.into_inner());
+        (state.keys.clone(), state.generation)
+    }
+
+    /// Refetches the JWKS unless someone else already did since `seen_generation` (then `true`
+    /// without a fetch) or the last refetch was less than [`JWKS_REFETCH_COOLDOWN`] ago (then
+    /// `false`). Returns whether there are newer keys to try.
+    async fn refresh_keys(&self, seen_generation: u64) -> Result<bool, LoginError> {
+        let mut last = self.last_refetch.lock().await;
+        if self.current_keys().1 != seen_generation {
+            return Ok(true);
+        }
+        if last.is_some_and(|t| t.elapsed() < JWKS_REFETCH_COOLDOWN) {
+            return Ok(false);
+        }
+        *last = Some(Instant::now());
+        let keys = JsonWebKeySet::fetch_async(&self.jwks_uri, &self.http)
+            .await
+            .map_err(discovery_error)?;
+        let mut state = self.jwks.write().unwrap_or_else(|p| p.into_inner());
+        state.keys = Arc::new(keys);
+        state.generation += 1;
+        Ok(true)
+    }
+}
+
+/// The HTTP client for talking to the IdP: no redirects (a redirect could carry the code or the
+/// client credentials elsewhere), bounded time.
+fn http_client() -> Result<reqwest::Client, LoginError> {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(HTTP_TIMEOUT)
+        .connect_timeout(HTTP_CONNECT_TIMEOUT)
+        .build()
+        .map_err(|_| LoginError::InvalidSettings("cannot build the HTTP client"))
+}
+
+/// https everywhere, except plain http to a loopback host (local test IdPs).
+fn check_transport(url: &url::Url, what: &'static str) -> Result<(), LoginError> {
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if is_loopback(url) => Ok(()),
+        _ => Err(LoginError::InsecureEndpoint(what)),
+    }
+}
+
+fn is_loopback(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
+        Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
+        None => false,
+    }
+}
+
+/// Largest discovery document we accept.
+const MAX_METADATA_BYTES: usize = 256 * 1024;
+
+/// GETs `<issuer>/.well-known/openid-configuration` and parses it (OpenID Connect Discovery
+/// §4). The issuer comparison is the caller's.
+async fn fetch_metadata(
+    http: &reqwest::Client,
+    issuer: &IssuerUrl,
+) -> Result<CoreProviderMetadata, LoginError> {
+    let url = issuer
+        .join(".well-known/openid-configuration")
+        .map_err(|_| LoginError::InvalidSettings("issuer_url cannot be joined"))?;
+    let response = http
+        .get(url)
+        .header(reqwest::header::ACCEPT, "application/json")
+        .send()
+        .await
+        .map_err(|_| LoginError::IdpUnreachable)?;
+    let status = response.status();
+    if !status.is_success() {
+        return Err(LoginError::DiscoveryFailed(format!("HTTP status {status}")));
+    }
+    let body = response
+        .bytes()
+        .await
+        .map_err(|_| LoginError::IdpUnreachable)?;
+    if body.len() > MAX_METADATA_BYTES {
+        return Err(LoginError::DiscoveryFailed("document too large".into()));
+    }
+    serde_json::from_slice(&body).map_err(|e| {
+        LoginError::DiscoveryFailed(format!(
+            "malformed document (line {}, column {})",
+            e.line(),
+            e.column()
+        ))
+    })
+}
+
+/// Maps a JWKS fetch failure.
+fn discovery_error<RE: std::error::Error + 'static>(err: DiscoveryError<RE>) -> LoginError {
+    match err {
+        DiscoveryError::Request(_) => LoginError::IdpUnreachable,
+        DiscoveryError::Response(status, _, _) => {
+            LoginError::DiscoveryFailed(format!("JWKS: HTTP status {status}"))
+        }
+        DiscoveryError::Parse(e) => {
+            LoginError::DiscoveryFailed(format!("JWKS: malformed at `{}`", e.path()))
+        }
+        _ => LoginError::DiscoveryFailed("JWKS: unexpected response".into()),
+    }
+}
+
+fn token_error<RE: std::error::Error + 'static>(
+    err: RequestTokenError<RE, StandardErrorResponse<CoreErrorResponseType>>,
+) -> LoginError {
+    match err {
+        RequestTokenError::Request(_) => LoginError::IdpUnreachable,
+        // Only the OAuth error code: the description is free text from the IdP.
+        RequestTokenError::ServerResponse(e) => {
+            LoginError::TokenExchangeFailed(e.error().as_ref().chars().take(64).collect())
+        }
+        RequestTokenError::Parse(_, _) => {
+            LoginError::TokenExchangeFailed("malformed token response".into())
+        }
+        RequestTokenError::Other(_) => {
+            LoginError::TokenExchangeFailed("unexpected token response".into())
+        }
+    }
+}
+
+/// What a verified ID token is checked against besides issuer, audience and keys.
+struct Checks<'a> {
+    nonce: &'a Nonce,
+    access_token: Option<&'a AccessToken>,
+    max_age: Option<Duration>,
+    now: DateTime<Utc>,
+}
+
+/// The ID-token verifier: algorithms pinned, no client secret (so no MAC key exists), `iat`
+/// window enforced, `exp` against `now` without leeway. Signature checking stays on.
+fn id_token_verifier(
+    issuer: &IssuerUrl,
+    client_id: &ClientId,
+    keys: &CoreJsonWebKeySet,
+    now: DateTime<Utc>,
+) -> RpVerifier {
+    IdTokenVerifier::new_public_client(client_id.clone(), issuer.clone(), keys.clone())
+        .set_allowed_algs(ALLOWED_ID_TOKEN_ALGS)
+        .set_time_fn(move || now)
+        .set_issue_time_verifier_fn(move |iat| check_iat(iat, now))
+}
+
+/// `iat` may be at most [`IAT_MAX_FUTURE_SECS`] ahead of `now` and at most
+/// [`IAT_MAX_AGE_SECS`] behind it.
+fn check_iat(iat: DateTime<Utc>, now: DateTime<Utc>) -> Result<(), String> {
+    if iat > now + TimeDelta::seconds(IAT_MAX_FUTURE_SECS) {
+        Err("iat: issued in the future".to_owned())
+    } else if iat < now - TimeDelta::seconds(IAT_MAX_AGE_SECS) {
+        Err("iat: issued too long ago".to_owned())
+    } else {
+        Ok(())
+    }
+}
+
+/// OpenID Connect Core §3.1.3.7 steps 4–5, which `openidconnect` leaves out: with several
+/// audiences `azp` must be present; if present it must be our client id.
+fn check_azp(
+    audiences: &[openidconnect::Audience],
+    azp: Option<&ClientId>,
+    client_id: &ClientId,
+) -> Result<(), LoginError> {
+    match azp {
+        Some(azp) if azp.as_str() == client_id.as_str() => Ok(()),
+        Some(_) => Err(LoginError::AzpMismatch),
+        None if audiences.len() > 1 => Err(LoginError::AzpMismatch),
+        None => Ok(()),
+    }
+}
+
+fn check_subject(sub: &str) -> Result<(), LoginError> {
+    if sub.is_empty() || sub.chars().count() > MAX_SUBJECT_LEN {
+        Err(LoginError::SubjectInvalid)
+    } else {
+        Ok(())
+    }
+}
+
+fn claims_error(err: ClaimsVerificationError) -> LoginError {
+    match err {
+        ClaimsVerificationError::Expired(msg) if msg.starts_with("iat") => {
+            LoginError::IssuedAtOutOfRange
+        }
+        ClaimsVerificationError::Expired(_) => LoginError::TokenExpired,
+        ClaimsVerificationError::InvalidAudience(_) => LoginError::AudienceMismatch,
+        ClaimsVerificationError::InvalidIssuer(_) => LoginError::TokenIssuerMismatch,
+        ClaimsVerificationError::InvalidNonce(_) => LoginError::NonceMismatch,
+        ClaimsVerificationError::InvalidSubject(_) => LoginError::SubjectInvalid,
+        ClaimsVerificationError::InvalidAuthTime(_) => LoginError::AuthTimeTooOld,
+        ClaimsVerificationError::SignatureVerification(e) => signature_error(e),
+        ClaimsVerificationError::Unsupported(_) => LoginError::IdTokenInvalid("unsupported token"),
+        _ => LoginError::IdTokenInvalid("claims rejected"),
+    }
+}
+
+fn signature_error(err: SignatureVerificationError) -> LoginError {
+    match err {
+        SignatureVerificationError::NoMatchingKey => LoginError::UnknownSigningKey,
+        SignatureVerificationError::DisallowedAlg(_)
+        | SignatureVerificationError::NoSignature
+        | SignatureVerificationError::UnsupportedAlg(_) => LoginError::AlgorithmNotAllowed,
+        SignatureVerificationError::AmbiguousKeyId(_) => {
+            LoginError::IdTokenInvalid("ambiguous signing key")
+        }
+        _ => LoginError::SignatureInvalid,
+    }
+}
+
+/// Verifies one ID token against one key set and turns it into an [`Identity`].
+fn verify_id_token(
+    id_token: &RpIdToken,
+    issuer: &IssuerUrl,
+    client_id: &ClientId,
+    keys: &CoreJsonWebKeySet,
+    checks: &Checks<'_>,
+) -> Result<Identity, LoginError> {
+    let now = checks.now;
+    let max_age = checks.max_age;
+    let verifier = id_token_verifier(issuer, client_id, keys, now).set_auth_time_verifier_fn(
+        move |auth_time| match max_age {
+            None => Ok(()),
+            Some(max_age) => {
+                let max = TimeDelta::from_std(max_age).unwrap_or(TimeDelta::MAX);
+                match auth_time {
+                    Some(t) if now - t <= max + TimeDelta::seconds(IAT_MAX_FUTURE_SECS) => Ok(()),
+                    _ => Err("auth_time missing or too old".to_owned()),
+                }
+            }
+        },
+    );
+    let claims: &RpIdTokenClaims = id_token
+        .claims(&verifier, checks.nonce)
+        .map_err(claims_error)?;
+
+    check_azp(claims.audiences(), claims.authorized_party(), client_id)?;
+    check_subject(claims.subject().as_str())?;
+
+    if let (Some(expected), Some(access_token)) = (claims.access_token_hash(), checks.access_token)
+    {
+        let alg = id_token
+            .signing_alg()
+            .map_err(|_| LoginError::AlgorithmNotAllowed)?;
+        let key = id_token
+            .signing_key(&verifier)
+            .map_err(|_| LoginError::UnknownSigningKey)?;
+        let actual = AccessTokenHash::from_token(access_token, alg, key)
+            .map_err(|_| LoginError::AccessTokenHashMismatch)?;
+        if !bool::from(actual.as_bytes().ct_eq(expected.as_bytes())) {
+            return Err(LoginError::AccessTokenHashMismatch);
+        }
+    }
+
+    Ok(Identity {
+        issuer: issuer.as_str().to_owned(),
+        subject: claims.subject().as_str().to_owned(),
+        email: claims.email().map(|e| e.as_str().to_owned()),
+        name: claims
+            .name()
+            .and_then(|n| n.get(None))
+            .map(|n| n.as_str().to_owned()),
+        groups: claims.additional_claims().groups.clone(),
+        auth_time: claims.auth_time(),
+    })
+}
+
+#[cfg(test)]
+#[allow(clippy::expect_used, clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use openidconnect::JwsSigningAlgorithm as _;
+    use openidconnect::core::CoreRsaPrivateSigningKey;
+    use openidconnect::{
+        Audience, EndUserEmail, EndUserName, JsonWebKeyId, LocalizedClaim, PrivateSigningKey,
+        StandardClaims, SubjectIdentifier,
+    };
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    const ISSUER: &str = "https://idp.example.com";
+    const CLIENT: &str = "stackgate";
+    const NONCE: &str = "the-nonce-we-sent";
+
+    /// Throwaway RSA key for signing test tokens (generated for these tests only).
+    const KEY_A: &str = concat!(
+        "-----BEGIN RSA PRIVATE KEY-----\n",
+        "MIIEowIBAAKCAQEA0/5FfDm5acOORcWHpc+t7yydO2fjr5ZntJT5draqKiE85BsN\n",
+        "nSEBw9nJ1qUYse56OnGugPJIiBa0v9NPKZsaaKbBDadDqfuexo+ds02GR1i8E7le\n",
+        "MWsytt5vEMRg3BrY42JHBAoB335AgfaKEYECB2jiwRKcn3tudoxGHA1os3TF9vak\n",
+        "3nu2IQd0YMrGCwVFn+G5df9GRKJtQXkOJGm34sosNReaaST13CUvKDZYeDBVZKpe\n",
+        "hsDbGjSKGtj3O5c9BPfBCfq7TxXuDYGVFnV8d1LPKZlTZOgwSEzzm7QBMzOXFkRI\n",
+        "jmb7neliz1aI4uqIL/XpJGuIoNQuCCuhMVbJxwIDAQABAoIBAAZ4LAaufEoN/bmD\n",
+        "XbBhth0mb2XwtbIWFPQd178Xs/m1KfaMHM4+w58GdnJmd2p2rKQ78+dbfXsptjpk\n",
+        "aHYMlbG75QhVomr9ksrcdyORqhdjTdoMPiOj8dhC0YDhfVM6PoQx65jj9Uqsv6s3\n",
+        "qt794OH5AXKC7uSvD5/uh/UzM47GY0vJHL/6qw+P6G8/pIRZq+7eaIF5nbJ+DW2q\n",
+        "dYsoICaRYHHoDD0QkYJFv9btbU3y8TlwqqGy+/2oxdi/a3gbCRa1N7qEXM22iiqv\n",
+        "nc/waVJSKRr5vOUBgsQb0xO7br4epL18CEG6pssriBn7fr9KyK39hJC6mvrSmB6I\n",
+        "jzwOFYECgYEA7JAlTeCtAiXg2QiakiwVyQ/cBwoKsF5r1OS/H6dh30DjTaCj6Alv\n",
+        "9K/6kqvTUYYJovjNTU+LaN4JwJuzFnI6oEuSSyhz/jytpsIw/EBDPvPnCaGoWEvH\n",
+        "ue/2hR2YIX7GLDnzg+rVdKHfuczupF4dnVGHZNEDu7hiCYDcm7PcsNMCgYEA5WlT\n",
+        "UbtSaPGOB/8XJQYUUHYfYIRCg/ckLF3DwsL2A87DJ+M8o2Ip7FQyiG5mlNmLJ57S\n",
+        "TlpUdj+nRC6aEwX4G3ogB1Kqql/Nq31DOKM5PzYs3nk9zCequ0H9cqU2LlqmZTZU\n",
+        "IRXiWzs6ZLg3q9eMaLjGQPdaA4JbPPXQVMWACr0CgYAlK/lQpW9KGR2dvOZc9aRu\n",
+        "tZlDWeaYFB4pk9AcbzbH1/BfsFBRE7qN3mEnTuyjsMYu352S+l7TmaA6rbyUWFqx\n",
+        "+W4BdVfUqUA4JeeAm7B1Yen573b+eNnnc7du71mKWdtV8706C1qDOzRmg7c0CL3q\n",
+        "jHcT9mv5wV1WVPNVXAvflQKBgGJJY8cKiF4pz34hjhrwpddrJDpHr++1/Kt9aJeS\n",
+        "y7AJ75axRpOBRRDZaeUF17FCGtpYsyWakcEvuEv/40bvMcMj6YD5q+DettEYE6q6\n",
+        "U5Z/cW3HZ/CFtiIQPbPWkIX/lHacdiLOq3IGyBfKzR80dBWRxG6lCs2iFdDiR+Vp\n",
+        "0FfJAoGBAMD1ta3GUyfLTr/y/H2dNFHCB+s+prua+k9d7/vYQlkaaogYy1QAAa8f\n",
+        "d+E3eAWVxhgoigZjzkyaWFKKGTf5X3/3MQuYrNLVejBFGTaCEPv0aQdOlgq76oow\n",
+        "p3KN06Ip1QZ3oH1zCmFf+Hz8NP7XVMDmtQO6lqdGksL/VfWUvd80\n",
+        "-----END RSA PRIVATE KEY-----\n",
+    );
+    /// A second throwaway RSA key: "the attacker's", or the IdP's next key.
+    const KEY_B: &str = concat!(
+        "-----BEGIN RSA PRIVATE KEY-----\n",
+        "MIIEogIBAAKCAQEArQY95MJyxpS9Qut1vlx8ij/gRdSwJ3mAjT59ZJfrv4CUmd1S\n",
+        "CTc3RwLoEIrVcwqUA4s3FkMwZRY/Ez9w+VXPFXwhfYeDE3Veyac4wPxr29Vo7Cj2\n",
+        "X7jBpK2E+IX1uWYFp1A4l3DrXnvWfNUeCHpnbQAwutlbHxGmSdLlo1KZIvWk2IRc\n",
+        "2Q5fP/v11aYV+dCOmpF8m/QCvL6PRbaMyx1/f68GoQaqrbCz/zocYMkg1Nd2mkVO\n",
+        "Rc/crnv2wCCL0O1QcXudt7eji83MVj+60BYr58tXBTr8eQ50Aj/MaSM9fizL3rsZ\n",
+        "Q8Q2y0EAa6NU4sqJT7cjAwAjaKfX1LKhgr7QbQIDAQABAoIBABfzy8Ct3Ha6I4Mu\n",
+        "lmOuaP04f4MbQPGOA+pJstEoqNWfZrLwLQmij6/wapDTr13YIoplDNCzp3DvBfdT\n",
+        "qn+RzfOi9f3rMw2QC3muARDSQNozbm129DhnGsOB0+0VmmE6iuDRHax1UNgJG7W3\n",
+        "SQuSalvwEU7khRVFe7gvjmOwLQvmLEpk1EU+RNg8aQy5UDTWmchocE0bifHLGG1Q\n",
+        "CPqiEN/s9/bB+SEs3RgtySwK92aKayw6K3VamaLH41XEQX7vZMhexw7gxXzOZ6TO\n",
+        "Z4YKBK1Nk3PSsN2D5M25nercokAp+eowC4hJeQd5XscnzEcv4tEUgAfgXjjqrq4b\n",
+        "Jf2pMJECgYEA2NjPG4VqntA40UHy2fC5jBoq5P0ctEwf4bhQIzBT3nzun84rF6f3\n",
+        "hFTDLL/YkID21esjAmsGSCA9oMTuXBtiOvdn2+4hYudN4ZDvB5yPi0zOEExFeiKH\n",
+        "Cogbs1ShipfpHQ8FPRvOppCsnJkIDVTGDSmqVDrXrDDapgscLu7kPgUCgYEAzEPZ\n",
+        "WrhYc6hYNLo8CH4cnx7cqTZp9qlAIVRx3+LaWO4oUHvA0ENy1VA6xGekEZcU6HNG\n",
+        "l6jI9bXqhxa7wGpVaKOyHRRhmmYrygE0asiYigXMVy0KUF+tmEzTlyemiHsPolWz\n",
+        "W0dvcDtqNlmb/J/jcUzTVyUJorwg5dxxCwMNbUkCgYA6g/8XaSBFbOD4LviusRQQ\n",
+        "53rNwjO9v5EW4xrU9BSdxE7MVuEwCAZ18j2c1MRG8lYpkcMnwuO2EOUwfhPoTQdr\n",
+        "7BldstvViZ9tkCPAhRIDQB2XLk3NUIXqZKI8+UiCUs34JnZ+cAOK1R2PQIh4uHid\n",
+        "UrIA+sP6VlCaYAMh8xsqVQKBgHQbTP0oM/7p/dla0qzxIkvAOyVj7K9sXSuU2HWu\n",
+        "ePZ7ySaWcW7wJ+HgjMb/Ml9dRWErxUCHjFM+aGUJIweoaYvlIGUvJJui39ke/jCE\n",
+        "fVBXI2OaEnbFK+OaJ9uPijWh3a0kkaKc5FcjLqheHzBlod7REIBEaUm7Lef6ebcM\n",
+        "sSEhAoGAVqmi1nXLtZjXYdjy9s57G40f99Tk0j64WFIuQo92p0rsf6ghXhHFHSzX\n",
+        "4RuGog8YEgoSbhXKlY0gjVDJyj/sgvUnmVqfhZjvHfsCLl59GQJkrfKnIqdp/9Au\n",
+        "45Z1nFBmK8LraRkOE9HGwXr8UmKLf0XEz3dy7fHumR+y3Z8gxII=\n",
+        "-----END RSA PRIVATE KEY-----\n",
+    );
+
+    fn key(pem: &str, kid: Option<&str>) -> CoreRsaPrivateSigningKey {
+        CoreRsaPrivateSigningKey::from_pem(pem, kid.map(|k| JsonWebKeyId::new(k.to_owned())))
+            .expect("test key parses")
+    }
+
+    fn jwks(keys: &[&CoreRsaPrivateSigningKey]) -> CoreJsonWebKeySet {
+        JsonWebKeySet::new(keys.iter().map(|k| k.as_verification_key()).collect())
+    }
+
+    fn now() -> DateTime<Utc> {
+        Utc::now()
+    }
+
+    /// Claims a well-behaved IdP would send for our login at `now`.
+    fn claims(now: DateTime<Utc>) -> RpIdTokenClaims {
+        let mut name = LocalizedClaim::new();
+        name.insert(None, EndUserName::new("Alice Anders".to_owned()));
+        IdTokenClaims::new(
+            IssuerUrl::new(ISSUER.to_owned()).unwrap(),
+            vec![Audience::new(CLIENT.to_owned())],
+            now + TimeDelta::minutes(10),
+            now,
+            StandardClaims::new(SubjectIdentifier::new("sub-alice".to_owned()))
+                .set_email(Some(EndUserEmail::new("alice@example.com".to_owned())))
+                .set_name(Some(name)),
+            GroupsClaim {
+                groups: vec!["payments-requesters".to_owned()],
+            },
+        )
+        .set_nonce(Some(Nonce::new(NONCE.to_owned())))
+        .set_auth_time(Some(now - TimeDelta::seconds(5)))
+    }
+
+    fn sign(claims: RpIdTokenClaims, key: &CoreRsaPrivateSigningKey) -> RpIdToken {
+        IdToken::new(
+            claims,
+            key,
+            CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
+            None,
+            None,
+        )
+        .expect("sign test token")
+    }
+
+    fn verify_at(
+        token: &RpIdToken,
+        keys: &CoreJsonWebKeySet,
+        now: DateTime<Utc>,
+    ) -> Result<Identity, LoginError> {
+        let nonce = Nonce::new(NONCE.to_owned());
+        let checks = Checks {
+            nonce: &nonce,
+            access_token: None,
+            max_age: None,
+            now,
+        };
+        verify(token, keys, &checks)
+    }
+
+    fn verify(
+        token: &RpIdToken,
+        keys: &CoreJsonWebKeySet,
+        checks: &Checks<'_>,
+    ) -> Result<Identity, LoginError> {
+        verify_id_token(
+            token,
+            &IssuerUrl::new(ISSUER.to_owned()).unwrap(),
+            &ClientId::new(CLIENT.to_owned()),
+            keys,
+            checks,
+        )
+    }
+
+    fn reason(r: Result<Identity, LoginError>) -> &'static str {
+        match r {
+            Ok(id) => panic!("expected rejection, got {id:?}"),
+            Err(e) => e.reason(),
+        }
+    }
+
+    fn b64(data: &[u8]) -> String {
+        use base64::Engine as _;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(data)
+    }
+
+    fn hmac_sha256(key: &[u8], msg: &[u8]) -> Vec<u8> {
+        let mut k = [0u8; 64];
+        k[..key.len()].copy_from_slice(key);
+        let ipad: Vec<u8> = k.iter().map(|b| b ^ 0x36).collect();
+        let opad: Vec<u8> = k.iter().map(|b| b ^ 0x5c).collect();
+        let inner = Sha256::new()
+            .chain_update(&ipad)
+            .chain_update(msg)
+            .finalize();
+        Sha256::new()
+            .chain_update(&opad)
+            .chain_update(inner)
+            .finalize()
+            .to_vec()
+    }
+
+    /// A compact JWS with any header, signed (or not) by hand.
+    fn raw_token(header: serde_json::Value, payload: &serde_json::Value, sig: &[u8]) -> String {
+        format!(
+            "{}.{}.{}",
+            b64(header.to_string().as_bytes()),
+            b64(payload.to_string().as_bytes()),
+            b64(sig)
+        )
+    }
+
+    fn payload(now: DateTime<Utc>) -> serde_json::Value {
+        serde_json::json!({
+            "iss": ISSUER, "aud": CLIENT, "sub": "sub-alice", "nonce": NONCE,
+            "iat": now.timestamp(), "exp": (now + TimeDelta::minutes(10)).timestamp(),
+        })
+    }
+
+    // ---- algorithm pinning (A7, A8) -------------------------------------------------------
+
+    #[test]
+    fn allowed_algorithms_are_asymmetric_only() {
+        for alg in ALLOWED_ID_TOKEN_ALGS {
+            let name = serde_json::to_value(&alg).unwrap();
+            let name = name.as_str().unwrap();
+            assert!(!name.starts_with("HS"), "{name} is symmetric");
+            assert!(!name.eq_ignore_ascii_case("none"), "none is allowed");
+            assert!(!alg.uses_shared_secret(), "{name} uses a shared secret");
+        }
+        assert!(ALLOWED_ID_TOKEN_ALGS.contains(&CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256));
+        assert!(!ALLOWED_ID_TOKEN_ALGS.contains(&CoreJwsSigningAlgorithm::None));
+    }
+
+    #[test]
+    fn hs256_keyed_with_the_client_secret_is_rejected() {
+        let now = now();
+        let header = serde_json::json!({"alg": "HS256", "typ": "JWT"});
+        let body = payload(now);
+        let input = format!(
+            "{}.{}",
+            b64(header.to_string().as_bytes()),
+            b64(body.to_string().as_bytes())
+        );
+        let sig = hmac_sha256(b"stackgate-test-secret", input.as_bytes());
+        let token: RpIdToken = raw_token(header, &body, &sig).parse().unwrap();
+        let keys = jwks(&[&key(KEY_A, Some("a"))]);
+        assert_eq!(reason(verify_at(&token, &keys, now)), "alg_not_allowed");
+    }
+
+    #[test]
+    fn alg_none_is_rejected_in_any_spelling() {
+        let now = now();
+        let keys = jwks(&[&key(KEY_A, Some("a"))]);
+        let token: RpIdToken = raw_token(serde_json::json!({"alg": "none"}), &payload(now), b"")
+            .parse()
+            .unwrap();
+        assert_eq!(reason(verify_at(&token, &keys, now)), "alg_not_allowed");
+        // "NoNe" is not an algorithm at all: the token does not even parse.
+        let odd = raw_token(serde_json::json!({"alg": "NoNe"}), &payload(now), b"");
+        assert!(odd.parse::<RpIdToken>().is_err());
+    }
+
+    // ---- signature and keys (A6, A9) ------------------------------------------------------
+
+    #[test]
+    fn a_valid_token_yields_the_identity() {
+        let now = now();
+        let a = key(KEY_A, Some("a"));
+        let id = verify_at(&sign(claims(now), &a), &jwks(&[&a]), now).expect("valid");
+        assert_eq!(id.issuer, ISSUER);
+        assert_eq!(id.subject, "sub-alice");
+        assert_eq!(id.key(), (ISSUER, "sub-alice"));
+        assert_eq!(id.email.as_deref(), Some("alice@example.com"));
+        assert_eq!(id.name.as_deref(), Some("Alice Anders"));
+        assert_eq!(id.groups, vec!["payments-requesters".to_owned()]);
+        assert_eq!(
+            id.auth_time.map(|t| t.timestamp()),
+            Some(now.timestamp() - 5)
+        );
+    }
+
+    #[test]
+    fn right_kid_wrong_key_is_rejected() {
+        let now = now();
+        let idp = key(KEY_A, Some("a"));
+        let attacker = key(KEY_B, Some("a"));
+        let token = sign(claims(now), &attacker);
+        assert_eq!(
+            reason(verify_at(&token, &jwks(&[&idp]), now)),
+            "signature_invalid"
+        );
+    }
+
+    #[test]
+    fn flipped_signature_is_rejected() {
+        let now = now();
+        let a = key(KEY_A, Some("a"));
+        let token = sign(claims(now), &a).to_string();
+        let (rest, sig) = token.rsplit_once('.').unwrap();
+        let mut sig: Vec<char> = sig.chars().collect();
+        sig[10] = if sig[10] == 'A' { 'B' } else { 'A' };
+        let tampered: RpIdToken = format!("{rest}.{}", sig.into_iter().collect::<String>())
+            .parse()
+            .unwrap();
+        assert_eq!(
+            reason(verify_at(&tampered, &jwks(&[&a]), now)),
+            "signature_invalid"
+        );
+    }
+
+    #[test]
+    fn embedded_jwk_header_is_ignored() {
+        // A token signed by the attacker, carrying the attacker's public key in its header.
+        let now = now();
+        let idp = key(KEY_A, Some("a"));
+        let attacker = key(KEY_B, Some("a"));
+        let good = sign(claims(now), &attacker).to_string();
+        let mut parts = good.splitn(3, '.');
+        let (_, body, sig) = (parts.next(), parts.next().unwrap(), parts.next().unwrap());
+        let header = serde_json::json!({
+            "alg": "RS256", "kid": "a",
+            "jwk": serde_json::to_value(attacker.as_verification_key()).unwrap(),
+            "jku": "https://attacker.example/jwks",
+        });
+        // The header changed, so the attacker re-signs the new signing input.
+        let input = format!("{}.{body}", b64(header.to_string().as_bytes()));
+        let sig2 = attacker
+            .sign(
+                &CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
+                input.as_bytes(),
+            )
+            .unwrap();
+        let token: RpIdToken = format!("{input}.{}", b64(&sig2)).parse().unwrap();
+        assert_ne!(sig, b64(&sig2));
+        assert_eq!(
+            reason(verify_at(&token, &jwks(&[&idp]), now)),
+            "signature_invalid"
+        );
+    }
+
+    #[test]
+    fn missing_kid_is_fine_with_one_key_and_ambiguous_with_two() {
+        let now = now();
+        let a = key(KEY_A, None);
+        let b = key(KEY_B, None);
+        let token = sign(claims(now), &a);
+        verify_at(&token, &jwks(&[&a]), now).expect("single key");
+        assert_eq!(
+            reason(verify_at(&token, &jwks(&[&a, &b]), now)),
+            "id_token_invalid"
+        );
+    }
+
+    #[test]
+    fn unknown_kid_is_reported_as_unknown_signing_key() {
+        let now = now();
+        let a = key(KEY_A, Some("a"));
+        let b = key(KEY_B, Some("b"));
+        let token = sign(claims(now), &b);
+        assert_eq!(
+            reason(verify_at(&token, &jwks(&[&a]), now)),
+            "unknown_signing_key"
+        );
+    }
+
+    // ---- claims (A2–A5, A10) --------------------------------------------------------------
+
+    #[test]
+    fn issuer_audience_and_subject_rules() {
+        let now = now();
+        let a = key(KEY_A, Some("a"));
+        let keys = jwks(&[&a]);
+        let check = |c: RpIdTokenClaims| verify_at(&sign(c, &a), &keys, now);
+
+        for iss in [
+            "https://idp.example.com/",
+            "https://IDP.example.com",
+            "https://evil.example",
+        ] {
+            let c = claims(now).set_issuer(IssuerUrl::new(iss.to_owned()).unwrap());
+            assert_eq!(reason(check(c)), "id_token_issuer_mismatch", "{iss}");
+        }
+        let c = claims(now).set_audiences(vec![Audience::new("other".to_owned())]);
+        assert_eq!(reason(check(c)), "aud_mismatch");
+        let c = claims(now).set_audiences(vec![]);
+        assert_eq!(reason(check(c)), "aud_mismatch");
+        let c = claims(now).set_audiences(vec![
+            Audience::new(CLIENT.to_owned()),
+            Audience::new("untrusted".to_owned()),
+        ]);
+        assert_eq!(reason(check(c)), "aud_mismatch");
+
+        let c = claims(now).set_subject(SubjectIdentifier::new(String::new()));
+        assert_eq!(reason(check(c)), "sub_invalid");
+        let c = claims(now).set_subject(SubjectIdentifier::new("s".repeat(256)));
+        assert_eq!(reason(check(c)), "sub_invalid");
+        let c = claims(now).set_subject(SubjectIdentifier::new("s".repeat(255)));
+        assert_eq!(check(c).expect("255 chars is fine").subject.len(), 255);
+    }
+
+    #[test]
+    fn missing_sub_is_rejected() {
+        let now = now();
+        let a = key(KEY_A, Some("a"));
+        let mut body = payload(now);
+        body.as_object_mut().unwrap().remove("sub");
+        let header = serde_json::json!({"alg": "RS256", "kid": "a"});
+        let input = format!(
+            "{}.{}",
+            b64(header.to_string().as_bytes()),
+            b64(body.to_string().as_bytes())
+        );
+        let sig = a
+            .sign(
+                &CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
+                input.as_bytes(),
+            )
+            .unwrap();
+        let raw = format!("{input}.{}", b64(&sig));
+        // Without `sub` the claims do not deserialise: the token is refused before any use.
+        match raw.parse::<RpIdToken>() {
+            Err(_) => {}
+            Ok(t) => assert!(verify_at(&t, &jwks(&[&a]), now).is_err()),
+        }
+    }
+
+    #[test]
+    fn azp_rules() {
+        let us = ClientId::new(CLIENT.to_owned());
+        let other = ClientId::new("other".to_owned());
+        let one = vec![Audience::new(CLIENT.to_owned())];
+        let two = vec![
+            Audience::new(CLIENT.to_owned()),
+            Audience::new("trusted".to_owned()),
+        ];
+        assert!(check_azp(&one, None, &us).is_ok());
+        assert!(check_azp(&one, Some(&us), &us).is_ok());
+        assert_eq!(
+            check_azp(&one, Some(&other), &us).unwrap_err().reason(),
+            "azp_mismatch"
+        );
+        assert_eq!(
+            check_azp(&two, None, &us).unwrap_err().reason(),
+            "azp_mismatch"
+        );
+        assert!(check_azp(&two, Some(&us), &us).is_ok());
+        assert!(check_azp(&two, Some(&other), &us).is_err());
+
+        // And wired into verification.
+        let now = now();
+        let a = key(KEY_A, Some("a"));
+        let token = sign(claims(now).set_authorized_party(Some(other)), &a);
+        assert_eq!(reason(verify_at(&token, &jwks(&[&a]), now)), "azp_mismatch");
+        let token = sign(claims(now).set_authorized_party(Some(us)), &a);
+        verify_at(&token, &jwks(&[&a]), now).expect("azp = us");
+    }
+
+    #[test]
+    fn iat_window() {
+        let now = now();
+        assert!(check_iat(now, now).is_ok());
+        assert!(check_iat(now + TimeDelta::seconds(60), now).is_ok());
+        assert!(check_iat(now + TimeDelta::seconds(61), now).is_err());
+        assert!(check_iat(now - TimeDelta::seconds(600), now).is_ok());
+        assert!(check_iat(now - TimeDelta::seconds(601), now).is_err());
+
+        // Through the verifier, with its clock pinned to `now`.
+        let a = key(KEY_A, Some("a"));
+        let keys = jwks(&[&a]);
+        let with_iat = |iat: DateTime<Utc>| {
+            let c = claims(now)
+                .set_issue_time(iat)
+                .set_expiration(now + TimeDelta::minutes(30));
+            verify_at(&sign(c, &a), &keys, now)
+        };
+        assert_eq!(
+            reason(with_iat(now + TimeDelta::seconds(120))),
+            "iat_out_of_range"
+        );
+        assert_eq!(
+            reason(with_iat(now - TimeDelta::minutes(11))),
+            "iat_out_of_range"
+        );
+        with_iat(now + TimeDelta::seconds(30)).expect("small skew is fine");
+        with_iat(now - TimeDelta::minutes(9)).expect("nine minutes old is fine");
+    }
+
+    #[test]
+    fn exp_rules() {
+        let now = now();
+        let a = key(KEY_A, Some("a"));
+        let keys = jwks(&[&a]);
+        let with_exp = |exp: DateTime<Utc>| {
+            let c = claims(now)
+                .set_issue_time(now - TimeDelta::seconds(30))
+                .set_expiration(exp);
+            verify_at(&sign(c, &a), &keys, now)
+        };
+        assert_eq!(
+            reason(with_exp(now - TimeDelta::seconds(1))),
+            "id_token_expired"
+        );
+        with_exp(now + TimeDelta::seconds(30)).expect("boundary: 30 s left");
+        // The same token, verified later, has expired.
+        let token = sign(claims(now), &a);
+        let later = now + TimeDelta::minutes(10) + TimeDelta::seconds(1);
+        assert_eq!(reason(verify_at(&token, &keys, later)), "id_token_expired");
+    }
+
+    #[test]
+    fn nonce_must_match() {
+        let now = now();
+        let a = key(KEY_A, Some("a"));
+        let keys = jwks(&[&a]);
+        let c = claims(now).set_nonce(Some(Nonce::new("someone-elses".to_owned())));
+        assert_eq!(
+            reason(verify_at(&sign(c, &a), &keys, now)),
+            "nonce_mismatch"
+        );
+        let c = claims(now).set_nonce(None);
+        assert_eq!(
+            reason(verify_at(&sign(c, &a), &keys, now)),
+            "nonce_mismatch"
+        );
+    }
+
+    #[test]
+    fn at_hash_is_checked_when_present() {
+        let now = now();
+        let a = key(KEY_A, Some("a"));
+        let keys = jwks(&[&a]);
+        let nonce = Nonce::new(NONCE.to_owned());
+        let real = AccessToken::new("real-access-token".to_owned());
+        let other = AccessToken::new("other-access-token".to_owned());
+        let token = IdToken::new(
+            claims(now),
+            &a,
+            CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
+            Some(&real),
+            None,
+        )
+        .unwrap();
+        let checks = |at| Checks {
+            nonce: &nonce,
+            access_token: Some(at),
+            max_age: None,
+            now,
+        };
+        verify(&token, &keys, &checks(&real)).expect("matching at_hash");
+        assert_eq!(
+            reason(verify(&token, &keys, &checks(&other))),
+            "at_hash_mismatch"
+        );
+    }
+
+    #[test]
+    fn max_age_requires_recent_auth_time() {
+        let now = now();
+        let a = key(KEY_A, Some("a"));
+        let keys = jwks(&[&a]);
+        let nonce = Nonce::new(NONCE.to_owned());
+        let checks = Checks {
+            nonce: &nonce,
+            access_token: None,
+            max_age: Some(Duration::from_secs(300)),
+            now,
+        };
+        verify(&sign(claims(now), &a), &keys, &checks).expect("auth 5 s ago");
+        let old = claims(now).set_auth_time(Some(now - TimeDelta::minutes(30)));
+        assert_eq!(
+            reason(verify(&sign(old, &a), &keys, &checks)),
+            "auth_time_too_old"
+        );
+        let none = claims(now).set_auth_time(None);
+        assert_eq!(
+            reason(verify(&sign(none, &a), &keys, &checks)),
+            "auth_time_too_old"
+        );
+    }
+
+    #[test]
+    fn groups_claim_shapes() {
+        let parse = |v: serde_json::Value| serde_json::from_value::<GroupsClaim>(v).unwrap().groups;
+        assert_eq!(parse(serde_json::json!({})), Vec::<String>::new());
+        assert_eq!(
+            parse(serde_json::json!({"groups": null})),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            parse(serde_json::json!({"groups": "a"})),
+            vec!["a".to_owned()]
+        );
+        assert_eq!(
+            parse(serde_json::json!({"groups": ["a", "b"]})),
+            vec!["a".to_owned(), "b".to_owned()]
+        );
+        assert!(serde_json::from_value::<GroupsClaim>(serde_json::json!({"groups": 5})).is_err());
+    }
+
+    // ---- pending login, state, errors -----------------------------------------------------
+
+    fn pending(created_at: DateTime<Utc>) -> PendingLogin {
+        PendingLogin {
+            state: CsrfToken::new("state-value-123".to_owned()),
+            nonce: Nonce::new("nonce-value-456".to_owned()),
+            pkce_verifier: PkceCodeVerifier::new("verifier-value-789".to_owned()),
+            created_at,
+            max_age_secs: None,
+        }
+    }
+
+    #[test]
+    fn pending_login_debug_redacts_and_serde_round_trips() {
+        let p = pending(now());
+        let debug = format!("{p:?}");
+        for secret in ["state-value-123", "nonce-value-456", "verifier-value-789"] {
+            assert!(!debug.contains(secret), "{debug}");
+        }
+        let json = serde_json::to_string(&p).unwrap();
+        let back: PendingLogin = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.state(), "state-value-123");
+        assert_eq!(back.nonce.secret(), "nonce-value-456");
+        assert_eq!(back.pkce_verifier.secret(), "verifier-value-789");
+        assert_eq!(back.created_at(), p.created_at());
+    }
+
+    #[test]
+    fn pending_login_expires_after_ten_minutes() {
+        let now = now();
+        assert!(!pending(now - TimeDelta::minutes(9)).is_expired(now));
+        assert!(pending(now - TimeDelta::minutes(11)).is_expired(now));
+        assert!(pending(now + TimeDelta::minutes(5)).is_expired(now));
+    }
+
+    #[test]
+    fn state_comparison() {
+        assert!(state_matches("abc", "abc"));
+        assert!(!state_matches("abc", "abd"));
+        assert!(!state_matches("abc", "abcd"));
+        assert!(!state_matches("abc", ""));
+        assert!(
+            !state_matches("", ""),
+            "an empty stored state never matches"
+        );
+        assert!(pending(now()).state_matches("state-value-123"));
+    }
+
+    #[test]
+    fn reasons_are_distinct_snake_case_codes() {
+        let all = [
+            LoginError::InvalidSettings("x"),
+            LoginError::IdpUnreachable,
+            LoginError::DiscoveryFailed("x".into()),
+            LoginError::IssuerMismatch {
+                configured: "a".into(),
+                reported: "b".into(),
+            },
+            LoginError::InsecureEndpoint("x"),
+            LoginError::LoginExpired,
+            LoginError::TokenExchangeFailed("x".into()),
+            LoginError::IdTokenMissing,
+            LoginError::AlgorithmNotAllowed,
+            LoginError::SignatureInvalid,
+            LoginError::UnknownSigningKey,
+            LoginError::TokenIssuerMismatch,
+            LoginError::AudienceMismatch,
+            LoginError::AzpMismatch,
+            LoginError::TokenExpired,
+            LoginError::IssuedAtOutOfRange,
+            LoginError::NonceMismatch,
+            LoginError::SubjectInvalid,
+            LoginError::AccessTokenHashMismatch,
+            LoginError::AuthTimeTooOld,
+            LoginError::IdTokenInvalid("x"),
+        ];
+        let mut seen = std::collections::HashSet::new();
+        for e in &all {
+            let r = e.reason();
+            assert!(seen.insert(r), "duplicate reason {r}");
+            assert!(r.chars().all(|c| c.is_ascii_lowercase() || c == '_'), "{r}");
+        }
+    }
+
+    #[test]
+    fn transport_rules() {
+        let ok = |u: &str| check_transport(&url::Url::parse(u).unwrap(), "x").is_ok();
+        assert!(ok("https://idp.example.com"));
+        assert!(ok("http://127.0.0.1:8080"));
+        assert!(ok("http://localhost:8080"));
+        assert!(ok("http://[::1]:8080"));
+        assert!(!ok("http://idp.example.com"));
+        assert!(!ok("http://10.0.0.1"));
+        assert!(!ok("ftp://idp.example.com"));
+    }
+
+    // ---- key rotation with a fake IdP (A12) ----------------------------------------------
+
+    /// A tiny HTTP server that serves a discovery document and a swappable JWKS, counting JWKS
+    /// fetches.
+    struct FakeIdp {
+        issuer: String,
+        jwks: Arc<std::sync::Mutex<String>>,
+        jwks_hits: Arc<AtomicUsize>,
+    }
+
+    async fn fake_idp(initial_jwks: &CoreJsonWebKeySet) -> FakeIdp {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let issuer = format!("http://{}", listener.local_addr().unwrap());
+        let discovery = serde_json::json!({
+            "issuer": issuer,
+            "authorization_endpoint": format!("{issuer}/auth"),
+            "token_endpoint": format!("{issuer}/token"),
+            "jwks_uri": format!("{issuer}/jwks"),
+            "response_types_supported": ["code"],
+            "subject_types_supported": ["public"],
+            // A hostile IdP advertising HS256 and none: must not widen what we accept.
+            "id_token_signing_alg_values_supported": ["RS256", "HS256", "none"],
+        })
+        .to_string();
+        let jwks = Arc::new(std::sync::Mutex::new(
+            serde_json::to_string(initial_jwks).unwrap(),
+        ));
+        let jwks_hits = Arc::new(AtomicUsize::new(0));
+        let (jwks2, hits2) = (jwks.clone(), jwks_hits.clone());
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut sock, _)) = listener.accept().await else {
+                    return;
+                };
+                let mut buf = vec![0u8; 8192];
+                let mut n = 0;
+                while !buf[..n].windows(4).any(|w| w == b"\r\n\r\n") && n < buf.len() {
+                    match sock.read(&mut buf[n..]).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(m) => n += m,
+                    }
+                }
+                let request = String::from_utf8_lossy(&buf[..n]);
+                let path = request.split_whitespace().nth(1).unwrap_or("").to_owned();
+                let (status, body) = match path.as_str() {
+                    "/.well-known/openid-configuration" => ("200 OK", discovery.clone()),
+                    "/jwks" => {
+                        hits2.fetch_add(1, Ordering::SeqCst);
+                        ("200 OK", jwks2.lock().unwrap().clone())
+                    }
+                    _ => ("404 Not Found", "{}".to_owned()),
+                };
+                let response = format!(
+                    "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = sock.write_all(response.as_bytes()).await;
+                let _ = sock.shutdown().await;
+            }
+        });
+        FakeIdp {
+            issuer,
+            jwks,
+            jwks_hits,
+        }
+    }
+
+    #[tokio::test]
+    async fn unknown_kid_refetches_jwks_once_per_cooldown() {
+        let a = key(KEY_A, Some("a"));
+        let b = key(KEY_B, Some("b"));
+        let idp = fake_idp(&jwks(&[&a])).await;
+        let oidc = OidcClient::discover(OidcSettings {
+            issuer_url: idp.issuer.clone(),
+            client_id: CLIENT.to_owned(),
+            client_secret: ClientSecret::new("s".to_owned()),
+            redirect_url: "http://127.0.0.1:1/auth/callback".to_owned(),
+        })
+        .await
+        .expect("discovery against the fake IdP");
+        assert_eq!(
+            idp.jwks_hits.load(Ordering::SeqCst),
+            1,
+            "discovery fetches JWKS"
+        );
+
+        // The IdP rotates to key b.
+        *idp.jwks.lock().unwrap() = serde_json::to_string(&jwks(&[&a, &b])).unwrap();
+        let now = now();
+        let mut c = claims(now);
+        c = c.set_issuer(IssuerUrl::new(idp.issuer.clone()).unwrap());
+        let token = sign(c.clone(), &b);
+        let nonce = Nonce::new(NONCE.to_owned());
+        let checks = Checks {
+            nonce: &nonce,
+            access_token: None,
+            max_age: None,
+            now,
+        };
+        let id = oidc
+            .verify_with_key_refresh(&token, &checks)
+            .await
+            .expect("rotated key found after one refetch");
+        assert_eq!(id.subject, "sub-alice");
+        assert_eq!(idp.jwks_hits.load(Ordering::SeqCst), 2);
+
+        // Known key now: no further fetch.
+        oidc.verify_with_key_refresh(&token, &checks)
+            .await
+            .expect("cached");
+        assert_eq!(idp.jwks_hits.load(Ordering::SeqCst), 2);
+
+        // A flood of tokens with random kids inside the cool-down: no refetch amplification.
+        for i in 0..50 {
+            let rogue = key(KEY_B, Some(&format!("rogue-{i}")));
+            let err = oidc
+                .verify_with_key_refresh(&sign(c.clone(), &rogue), &checks)
+                .await
+                .expect_err("unknown kid");
+            assert_eq!(err.reason(), "unknown_signing_key");
+        }
+        assert_eq!(idp.jwks_hits.load(Ordering::SeqCst), 2);
+
+        // HS256 stays refused although this IdP advertises it.
+        let header = serde_json::json!({"alg": "HS256"});
+        let mut body = payload(now);
+        body["iss"] = serde_json::Value::String(idp.issuer.clone());
+        let input = format!(
+            "{}.{}",
+            b64(header.to_string().as_bytes()),
+            b64(body.to_string().as_bytes())
+        );
+        let sig = hmac_sha256(b"s", input.as_bytes());
+        let hs: RpIdToken = raw_token(header, &body, &sig).parse().unwrap();
+        let err = oidc
+            .verify_with_key_refresh(&hs, &checks)
+            .await
+            .unwrap_err();
+        assert_eq!(err.reason(), "alg_not_allowed");
+    }
+
+    fn fake_settings(issuer: &str) -> OidcSettings {
+        OidcSettings {
+            issuer_url: issuer.to_owned(),
+            client_id: CLIENT.to_owned(),
+            client_secret: ClientSecret::new("s".to_owned()),
+            redirect_url: "http://127.0.0.1:1/auth/callback".to_owned(),
+        }
+    }
+
+    #[tokio::test]
+    async fn discovery_reports_the_mismatching_issuer_and_fetches_no_keys() {
+        let a = key(KEY_A, Some("a"));
+        let idp = fake_idp(&jwks(&[&a])).await;
+        let configured = format!("{}/", idp.issuer);
+        let err = OidcClient::discover(fake_settings(&configured))
+            .await
+            .unwrap_err();
+        assert_eq!(err.reason(), "issuer_mismatch");
+        match &err {
+            LoginError::IssuerMismatch {
+                configured: c,
+                reported,
+            } => {
+                assert_eq!(c, &configured);
+                assert_eq!(reported, &idp.issuer);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(idp.jwks_hits.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test]
+    async fn an_expired_pending_login_is_refused_before_any_exchange() {
+        let a = key(KEY_A, Some("a"));
+        let idp = fake_idp(&jwks(&[&a])).await;
+        let oidc = OidcClient::discover(fake_settings(&idp.issuer))
+            .await
+            .unwrap();
+        let old = pending(Utc::now() - TimeDelta::minutes(11));
+        let err = oidc.finish("some-code", old).await.unwrap_err();
+        assert_eq!(err.reason(), "login_expired");
+    }
+
+    #[tokio::test]
+    async fn begin_produces_pkce_s256_and_fresh_secrets() {
+        let a = key(KEY_A, Some("a"));
+        let idp = fake_idp(&jwks(&[&a])).await;
+        let oidc = OidcClient::discover(OidcSettings {
+            issuer_url: idp.issuer.clone(),
+            client_id: CLIENT.to_owned(),
+            client_secret: ClientSecret::new("s".to_owned()),
+            redirect_url: "http://127.0.0.1:1/auth/callback".to_owned(),
+        })
+        .await
+        .unwrap();
+        let (url, p1) = oidc.begin();
+        let (_, p2) = oidc.begin();
+        let q: std::collections::HashMap<_, _> = url.query_pairs().into_owned().collect();
+        assert_eq!(q["response_type"], "code");
+        assert_eq!(q["code_challenge_method"], "S256");
+        assert_eq!(q["state"], p1.state());
+        // S256 of our verifier.
+        let expected = b64(&Sha256::digest(p1.pkce_verifier.secret().as_bytes()));
+        assert_eq!(q["code_challenge"], expected);
+        assert_eq!(q["nonce"], *p1.nonce.secret());
+        assert!(p1.state().len() >= 43 && p1.nonce.secret().len() >= 43);
+        assert_ne!(p1.state(), p2.state());
+        assert_ne!(p1.nonce.secret(), p2.nonce.secret());
+        assert_ne!(p1.pkce_verifier.secret(), p2.pkce_verifier.secret());
+        assert!(oidc.callback_issuer_matches(None));
+        assert!(oidc.callback_issuer_matches(Some(&idp.issuer)));
+        assert!(!oidc.callback_issuer_matches(Some("https://evil.example")));
+    }
+}

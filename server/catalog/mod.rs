@@ -1,0 +1,231 @@
+//! The blueprint catalog: pre-approved, versioned CloudFormation blueprints that teams request
+//! environments from.
+//!
+//! A blueprint is a folder under `cloudformation/` holding a manifest (`blueprint.toml`: identity,
+//! description, parameters) and a minijinja template (`template.json.j2`) that renders a literal
+//! CloudFormation JSON template. [`Catalog::load`] reads and compiles every blueprint at start-up;
+//! [`Blueprint::validate`] turns form input into typed parameters with one clear message per bad
+//! field; [`Blueprint::render`] produces the exact template an approver reviews, with a digest.
+//! [`policy::PolicyEngine`] checks rendered templates against the project's cfn-guard rules.
+
+pub mod cidr;
+pub mod manifest;
+pub mod param;
+mod pattern;
+pub mod policy;
+pub mod render;
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+
+use anyhow::{Context, bail};
+use sha2::{Digest, Sha256};
+
+pub use param::{ParamKind, ParamSpec};
+pub use policy::{PolicyEngine, PolicyReport, RuleResult};
+pub use render::{RenderContext, Rendered};
+
+use crate::accounts::EnvClass;
+
+/// A problem with one field of a request, worded for the person filling in the form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    /// The parameter (or context field such as `name`) the message belongs next to.
+    pub field: String,
+    /// What is wrong and what to do about it.
+    pub message: String,
+}
+
+impl FieldError {
+    /// A message for one field.
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> FieldError {
+        FieldError {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for FieldError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.field, self.message)
+    }
+}
+
+/// One blueprint version: its manifest, compiled template and digest.
+#[derive(Debug, Clone)]
+pub struct Blueprint {
+    /// URL-safe identifier, also the folder name (e.g. `network`).
+    pub slug: String,
+    /// Display name.
+    pub name: String,
+    /// Semantic version, `MAJOR.MINOR.PATCH`.
+    pub version: String,
+    /// One-line summary for the catalog list.
+    pub summary: String,
+    /// Longer description for the blueprint's page.
+    pub description: String,
+    /// Parameters in form order.
+    pub parameters: Vec<ParamSpec>,
+    /// SHA-256 (hex) of the manifest bytes followed by the template bytes.
+    pub digest: String,
+    env: minijinja::Environment<'static>,
+}
+
+impl Blueprint {
+    /// Loads one blueprint folder: `blueprint.toml` and `template.json.j2`.
+    pub fn load(dir: &Path) -> anyhow::Result<Blueprint> {
+        let manifest_path = dir.join("blueprint.toml");
+        let template_path = dir.join(render::TEMPLATE_NAME);
+        let manifest_text = std::fs::read_to_string(&manifest_path)
+            .with_context(|| format!("reading {}", manifest_path.display()))?;
+        let template_text = std::fs::read_to_string(&template_path)
+            .with_context(|| format!("reading {}", template_path.display()))?;
+        Self::from_parts(&manifest_text, template_text)
+            .with_context(|| format!("blueprint in {}", dir.display()))
+    }
+
+    /// Builds a blueprint from manifest and template text (used by `load` and by tests).
+    pub fn from_parts(manifest_text: &str, template_text: String) -> anyhow::Result<Blueprint> {
+        let mut hasher = Sha256::new();
+        hasher.update(manifest_text.as_bytes());
+        hasher.update(template_text.as_bytes());
+        let digest = hex::encode(hasher.finalize());
+        let m = manifest::Manifest::parse(manifest_text).context("blueprint.toml")?;
+        let env = render::environment(template_text)
+            .map_err(|e| anyhow::anyhow!("{e:#}"))
+            .context(render::TEMPLATE_NAME)?;
+        Ok(Blueprint {
+            slug: m.slug,
+            name: m.name,
+            version: m.version,
+            summary: m.summary,
+            description: m.description,
+            parameters: m.parameters,
+            digest,
+            env,
+        })
+    }
+
+    /// The parameter called `name`, if the blueprint has one.
+    pub fn param(&self, name: &str) -> Option<&ParamSpec> {
+        self.parameters.iter().find(|p| p.name == name)
+    }
+
+    /// Checks form input for an environment class. Missing or blank values take the class's
+    /// default; unknown names are errors. Returns the typed values, or one error per bad field.
+    pub fn validate(
+        &self,
+        env: EnvClass,
+        raw: &BTreeMap<String, String>,
+    ) -> Result<BTreeMap<String, serde_json::Value>, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        for key in raw.keys().filter(|k| self.param(k).is_none()) {
+            let known: Vec<&str> = self.parameters.iter().map(|p| p.name.as_str()).collect();
+            errors.push(FieldError::new(
+                key.as_str(),
+                format!(
+                    "'{key}' is not a parameter of {}: remove it (this blueprint takes {})",
+                    self.slug,
+                    known.join(", ")
+                ),
+            ));
+        }
+        let mut values = BTreeMap::new();
+        for p in &self.parameters {
+            let given = raw.get(&p.name).filter(|v| !v.trim().is_empty()).cloned();
+            let Some(value) = given.or_else(|| p.default_for(env)) else {
+                errors.push(FieldError::new(
+                    p.name.as_str(),
+                    format!("{} is required: enter a value", p.label),
+                ));
+                continue;
+            };
+            match p.check(&value) {
+                Ok(v) => {
+                    values.insert(p.name.clone(), v);
+                }
+                Err(message) => errors.push(FieldError::new(p.name.as_str(), message)),
+            }
+        }
+        if errors.is_empty() {
+            Ok(values)
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// Validates the context and the input, then renders the template.
+    pub fn render(
+        &self,
+        ctx: &RenderContext,
+        raw: &BTreeMap<String, String>,
+    ) -> Result<Rendered, Vec<FieldError>> {
+        let mut errors = render::check_context(ctx);
+        let params = match self.validate(ctx.env_class, raw) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                errors.extend(e);
+                None
+            }
+        };
+        match params {
+            Some(params) if errors.is_empty() => {
+                render::render(&self.env, (&self.slug, &self.version), ctx, params)
+            }
+            _ => Err(errors),
+        }
+    }
+}
+
+/// All blueprints found under a directory, sorted by slug.
+#[derive(Debug, Clone, Default)]
+pub struct Catalog {
+    blueprints: Vec<Blueprint>,
+}
+
+impl Catalog {
+    /// Loads every subfolder of `dir` that holds a `blueprint.toml`. Any bad manifest or template
+    /// is an error, so problems show at start-up.
+    pub fn load(dir: &Path) -> anyhow::Result<Catalog> {
+        let entries =
+            std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))?;
+        let mut blueprints: Vec<Blueprint> = Vec::new();
+        for entry in entries {
+            let path = entry
+                .with_context(|| format!("reading {}", dir.display()))?
+                .path();
+            if !path.join("blueprint.toml").is_file() {
+                continue;
+            }
+            let bp = Blueprint::load(&path)?;
+            let folder = path
+                .file_name()
+                .and_then(|f| f.to_str())
+                .unwrap_or_default();
+            if bp.slug != folder {
+                bail!(
+                    "{}: slug '{}' must equal the folder name",
+                    path.display(),
+                    bp.slug
+                );
+            }
+            blueprints.push(bp);
+        }
+        blueprints.sort_by(|a, b| a.slug.cmp(&b.slug));
+        Ok(Catalog { blueprints })
+    }
+
+    /// The blueprint with this slug.
+    pub fn get(&self, slug: &str) -> Option<&Blueprint> {
+        self.blueprints.iter().find(|b| b.slug == slug)
+    }
+
+    /// All blueprints, sorted by slug.
+    pub fn list(&self) -> &[Blueprint] {
+        &self.blueprints
+    }
+}

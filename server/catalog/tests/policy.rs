@@ -1,0 +1,116 @@
+//! The guard rules on rendered and mutated templates.
+
+use serde_json::{Value, json};
+
+use super::{engine, render};
+use crate::accounts::EnvClass;
+
+#[test]
+fn policy_passes_on_every_rendered_template() {
+    let names: Vec<&str> = engine().rule_names().collect();
+    assert!(
+        names.contains(&"restricted_tier_has_no_internet_route"),
+        "{names:?}"
+    );
+    assert!(names.len() >= 7, "{names:?}");
+    for env in [EnvClass::Dev, EnvClass::Test, EnvClass::Prod] {
+        for azs in ["2", "3"] {
+            let report = engine().check(&render(env, &[("az_count", azs)]).body);
+            assert!(report.passed, "{env} {azs}: {report:?}");
+            assert_eq!(report.results.len(), names.len());
+        }
+    }
+}
+
+fn failing_rules(template: &Value) -> Vec<(String, Vec<String>)> {
+    let report = engine().check(&template.to_string());
+    assert_eq!(report.passed, report.results.iter().all(|r| r.passed));
+    report
+        .results
+        .into_iter()
+        .filter(|r| !r.passed)
+        .map(|r| (r.rule, r.messages))
+        .collect()
+}
+
+#[test]
+fn policy_fails_with_the_right_rule_on_mutated_templates() {
+    let base = render(EnvClass::Dev, &[]).template;
+    let cases: Vec<(&str, Value)> = vec![
+        ("vpc_flow_logs_enabled", json!({"FlowLog": null})),
+        (
+            "kms_keys_rotate",
+            json!({"FlowLogKey": {"Type": "AWS::KMS::Key", "Properties": {"EnableKeyRotation": false, "Tags": base["Resources"]["FlowLogKey"]["Properties"]["Tags"]}}}),
+        ),
+        (
+            "restricted_tier_has_no_internet_route",
+            json!({"Bad": {"Type": "AWS::EC2::Route", "Properties": {"RouteTableId": {"Ref": "RestrictedRouteTable"}, "DestinationCidrBlock": "0.0.0.0/0", "GatewayId": {"Ref": "InternetGateway"}}}}),
+        ),
+        (
+            "no_admin_ports_from_anywhere",
+            json!({"Ssh": {"Type": "AWS::EC2::SecurityGroupIngress", "Properties": {"GroupId": "sg-1", "IpProtocol": "tcp", "FromPort": 20, "ToPort": 25, "CidrIp": "0.0.0.0/0"}}}),
+        ),
+        (
+            "s3_buckets_encrypted",
+            json!({"Logs": {"Type": "AWS::S3::Bucket", "Properties": {"PublicAccessBlockConfiguration": {"BlockPublicAcls": true, "BlockPublicPolicy": true, "IgnorePublicAcls": true, "RestrictPublicBuckets": true}, "Tags": [{"Key": "Name", "Value": "x"}, {"Key": "stackgate:env-class", "Value": "dev"}]}}}),
+        ),
+        (
+            "resources_tagged",
+            json!({"Vpc": {"Type": "AWS::EC2::VPC", "Properties": {"CidrBlock": "10.10.0.0/16"}}}),
+        ),
+    ];
+    for (rule, patch) in cases {
+        let mut t = base.clone();
+        for (id, res) in patch.as_object().into_iter().flatten() {
+            match (res.is_null(), t["Resources"].as_object_mut()) {
+                (true, Some(m)) => drop(m.remove(id)),
+                (false, Some(m)) => drop(m.insert(id.clone(), res.clone())),
+                _ => panic!("no Resources"),
+            }
+        }
+        let failed = failing_rules(&t);
+        assert_eq!(failed.len(), 1, "{rule}: {failed:?}");
+        assert_eq!(failed[0].0, rule);
+        assert!(!failed[0].1.is_empty(), "{rule} has no message");
+    }
+    let mut t = base.clone();
+    t["Resources"]["FlowLogGroup"]["Properties"]["KmsKeyId"] = Value::Null;
+    if let Some(p) = t["Resources"]["FlowLogGroup"]["Properties"].as_object_mut() {
+        p.remove("KmsKeyId");
+    }
+    let failed = failing_rules(&t);
+    assert_eq!(failed.len(), 1);
+    assert!(
+        failed[0].1[0].starts_with("CloudWatch log group is not KMS-encrypted"),
+        "{failed:?}"
+    );
+    assert!(
+        failed[0].1[0].ends_with("(at /Resources/FlowLogGroup/Properties)"),
+        "{failed:?}"
+    );
+}
+
+#[test]
+fn an_unparseable_template_fails_the_policy_as_a_whole() {
+    let report = engine().check("{ not json");
+    assert!(!report.passed);
+    assert_eq!(report.results.len(), 1);
+    assert_eq!(report.results[0].rule, "cfn-guard");
+}
+
+#[test]
+fn broken_or_empty_rule_files_are_refused_at_load() {
+    let load = |text: &str| {
+        crate::catalog::PolicyEngine::from_rules(vec![("x.guard".into(), text.into())])
+            .map(|_| ())
+            .map_err(|e| format!("{e:#}"))
+    };
+    let broken = load("rule broken { Resources.*[ Type == ");
+    assert!(
+        broken.as_ref().is_err_and(|e| e.contains("x.guard")),
+        "{broken:?}"
+    );
+    let empty = crate::catalog::PolicyEngine::from_rules(vec![]).map(|_| ());
+    assert!(empty.is_err());
+    assert_eq!(load("rule ok { Resources exists }"), Ok(()));
+}

@@ -1,0 +1,337 @@
+//! One typed configuration, loaded once at start from an optional TOML file (`STACKGATE_CONFIG`)
+//! and `STACKGATE_*` environment variables (which win). Every setting is listed in the README.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use crate::accounts::EnvClass;
+
+/// A value that must never be printed: `Debug` and `Display` show `[redacted]`.
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(v: impl Into<String>) -> Self {
+        Secret(v.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// A target account as written in the config file's `[[accounts]]` tables.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountSeed {
+    pub id: String,
+    pub name: String,
+    pub env_class: EnvClass,
+    pub deploy_role_arn: String,
+    pub regions: Vec<String>,
+    #[serde(default)]
+    pub teams: Vec<String>,
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `STACKGATE_LISTEN`: address to listen on.
+    pub listen: SocketAddr,
+    /// `STACKGATE_DATABASE_URL`: `sqlite://…` (default) or `postgres://…`.
+    pub database_url: String,
+    /// `STACKGATE_PUBLIC_URL`: the URL users reach the portal at (callback URL, cookie security).
+    pub public_url: url::Url,
+    /// `STACKGATE_OIDC_ISSUER`, `STACKGATE_OIDC_CLIENT_ID`, `STACKGATE_OIDC_CLIENT_SECRET`.
+    pub oidc_issuer: String,
+    pub oidc_client_id: String,
+    pub oidc_client_secret: Secret,
+    /// `STACKGATE_AWS_ENDPOINT_URL`: unset means real AWS.
+    pub aws_endpoint_url: Option<String>,
+    /// `STACKGATE_AWS_REGION`: region for the portal's own STS calls.
+    pub aws_region: String,
+    /// `STACKGATE_CATALOG_DIR`: blueprints (each a folder with blueprint.toml).
+    pub catalog_dir: PathBuf,
+    /// `STACKGATE_RULES_DIR`: cfn-guard policy rules.
+    pub rules_dir: PathBuf,
+    /// `STACKGATE_STATIC_DIR` and `STACKGATE_HTMX_PATH`.
+    pub static_dir: PathBuf,
+    pub htmx_path: PathBuf,
+    /// `STACKGATE_SESSION_IDLE_MINUTES`, `STACKGATE_SESSION_ABSOLUTE_HOURS`.
+    pub session_idle_minutes: i64,
+    pub session_absolute_hours: i64,
+    /// `STACKGATE_WORKER`: run the deployment worker in this process.
+    pub worker_enabled: bool,
+    /// `STACKGATE_WORKER_POLL_MS`: how often an idle worker looks for work.
+    pub worker_poll_ms: u64,
+    /// `STACKGATE_LEASE_SECONDS`: how long a claimed job is held before another worker may take it.
+    pub lease_seconds: i64,
+    /// `STACKGATE_ADMIN_GROUPS`, `STACKGATE_AUDITOR_GROUPS`, `STACKGATE_GLOBAL_APPROVER_GROUPS`
+    /// (comma-separated IdP groups). Team groups are `<team>-requesters` and `<team>-approvers`.
+    pub admin_groups: Vec<String>,
+    pub auditor_groups: Vec<String>,
+    pub global_approver_groups: Vec<String>,
+    /// `STACKGATE_APPROVALS_DEV` / `_TEST` / `_PROD`: distinct approvals a request needs.
+    pub approvals_required: BTreeMap<EnvClass, u32>,
+    /// `[[accounts]]` in the config file: the account registry, upserted at start.
+    pub accounts: Vec<AccountSeed>,
+    /// `STACKGATE_LOG_FORMAT`: `json` (default) or `pretty`.
+    pub log_json: bool,
+}
+
+/// The config file: the same settings in snake_case, plus `[[accounts]]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<String>,
+    database_url: Option<String>,
+    public_url: Option<String>,
+    oidc_issuer: Option<String>,
+    oidc_client_id: Option<String>,
+    oidc_client_secret: Option<String>,
+    aws_endpoint_url: Option<String>,
+    aws_region: Option<String>,
+    catalog_dir: Option<String>,
+    rules_dir: Option<String>,
+    static_dir: Option<String>,
+    htmx_path: Option<String>,
+    session_idle_minutes: Option<String>,
+    session_absolute_hours: Option<String>,
+    worker: Option<String>,
+    worker_poll_ms: Option<String>,
+    lease_seconds: Option<String>,
+    admin_groups: Option<String>,
+    auditor_groups: Option<String>,
+    global_approver_groups: Option<String>,
+    approvals_dev: Option<String>,
+    approvals_test: Option<String>,
+    approvals_prod: Option<String>,
+    log_format: Option<String>,
+    #[serde(default)]
+    accounts: Vec<AccountSeed>,
+}
+
+/// A configuration error names the setting and says what is wrong.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration: {setting}: {message}")]
+pub struct ConfigError {
+    pub setting: String,
+    pub message: String,
+}
+
+fn err(setting: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError {
+        setting: setting.to_string(),
+        message: message.into(),
+    }
+}
+
+impl Config {
+    /// Loads from the process environment (and the file `STACKGATE_CONFIG` names, if any).
+    pub fn from_env() -> Result<Config, ConfigError> {
+        let vars: BTreeMap<String, String> = std::env::vars()
+            .filter(|(k, _)| k.starts_with("STACKGATE_"))
+            .collect();
+        Self::from_vars(&vars)
+    }
+
+    /// Loads from the given `STACKGATE_*` variables (tests pass their own).
+    pub fn from_vars(vars: &BTreeMap<String, String>) -> Result<Config, ConfigError> {
+        let file = match vars.get("STACKGATE_CONFIG") {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| err("STACKGATE_CONFIG", format!("cannot read {path}: {e}")))?;
+                toml::from_str::<FileConfig>(&text)
+                    .map_err(|e| err("STACKGATE_CONFIG", format!("{path}: {e}")))?
+            }
+            None => FileConfig::default(),
+        };
+        let pick = |name: &str, from_file: &Option<String>| -> Option<String> {
+            vars.get(&format!("STACKGATE_{name}"))
+                .cloned()
+                .or_else(|| from_file.clone())
+                .filter(|v| !v.trim().is_empty())
+        };
+        let listen_raw =
+            pick("LISTEN", &file.listen).unwrap_or_else(|| "127.0.0.1:8080".to_string());
+        let listen: SocketAddr = listen_raw.parse().map_err(|_| {
+            err(
+                "STACKGATE_LISTEN",
+                format!("'{listen_raw}' is not host:port"),
+            )
+        })?;
+        let public_raw =
+            pick("PUBLIC_URL", &file.public_url).unwrap_or_else(|| format!("http://{listen}"));
+        let public_url = url::Url::parse(&public_raw)
+            .map_err(|e| err("STACKGATE_PUBLIC_URL", format!("'{public_raw}': {e}")))?;
+        let require = |name: &str, v: &Option<String>| {
+            pick(name, v).ok_or_else(|| {
+                err(
+                    &format!("STACKGATE_{name}"),
+                    "is required (see README, Configuration)",
+                )
+            })
+        };
+        let number = |name: &str, v: &Option<String>, default: i64| -> Result<i64, ConfigError> {
+            match pick(name, v) {
+                None => Ok(default),
+                Some(s) => s
+                    .parse::<i64>()
+                    .ok()
+                    .filter(|n| *n >= 0)
+                    .ok_or_else(|| {
+                        err(&format!("STACKGATE_{name}"), format!("'{s}' is not a whole number"))
+                    }),
+            }
+        };
+        let list = |name: &str, v: &Option<String>, default: &str| -> Vec<String> {
+            pick(name, v)
+                .unwrap_or_else(|| default.to_string())
+                .split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect()
+        };
+        let mut approvals_required = BTreeMap::new();
+        approvals_required.insert(EnvClass::Dev, number("APPROVALS_DEV", &file.approvals_dev, 1)?);
+        approvals_required.insert(EnvClass::Test, number("APPROVALS_TEST", &file.approvals_test, 1)?);
+        approvals_required.insert(EnvClass::Prod, number("APPROVALS_PROD", &file.approvals_prod, 2)?);
+        let approvals_required = approvals_required
+            .into_iter()
+            .map(|(k, v)| (k, v.clamp(1, 10) as u32))
+            .collect();
+        let worker = pick("WORKER", &file.worker).unwrap_or_else(|| "true".into());
+        let worker_enabled = match worker.as_str() {
+            "true" | "1" | "yes" => true,
+            "false" | "0" | "no" => false,
+            other => return Err(err("STACKGATE_WORKER", format!("'{other}' is not true or false"))),
+        };
+        let log_format = pick("LOG_FORMAT", &file.log_format).unwrap_or_else(|| "json".into());
+        if log_format != "json" && log_format != "pretty" {
+            return Err(err("STACKGATE_LOG_FORMAT", "use json or pretty"));
+        }
+        let database_url = pick("DATABASE_URL", &file.database_url)
+            .unwrap_or_else(|| "sqlite://data/stackgate.db".to_string());
+        if !(database_url.starts_with("sqlite:") || database_url.starts_with("postgres")) {
+            return Err(err(
+                "STACKGATE_DATABASE_URL",
+                "must start with sqlite:// or postgres://",
+            ));
+        }
+        Ok(Config {
+            listen,
+            database_url,
+            public_url,
+            oidc_issuer: require("OIDC_ISSUER", &file.oidc_issuer)?,
+            oidc_client_id: require("OIDC_CLIENT_ID", &file.oidc_client_id)?,
+            oidc_client_secret: Secret::new(require(
+                "OIDC_CLIENT_SECRET",
+                &file.oidc_client_secret,
+            )?),
+            aws_endpoint_url: pick("AWS_ENDPOINT_URL", &file.aws_endpoint_url),
+            aws_region: pick("AWS_REGION", &file.aws_region).unwrap_or_else(|| "us-east-1".into()),
+            catalog_dir: pick("CATALOG_DIR", &file.catalog_dir)
+                .unwrap_or_else(|| "cloudformation".into())
+                .into(),
+            rules_dir: pick("RULES_DIR", &file.rules_dir)
+                .unwrap_or_else(|| "cloudformation/rules".into())
+                .into(),
+            static_dir: pick("STATIC_DIR", &file.static_dir)
+                .unwrap_or_else(|| "static".into())
+                .into(),
+            htmx_path: pick("HTMX_PATH", &file.htmx_path)
+                .unwrap_or_else(|| "node_modules/htmx.org/dist/htmx.min.js".into())
+                .into(),
+            session_idle_minutes: number("SESSION_IDLE_MINUTES", &file.session_idle_minutes, 15)?
+                .max(1),
+            session_absolute_hours: number(
+                "SESSION_ABSOLUTE_HOURS",
+                &file.session_absolute_hours,
+                12,
+            )?
+            .max(1),
+            worker_enabled,
+            worker_poll_ms: number("WORKER_POLL_MS", &file.worker_poll_ms, 1000)?.max(10) as u64,
+            lease_seconds: number("LEASE_SECONDS", &file.lease_seconds, 60)?.max(5),
+            admin_groups: list("ADMIN_GROUPS", &file.admin_groups, "platform-admins"),
+            auditor_groups: list("AUDITOR_GROUPS", &file.auditor_groups, "auditors"),
+            global_approver_groups: list(
+                "GLOBAL_APPROVER_GROUPS",
+                &file.global_approver_groups,
+                "security-approvers",
+            ),
+            approvals_required,
+            accounts: file.accounts,
+            log_json: log_format == "json",
+        })
+    }
+
+    /// Whether cookies can be marked `Secure` with the `__Host-` prefix (an https public URL).
+    pub fn secure_cookies(&self) -> bool {
+        self.public_url.scheme() == "https"
+    }
+
+    /// The OIDC redirect URI registered at the IdP.
+    pub fn callback_url(&self) -> String {
+        let base = self.public_url.as_str().trim_end_matches('/');
+        format!("{base}/auth/callback")
+    }
+
+    /// Approvals a request in this class of environment needs.
+    pub fn approvals_for(&self, class: EnvClass) -> u32 {
+        self.approvals_required.get(&class).copied().unwrap_or(1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> BTreeMap<String, String> {
+        [
+            ("STACKGATE_OIDC_ISSUER", "http://127.0.0.1:9"),
+            ("STACKGATE_OIDC_CLIENT_ID", "stackgate"),
+            ("STACKGATE_OIDC_CLIENT_SECRET", "s3cret"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+    }
+
+    #[test]
+    fn defaults_apply_and_secrets_are_redacted() -> Result<(), ConfigError> {
+        let c = Config::from_vars(&base())?;
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.database_url, "sqlite://data/stackgate.db");
+        assert_eq!(c.callback_url(), "http://127.0.0.1:8080/auth/callback");
+        assert!(!c.secure_cookies());
+        assert_eq!(c.approvals_for(EnvClass::Prod), 2);
+        assert!(!format!("{c:?}").contains("s3cret"));
+        Ok(())
+    }
+
+    #[test]
+    fn missing_or_bad_settings_name_the_setting() {
+        let mut v = base();
+        v.remove("STACKGATE_OIDC_ISSUER");
+        let e = Config::from_vars(&v).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(e.contains("STACKGATE_OIDC_ISSUER"), "{e}");
+        let mut v = base();
+        v.insert("STACKGATE_LISTEN".into(), "nonsense".into());
+        let e = Config::from_vars(&v).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(e.contains("STACKGATE_LISTEN"), "{e}");
+        let mut v = base();
+        v.insert("STACKGATE_DATABASE_URL".into(), "mysql://x".into());
+        assert!(Config::from_vars(&v).is_err());
+    }
+}

@@ -1,0 +1,173 @@
+//! The database: SQLite as the embedded default, PostgreSQL when several replicas share one,
+//! picked from the URL scheme. Each backend has its own migrations; queries are written once in
+//! the SQL both understand (`$1` placeholders, times as epoch milliseconds).
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::Context;
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, Executor, Row};
+
+/// Which database engine is behind the pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A cheap, cloneable handle on the pool.
+#[derive(Clone, Debug)]
+pub struct Db {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+/// A write transaction.
+pub type Tx = sqlx::Transaction<'static, sqlx::Any>;
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
+
+/// SQLite settings the portal relies on, set on every connection and checked at start (G1):
+/// WAL, `synchronous=FULL` so an acknowledged write survives a power cut, foreign keys, and a
+/// busy timeout so writers queue instead of failing.
+const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+    PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;";
+
+impl Db {
+    /// Connects, creating the SQLite file (and its folder) if needed.
+    pub async fn connect(url: &str) -> anyhow::Result<Db> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Backend::Postgres
+        } else {
+            anyhow::bail!("unsupported database URL scheme (use sqlite:// or postgres://)");
+        };
+        let url = if backend == Backend::Sqlite {
+            prepare_sqlite_url(url)?
+        } else {
+            url.to_string()
+        };
+        let options = AnyConnectOptions::from_str(&url).context("parsing the database URL")?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(if backend == Backend::Sqlite { 8 } else { 16 })
+            .acquire_timeout(Duration::from_secs(10))
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        conn.execute(SQLITE_PRAGMAS).await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await
+            .context("connecting to the database")?;
+        Ok(Db { pool, backend })
+    }
+
+    /// Applies the backend's migrations.
+    pub async fn migrate(&self) -> anyhow::Result<()> {
+        let migrator = match self.backend {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        migrator.run(&self.pool).await.context("running migrations")?;
+        Ok(())
+    }
+
+    /// Reads back the durability settings and refuses to run on a mismatch (G1).
+    pub async fn self_check(&self) -> anyhow::Result<()> {
+        match self.backend {
+            Backend::Sqlite => {
+                let mut conn = self.pool.acquire().await?;
+                for (pragma, want) in [
+                    ("journal_mode", "wal"),
+                    ("synchronous", "2"),
+                    ("foreign_keys", "1"),
+                ] {
+                    let sql = match pragma {
+                        "journal_mode" => "PRAGMA journal_mode",
+                        "synchronous" => "PRAGMA synchronous",
+                        _ => "PRAGMA foreign_keys",
+                    };
+                    let row = sqlx::query(sql).fetch_one(&mut *conn).await?;
+                    let got: String = match row.try_get::<String, _>(0) {
+                        Ok(s) => s,
+                        Err(_) => row.try_get::<i64, _>(0)?.to_string(),
+                    };
+                    anyhow::ensure!(
+                        got.eq_ignore_ascii_case(want),
+                        "SQLite PRAGMA {pragma} is {got}, expected {want}"
+                    );
+                }
+            }
+            Backend::Postgres => {
+                let row = sqlx::query("SHOW synchronous_commit")
+                    .fetch_one(&self.pool)
+                    .await?;
+                let got: String = row.try_get(0)?;
+                anyhow::ensure!(got == "on", "PostgreSQL synchronous_commit is {got}, expected on");
+            }
+        }
+        Ok(())
+    }
+
+    /// Begins a write transaction. On SQLite it takes the write lock at once (`BEGIN IMMEDIATE`),
+    /// so a read-then-write transaction never fails half-way with SQLITE_BUSY.
+    pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
+        match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.pool.begin().await,
+        }
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// A cheap query proving the database answers (for `/readyz`).
+    pub async fn ping(&self) -> Result<(), sqlx::Error> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.map(|_| ())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Makes sure the SQLite file's folder exists and the URL asks for create-if-missing.
+fn prepare_sqlite_url(url: &str) -> anyhow::Result<String> {
+    let rest = url
+        .trim_start_matches("sqlite://")
+        .trim_start_matches("sqlite:");
+    let path = rest.split('?').next().unwrap_or_default();
+    if path.is_empty() || path == ":memory:" {
+        anyhow::bail!("STACKGATE_DATABASE_URL: give SQLite a file path, e.g. sqlite://data/stackgate.db");
+    }
+    if let Some(dir) = std::path::Path::new(path).parent() {
+        if !dir.as_os_str().is_empty() {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("creating the database folder {}", dir.display()))?;
+        }
+    }
+    Ok(if rest.contains("mode=") {
+        url.to_string()
+    } else if rest.contains('?') {
+        format!("{url}&mode=rwc")
+    } else {
+        format!("{url}?mode=rwc")
+    })
+}
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}

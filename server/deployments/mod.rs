@@ -1,0 +1,212 @@
+//! Deployments: the durable record of putting one approved request into its AWS account, and
+//! the engine that does it (`engine`: a database-backed queue with leases and fencing epochs).
+
+pub mod aws;
+pub mod engine;
+pub mod store;
+
+use serde::{Deserialize, Serialize};
+
+/// Where a deployment stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeploymentStatus {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+    RolledBack,
+    NeedsAttention,
+    Cancelled,
+}
+
+impl DeploymentStatus {
+    pub const ALL: [DeploymentStatus; 7] = [
+        DeploymentStatus::Queued,
+        DeploymentStatus::Running,
+        DeploymentStatus::Succeeded,
+        DeploymentStatus::Failed,
+        DeploymentStatus::RolledBack,
+        DeploymentStatus::NeedsAttention,
+        DeploymentStatus::Cancelled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeploymentStatus::Queued => "queued",
+            DeploymentStatus::Running => "running",
+            DeploymentStatus::Succeeded => "succeeded",
+            DeploymentStatus::Failed => "failed",
+            DeploymentStatus::RolledBack => "rolled_back",
+            DeploymentStatus::NeedsAttention => "needs_attention",
+            DeploymentStatus::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<DeploymentStatus> {
+        Self::ALL.into_iter().find(|v| v.as_str() == s)
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            DeploymentStatus::RolledBack => "rolled back",
+            DeploymentStatus::NeedsAttention => "needs attention",
+            other => other.as_str(),
+        }
+    }
+
+    pub fn is_terminal(self) -> bool {
+        !matches!(self, DeploymentStatus::Queued | DeploymentStatus::Running)
+    }
+}
+
+/// The last durable step of a deployment; a recovered job resumes from here after reading AWS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Step {
+    /// Nothing sent to AWS yet.
+    Start,
+    /// CreateChangeSet may have been sent.
+    ChangeSetRequested,
+    /// ExecuteChangeSet may have been sent.
+    ExecuteRequested,
+    Finished,
+}
+
+impl Step {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Step::Start => "start",
+            Step::ChangeSetRequested => "change_set_requested",
+            Step::ExecuteRequested => "execute_requested",
+            Step::Finished => "finished",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Step> {
+        [
+            Step::Start,
+            Step::ChangeSetRequested,
+            Step::ExecuteRequested,
+            Step::Finished,
+        ]
+        .into_iter()
+        .find(|v| v.as_str() == s)
+    }
+}
+
+/// A stack output as recorded after a successful deployment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Output {
+    pub key: String,
+    pub value: String,
+    pub description: Option<String>,
+}
+
+/// A resource change of the executed change set.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Change {
+    pub logical_id: String,
+    pub resource_type: String,
+    pub action: String,
+    pub replacement: Option<String>,
+}
+
+/// A stored deployment.
+#[derive(Debug, Clone, Serialize)]
+pub struct Deployment {
+    pub id: String,
+    pub request_id: String,
+    pub account_id: String,
+    pub region: String,
+    pub stack_name: String,
+    pub content_hash: String,
+    pub status: DeploymentStatus,
+    pub step: Step,
+    pub epoch: i64,
+    pub attempts: i64,
+    pub change_set_name: Option<String>,
+    pub change_set_arn: Option<String>,
+    pub stack_id: Option<String>,
+    pub error: Option<String>,
+    pub outputs: Vec<Output>,
+    pub changes: Vec<Change>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub finished_at: Option<i64>,
+}
+
+impl Deployment {
+    /// The idempotency token of one mutating call: `dep-<uuid>-<step>-<epoch>`, which also joins
+    /// the portal's audit records with CloudFormation events and CloudTrail.
+    pub fn token(&self, step: &str, epoch: i64) -> String {
+        format!("dep-{}-{step}-{epoch}", self.id)
+    }
+
+    /// The change set's name: stable for the whole deployment so a recovered job finds it.
+    pub fn change_set_name(&self) -> String {
+        format!("stackgate-{}", self.id)
+    }
+
+    /// RoleSessionName of the deploy role session (visible in the target account's CloudTrail).
+    pub fn session_name(&self, request_number: i64) -> String {
+        let short: String = self.id.chars().filter(|c| *c != '-').take(12).collect();
+        format!("stackgate-req{request_number}-{short}")
+    }
+}
+
+/// A stack event as shown on the request page.
+#[derive(Debug, Clone, Serialize)]
+pub struct Event {
+    pub at: i64,
+    pub logical_id: String,
+    pub resource_type: String,
+    pub status: String,
+    pub reason: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_and_names_fit_aws_limits() {
+        let d = Deployment {
+            id: "0b3e0a0e-7d4f-4f6e-9a55-6b0f7f1d2c3a".into(),
+            request_id: "r".into(),
+            account_id: "444444444444".into(),
+            region: "eu-west-2".into(),
+            stack_name: "s".into(),
+            content_hash: "h".into(),
+            status: DeploymentStatus::Queued,
+            step: Step::Start,
+            epoch: 1,
+            attempts: 0,
+            change_set_name: None,
+            change_set_arn: None,
+            stack_id: None,
+            error: None,
+            outputs: vec![],
+            changes: vec![],
+            created_at: 0,
+            updated_at: 0,
+            finished_at: None,
+        };
+        let token = d.token("exec", 12);
+        assert!(token.len() <= 128);
+        assert!(token.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
+        assert!(token.starts_with("dep-"));
+        let session = d.session_name(123456);
+        assert!((2..=64).contains(&session.len()), "{session}");
+        assert!(d.change_set_name().len() <= 128);
+        assert!(d.change_set_name().as_bytes()[0].is_ascii_alphabetic());
+    }
+
+    #[test]
+    fn statuses_round_trip() {
+        for s in DeploymentStatus::ALL {
+            assert_eq!(DeploymentStatus::parse(s.as_str()), Some(s));
+        }
+        assert_eq!(Step::parse("execute_requested"), Some(Step::ExecuteRequested));
+    }
+}

@@ -1,0 +1,308 @@
+//! Deployment SQL: the queue. A worker claims a job by bumping its `epoch` (the fencing token);
+//! every later write names that epoch, so a worker that lost its lease writes nothing.
+
+use sqlx::Row;
+
+use super::{Change, Deployment, DeploymentStatus, Event, Output, Step};
+use crate::db::{Backend, Db, Tx, now_ms};
+use crate::error::AppError;
+use crate::requests::ServiceRequest;
+
+/// The claimed epoch no longer matches: another worker owns the job now.
+#[derive(Debug, thiserror::Error)]
+#[error("the lease on deployment {0} was lost to another worker")]
+pub struct LostLease(pub String);
+
+const SELECT: &str = "select id, request_id, account_id, region, stack_name, content_hash, \
+    status, step, epoch, attempts, change_set_name, change_set_arn, stack_id, error, \
+    outputs_json, changes_json, created_at, updated_at, finished_at from deployments";
+
+fn from_row(row: &sqlx::any::AnyRow) -> anyhow::Result<Deployment> {
+    let status: String = row.try_get(6)?;
+    let step: String = row.try_get(7)?;
+    let outputs: String = row.try_get(14)?;
+    let changes: String = row.try_get(15)?;
+    Ok(Deployment {
+        id: row.try_get(0)?,
+        request_id: row.try_get(1)?,
+        account_id: row.try_get(2)?,
+        region: row.try_get(3)?,
+        stack_name: row.try_get(4)?,
+        content_hash: row.try_get(5)?,
+        status: DeploymentStatus::parse(&status)
+            .ok_or_else(|| anyhow::anyhow!("unknown deployment status {status}"))?,
+        step: Step::parse(&step).ok_or_else(|| anyhow::anyhow!("unknown deployment step {step}"))?,
+        epoch: row.try_get(8)?,
+        attempts: row.try_get(9)?,
+        change_set_name: row.try_get(10)?,
+        change_set_arn: row.try_get(11)?,
+        stack_id: row.try_get(12)?,
+        error: row.try_get(13)?,
+        outputs: serde_json::from_str::<Vec<Output>>(&outputs).unwrap_or_default(),
+        changes: serde_json::from_str::<Vec<Change>>(&changes).unwrap_or_default(),
+        created_at: row.try_get(16)?,
+        updated_at: row.try_get(17)?,
+        finished_at: row.try_get(18)?,
+    })
+}
+
+/// Queues the deployment of an approved request (in the approval's transaction).
+pub async fn enqueue(tx: &mut Tx, request: &ServiceRequest) -> Result<String, AppError> {
+    let id = uuid::Uuid::new_v4().to_string();
+    let now = now_ms();
+    let done = sqlx::query(
+        "insert into deployments (id, request_id, account_id, region, stack_name, content_hash, \
+         status, step, next_attempt_at, created_at, updated_at) \
+         values ($1, $2, $3, $4, $5, $6, 'queued', 'start', $7, $7, $7)",
+    )
+    .bind(id.clone())
+    .bind(request.id.clone())
+    .bind(request.account_id.clone())
+    .bind(request.region.clone())
+    .bind(request.stack_name.clone())
+    .bind(request.content_hash.clone())
+    .bind(now)
+    .execute(&mut **tx)
+    .await;
+    match done {
+        Ok(_) => Ok(id),
+        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(AppError::Conflict(format!(
+            "Another deployment of stack {} is in progress; wait for it to finish.",
+            request.stack_name
+        ))),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Claims the oldest runnable job (queued and due, or running with an expired lease), bumping
+/// its epoch. Returns the job with its new epoch.
+pub async fn claim(db: &Db, owner: &str, lease_ms: i64) -> anyhow::Result<Option<Deployment>> {
+    let now = now_ms();
+    let mut tx = db.begin().await?;
+    let lock = match db.backend() {
+        Backend::Postgres => " for update skip locked",
+        Backend::Sqlite => "",
+    };
+    let sql = format!(
+        "select id, epoch from deployments where (status = 'queued' and next_attempt_at <= $1) \
+         or (status = 'running' and lease_expires_at < $1) order by created_at limit 1{lock}"
+    );
+    let Some(row) = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let id: String = row.try_get(0)?;
+    let epoch: i64 = row.try_get(1)?;
+    let done = sqlx::query(
+        "update deployments set status = 'running', epoch = epoch + 1, lease_owner = $1, \
+         lease_expires_at = $2, updated_at = $3 where id = $4 and epoch = $5",
+    )
+    .bind(owner.to_string())
+    .bind(now + lease_ms)
+    .bind(now)
+    .bind(id.clone())
+    .bind(epoch)
+    .execute(&mut *tx)
+    .await?;
+    if done.rows_affected() != 1 {
+        return Ok(None);
+    }
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!("{SELECT} where id = $1")))
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await?;
+    let job = from_row(&row)?;
+    tx.commit().await?;
+    Ok(Some(job))
+}
+
+/// Fields a step writes; `None` leaves the stored value alone.
+#[derive(Debug, Default)]
+pub struct Patch {
+    pub step: Option<Step>,
+    pub change_set_name: Option<String>,
+    pub change_set_arn: Option<String>,
+    pub stack_id: Option<String>,
+    pub changes: Option<Vec<Change>>,
+}
+
+/// Writes a step and extends the lease, only while `epoch` still owns the job.
+pub async fn save(
+    tx: &mut Tx,
+    id: &str,
+    epoch: i64,
+    lease_ms: i64,
+    patch: Patch,
+) -> anyhow::Result<()> {
+    let now = now_ms();
+    let changes = match patch.changes {
+        Some(c) => Some(serde_json::to_string(&c)?),
+        None => None,
+    };
+    let done = sqlx::query(
+        "update deployments set step = coalesce($1, step), \
+         change_set_name = coalesce($2, change_set_name), \
+         change_set_arn = coalesce($3, change_set_arn), stack_id = coalesce($4, stack_id), \
+         changes_json = coalesce($5, changes_json), lease_expires_at = $6, updated_at = $7 \
+         where id = $8 and epoch = $9 and status = 'running'",
+    )
+    .bind(patch.step.map(|s| s.as_str()))
+    .bind(patch.change_set_name)
+    .bind(patch.change_set_arn)
+    .bind(patch.stack_id)
+    .bind(changes)
+    .bind(now + lease_ms)
+    .bind(now)
+    .bind(id.to_string())
+    .bind(epoch)
+    .execute(&mut **tx)
+    .await?;
+    if done.rows_affected() == 1 {
+        Ok(())
+    } else {
+        Err(LostLease(id.to_string()).into())
+    }
+}
+
+/// Ends the job with a terminal status, only while `epoch` still owns it.
+pub async fn finish(
+    tx: &mut Tx,
+    id: &str,
+    epoch: i64,
+    status: DeploymentStatus,
+    error: Option<&str>,
+    outputs: &[Output],
+) -> anyhow::Result<()> {
+    let now = now_ms();
+    let done = sqlx::query(
+        "update deployments set status = $1, step = 'finished', error = $2, outputs_json = $3, \
+         lease_owner = null, lease_expires_at = null, finished_at = $4, updated_at = $4 \
+         where id = $5 and epoch = $6 and status = 'running'",
+    )
+    .bind(status.as_str())
+    .bind(error.map(str::to_string))
+    .bind(serde_json::to_string(outputs)?)
+    .bind(now)
+    .bind(id.to_string())
+    .bind(epoch)
+    .execute(&mut **tx)
+    .await?;
+    if done.rows_affected() == 1 {
+        Ok(())
+    } else {
+        Err(LostLease(id.to_string()).into())
+    }
+}
+
+/// Gives the job back to the queue to be retried after `delay_ms` (a transient failure).
+pub async fn retry_later(
+    db: &Db,
+    id: &str,
+    epoch: i64,
+    delay_ms: i64,
+    error: &str,
+) -> anyhow::Result<()> {
+    let now = now_ms();
+    let mut tx = db.begin().await?;
+    let done = sqlx::query(
+        "update deployments set status = 'queued', lease_owner = null, lease_expires_at = null, \
+         attempts = attempts + 1, next_attempt_at = $1, error = $2, updated_at = $3 \
+         where id = $4 and epoch = $5 and status = 'running'",
+    )
+    .bind(now + delay_ms)
+    .bind(error.to_string())
+    .bind(now)
+    .bind(id.to_string())
+    .bind(epoch)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    if done.rows_affected() == 1 {
+        Ok(())
+    } else {
+        Err(LostLease(id.to_string()).into())
+    }
+}
+
+/// Cancels a queued (not yet claimed) deployment of a request, in the caller's transaction.
+pub async fn cancel_queued(tx: &mut Tx, request_id: &str) -> anyhow::Result<u64> {
+    let done = sqlx::query(
+        "update deployments set status = 'cancelled', step = 'finished', finished_at = $1, \
+         updated_at = $1 where request_id = $2 and status = 'queued' and step = 'start'",
+    )
+    .bind(now_ms())
+    .bind(request_id.to_string())
+    .execute(&mut **tx)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// Stores stack events not seen before.
+pub async fn record_events(db: &Db, deployment_id: &str, events: &[Event]) -> anyhow::Result<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let mut tx = db.begin().await?;
+    for e in events {
+        let key = format!("{}|{}|{}", e.at, e.logical_id, e.status);
+        sqlx::query(
+            "insert into deployment_events (deployment_id, event_key, at, logical_id, \
+             resource_type, status, reason) values ($1, $2, $3, $4, $5, $6, $7) \
+             on conflict (deployment_id, event_key) do nothing",
+        )
+        .bind(deployment_id.to_string())
+        .bind(key)
+        .bind(e.at)
+        .bind(e.logical_id.clone())
+        .bind(e.resource_type.clone())
+        .bind(e.status.clone())
+        .bind(e.reason.clone())
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+pub async fn events(db: &Db, deployment_id: &str) -> anyhow::Result<Vec<Event>> {
+    let rows = sqlx::query(
+        "select at, logical_id, resource_type, status, reason from deployment_events \
+         where deployment_id = $1 order by at, id",
+    )
+    .bind(deployment_id.to_string())
+    .fetch_all(db.pool())
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(Event {
+                at: r.try_get(0)?,
+                logical_id: r.try_get(1)?,
+                resource_type: r.try_get(2)?,
+                status: r.try_get(3)?,
+                reason: r.try_get(4)?,
+            })
+        })
+        .collect()
+}
+
+/// A request's deployments, newest first.
+pub async fn for_request(db: &Db, request_id: &str) -> anyhow::Result<Vec<Deployment>> {
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "{SELECT} where request_id = $1 order by created_at desc"
+    )))
+    .bind(request_id.to_string())
+    .fetch_all(db.pool())
+    .await?;
+    rows.iter().map(from_row).collect()
+}
+
+pub async fn get(db: &Db, id: &str) -> anyhow::Result<Option<Deployment>> {
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!("{SELECT} where id = $1")))
+        .bind(id.to_string())
+        .fetch_optional(db.pool())
+        .await?;
+    row.as_ref().map(from_row).transpose()
+}

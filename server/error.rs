@@ -1,0 +1,152 @@
+//! One error type for every handler, one status mapping, logged once here at the edge.
+//! Pages get an HTML error page; the JSON API wraps it in [`ApiError`].
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+
+use crate::catalog::FieldError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("not found")]
+    NotFound,
+    /// Not signed in: pages redirect to the sign-in page, the API answers 401.
+    #[error("sign in first")]
+    Unauthenticated { return_to: String },
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    BadRequest(String),
+    /// Input that failed validation, field by field.
+    #[error("some fields need attention")]
+    Invalid(Vec<FieldError>),
+    #[error("{0}")]
+    Unavailable(String),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl From<sqlx::Error> for AppError {
+    fn from(e: sqlx::Error) -> Self {
+        match e {
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+                AppError::Unavailable("The database is not answering; try again shortly.".into())
+            }
+            other => AppError::Internal(anyhow::Error::new(other).context("database")),
+        }
+    }
+}
+
+impl AppError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            AppError::NotFound => StatusCode::NOT_FOUND,
+            AppError::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
+            AppError::Forbidden(_) => StatusCode::FORBIDDEN,
+            AppError::Conflict(_) => StatusCode::CONFLICT,
+            AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            AppError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// What the user is told. Internal errors get a reference instead of details.
+    fn public_message(&self, reference: &str) -> String {
+        match self {
+            AppError::NotFound => "There is nothing here, or you may not see it.".into(),
+            AppError::Internal(_) => format!(
+                "Something went wrong on our side. Nothing was changed. Reference: {reference}"
+            ),
+            AppError::Invalid(errors) => errors
+                .iter()
+                .map(|e| format!("{}: {}", e.field, e.message))
+                .collect::<Vec<_>>()
+                .join("; "),
+            other => other.to_string(),
+        }
+    }
+
+    fn log(&self) -> String {
+        let reference = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
+        match self {
+            AppError::Internal(e) => {
+                tracing::error!(error.reference = %reference, error = format!("{e:#}"), "A request failed with an internal error.");
+            }
+            AppError::Unavailable(m) => {
+                tracing::warn!(error.reference = %reference, "A request failed: {m}");
+            }
+            _ => {}
+        }
+        reference
+    }
+}
+
+#[derive(askama::Template)]
+#[template(path = "error.html")]
+struct ErrorPage {
+    title: String,
+    message: String,
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        if let AppError::Unauthenticated { return_to } = &self {
+            let target = format!("/auth/login?return_to={}", urlencode(return_to));
+            return Redirect::to(&target).into_response();
+        }
+        let reference = self.log();
+        let status = self.status();
+        let page = ErrorPage {
+            title: status.canonical_reason().unwrap_or("Error").to_string(),
+            message: self.public_message(&reference),
+        };
+        let mut response = match askama::Template::render(&page) {
+            Ok(html) => (status, Html(html)).into_response(),
+            Err(_) => (status, page.message).into_response(),
+        };
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert("retry-after", axum::http::HeaderValue::from_static("5"));
+        }
+        response
+    }
+}
+
+/// The same errors for the JSON API: `{"error": "...", "fields": [...]}`.
+#[derive(Debug)]
+pub struct ApiError(pub AppError);
+
+impl<E: Into<AppError>> From<E> for ApiError {
+    fn from(e: E) -> Self {
+        ApiError(e.into())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let reference = self.0.log();
+        let status = self.0.status();
+        let fields = match &self.0 {
+            AppError::Invalid(errors) => errors
+                .iter()
+                .map(|e| serde_json::json!({ "field": e.field, "message": e.message }))
+                .collect(),
+            _ => serde_json::Value::Array(vec![]),
+        };
+        let body = serde_json::json!({
+            "error": self.0.public_message(&reference),
+            "fields": fields,
+        });
+        (status, Json(body)).into_response()
+    }
+}
+
+/// Percent-encodes a query value.
+pub fn urlencode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}

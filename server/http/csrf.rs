@@ -1,0 +1,101 @@
+//! Request-forgery protection for every non-safe method: the request must come from our own
+//! origin and carry the session's anti-forgery token, in the `X-CSRF-Token` header (htmx, API)
+//! or the `csrf_token` form field (plain forms). No route can forget it: this is middleware.
+
+use axum::body::{Body, to_bytes};
+use axum::extract::{Request, State};
+use axum::http::{Method, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use subtle::ConstantTimeEq;
+
+use super::BODY_LIMIT;
+use crate::auth::routes::load_user;
+use crate::error::AppError;
+use crate::state::AppState;
+
+fn forbidden() -> Response {
+    AppError::Forbidden(
+        "This form has expired or did not come from stackgate. Reload the page and try again."
+            .into(),
+    )
+    .into_response()
+}
+
+/// The origin (`scheme://host[:port]`) of the public URL.
+fn public_origin(state: &AppState) -> String {
+    state
+        .config
+        .public_url
+        .origin()
+        .ascii_serialization()
+}
+
+pub async fn protect(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    if matches!(
+        *request.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS
+    ) {
+        return next.run(request).await;
+    }
+    let headers = request.headers();
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        if origin.as_bytes() != public_origin(&state).as_bytes() {
+            return forbidden();
+        }
+    }
+    if headers
+        .get("sec-fetch-site")
+        .is_some_and(|v| v.as_bytes() == b"cross-site")
+    {
+        return forbidden();
+    }
+    let (mut parts, body) = request.into_parts();
+    let user = match load_user(&state, &parts).await {
+        Ok(Some(user)) => user,
+        Ok(None) if parts.uri.path().starts_with("/api/") => {
+            return crate::error::ApiError(AppError::Unauthenticated {
+                return_to: "/".into(),
+            })
+            .into_response();
+        }
+        Ok(None) => {
+            return AppError::Unauthenticated {
+                return_to: "/".into(),
+            }
+            .into_response();
+        }
+        Err(e) => return e.into_response(),
+    };
+    let from_header = parts
+        .headers
+        .get("x-csrf-token")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let is_form = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/x-www-form-urlencoded"));
+    let (presented, body) = match from_header {
+        Some(token) => (Some(token), body),
+        None if is_form => {
+            let Ok(bytes) = to_bytes(body, BODY_LIMIT).await else {
+                return (axum::http::StatusCode::PAYLOAD_TOO_LARGE, "request body too large")
+                    .into_response();
+            };
+            let token = url::form_urlencoded::parse(&bytes)
+                .find(|(k, _)| k == "csrf_token")
+                .map(|(_, v)| v.into_owned());
+            (token, Body::from(bytes))
+        }
+        None => (None, body),
+    };
+    let valid = presented.is_some_and(|p| {
+        bool::from(p.as_bytes().ct_eq(user.csrf_token.as_bytes()))
+    });
+    if !valid {
+        return forbidden();
+    }
+    parts.extensions.insert(user);
+    next.run(Request::from_parts(parts, body)).await
+}

@@ -1,0 +1,72 @@
+//! Router assembly and the middleware every response passes through.
+
+pub mod csrf;
+pub mod headers;
+pub mod layout;
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use tower_http::services::{ServeDir, ServeFile};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::error::AppError;
+use crate::state::AppState;
+
+/// Largest request body accepted (forms and JSON); larger bodies get 413.
+pub const BODY_LIMIT: usize = 256 * 1024;
+
+/// The whole application, without a listener: tests and `serve` both start from here.
+pub fn app(state: AppState) -> Router {
+    let static_files = Router::new()
+        .route_service("/static/htmx.min.js", ServeFile::new(&state.config.htmx_path))
+        .nest_service("/static", ServeDir::new(&state.config.static_dir));
+    Router::new()
+        .merge(crate::auth::routes::router())
+        .merge(crate::home::routes::router())
+        .merge(crate::requests::routes::router())
+        .merge(crate::requests::api::router())
+        .merge(crate::audit::routes::router())
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .merge(static_files)
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            csrf::protect,
+        ))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            headers::security_headers,
+        ))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            Duration::from_secs(30),
+        ))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+    match state.db.ping().await {
+        Ok(()) => (StatusCode::OK, "ready"),
+        Err(e) => {
+            tracing::warn!(error = %e, "The readiness check could not reach the database.");
+            (StatusCode::SERVICE_UNAVAILABLE, "database unavailable")
+        }
+    }
+}
+
+async fn not_found() -> AppError {
+    AppError::NotFound
+}

@@ -1,0 +1,106 @@
+//! stackgate: a self-service infrastructure portal.
+//!
+//! Teams request environments rendered from pre-approved CloudFormation blueprints, approvers
+//! review the exact change, and a worker deploys approved stacks into the team's AWS account
+//! through a cross-account role. Every state change is written to a hash-chained audit log.
+//!
+//! Everything testable lives here: [`app`] builds the router from an [`AppState`], [`run`] serves
+//! it with the in-process worker until a shutdown signal.
+
+pub mod accounts;
+pub mod approvals;
+pub mod audit;
+pub mod auth;
+pub mod catalog;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod deployments;
+pub mod error;
+pub mod home;
+pub mod http;
+pub mod requests;
+pub mod state;
+pub mod telemetry;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+
+pub use http::app;
+pub use state::AppState;
+
+use auth::oidc::OidcSettings;
+use config::Config;
+use deployments::aws::{AwsConnector, AwsSettings};
+use deployments::engine::Worker;
+
+/// Connects the database, migrates, checks its settings, seeds the account registry, loads the
+/// catalog and the policy rules: everything the server needs, or a clear error.
+pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
+    let db = db::Db::connect(&config.database_url).await?;
+    db.migrate().await?;
+    db.self_check().await?;
+    accounts::store::apply_seeds(&db, &config.accounts)
+        .await
+        .context("registering the configured accounts")?;
+    let catalog = catalog::Catalog::load(&config.catalog_dir)
+        .with_context(|| format!("loading blueprints from {}", config.catalog_dir.display()))?;
+    let policy = catalog::PolicyEngine::load(&config.rules_dir)
+        .with_context(|| format!("loading policy rules from {}", config.rules_dir.display()))?;
+    let oidc = state::Oidc::new(OidcSettings {
+        issuer_url: config.oidc_issuer.clone(),
+        client_id: config.oidc_client_id.clone(),
+        client_secret: openidconnect::ClientSecret::new(config.oidc_client_secret.expose().to_string()),
+        redirect_url: config.callback_url(),
+    });
+    Ok(AppState {
+        config: Arc::new(config),
+        db,
+        catalog: Arc::new(catalog),
+        policy: Arc::new(policy),
+        oidc: Arc::new(oidc),
+    })
+}
+
+/// Serves the portal on `listener` (and runs the worker, if enabled) until `shutdown` resolves;
+/// then stops claiming work, finishes in-flight requests and returns.
+pub async fn run(
+    state: AppState,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let worker = if state.config.worker_enabled {
+        let connector = AwsConnector::new(AwsSettings {
+            endpoint_url: state.config.aws_endpoint_url.clone(),
+        })
+        .await;
+        let worker = Worker::new(state.db.clone(), state.config.clone(), connector);
+        Some(tokio::spawn(worker.run(stop_rx.clone())))
+    } else {
+        None
+    };
+    let addr = listener.local_addr()?;
+    tracing::info!(listen = %addr, "stackgate is listening.");
+    let router = app(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let mut server_stop = stop_rx;
+    let server = axum::serve(listener, router).with_graceful_shutdown(async move {
+        let _ = server_stop.changed().await;
+    });
+    let signal = tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    server.await.context("serving HTTP")?;
+    signal.abort();
+    if let Some(w) = worker {
+        let _ = w.await;
+    }
+    state.db.close().await;
+    tracing::info!("stackgate stopped.");
+    Ok(())
+}

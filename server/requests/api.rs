@@ -1,0 +1,160 @@
+//! The JSON API (`/api/v1`): the same actions as the pages, with the same authorization.
+//! Authenticated by the session cookie; writes also need the `X-CSRF-Token` header.
+
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+
+use super::input::NewRequest;
+use super::routes::visible_request;
+use super::{RequestStatus, actions, store};
+use crate::approvals::{self, Decision};
+use crate::auth::CurrentUser;
+use crate::deployments;
+use crate::error::{ApiError, AppError};
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/me", get(me))
+        .route("/api/v1/blueprints", get(blueprints))
+        .route("/api/v1/requests", get(list).post(create))
+        .route("/api/v1/requests/{id}", get(show))
+        .route("/api/v1/requests/{id}/approve", post(approve))
+        .route("/api/v1/requests/{id}/reject", post(reject))
+        .route("/api/v1/requests/{id}/cancel", post(cancel))
+}
+
+/// The signed-in user, answering 401 JSON instead of redirecting.
+pub struct ApiUser(pub CurrentUser);
+
+impl FromRequestParts<AppState> for ApiUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        CurrentUser::from_request_parts(parts, state)
+            .await
+            .map(ApiUser)
+            .map_err(ApiError)
+    }
+}
+
+/// A JSON body whose rejection (malformed JSON, unknown fields) is a 400/422 JSON error.
+pub struct ApiJson<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> axum::extract::FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(v)) => Ok(ApiJson(v)),
+            Err(e) => Err(ApiError(AppError::BadRequest(e.body_text()))),
+        }
+    }
+}
+
+async fn me(ApiUser(user): ApiUser) -> Json<CurrentUser> {
+    Json(user)
+}
+
+async fn blueprints(State(state): State<AppState>, ApiUser(_): ApiUser) -> Json<serde_json::Value> {
+    let list: Vec<_> = state
+        .catalog
+        .list()
+        .iter()
+        .map(|b| {
+            serde_json::json!({
+                "slug": b.slug, "name": b.name, "version": b.version, "summary": b.summary,
+                "digest": b.digest,
+                "parameters": b.parameters.iter().map(|p| serde_json::json!({
+                    "name": p.name, "label": p.label, "help": p.help,
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    Json(serde_json::json!({ "blueprints": list }))
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    status: Option<String>,
+}
+
+async fn list(
+    State(state): State<AppState>,
+    ApiUser(user): ApiUser,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let statuses = match q.status.as_deref() {
+        None | Some("") => vec![],
+        Some(s) => vec![RequestStatus::parse(s).ok_or_else(|| {
+            AppError::BadRequest(format!("unknown status '{s}'"))
+        })?],
+    };
+    let teams = user.visible_teams();
+    let scope = if user.sees_all_teams() { None } else { Some(teams.as_slice()) };
+    let rows = store::list(&state.db, scope, &statuses, 200).await?;
+    Ok(Json(serde_json::json!({ "requests": rows })))
+}
+
+async fn create(
+    State(state): State<AppState>,
+    ApiUser(user): ApiUser,
+    ApiJson(input): ApiJson<NewRequest>,
+) -> Result<Response, ApiError> {
+    let (id, _) = actions::submit(&state, &user, &input).await?;
+    let r = visible_request(&state, &user, &id).await?;
+    Ok((StatusCode::CREATED, Json(r)).into_response())
+}
+
+async fn show(
+    State(state): State<AppState>,
+    ApiUser(user): ApiUser,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let r = visible_request(&state, &user, &id).await?;
+    let approvals = approvals::store::for_request(&state.db, &r.id).await?;
+    let deployments = deployments::store::for_request(&state.db, &r.id).await?;
+    Ok(Json(serde_json::json!({
+        "request": r, "template": r.template_body, "approvals": approvals,
+        "deployments": deployments,
+    })))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct CommentBody {
+    #[serde(default)]
+    comment: String,
+}
+
+async fn approve(
+    State(state): State<AppState>,
+    ApiUser(user): ApiUser,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<CommentBody>,
+) -> Result<Json<approvals::DecisionOutcome>, ApiError> {
+    Ok(Json(approvals::decide(&state, &user, &id, Decision::Approve, &body.comment).await?))
+}
+
+async fn reject(
+    State(state): State<AppState>,
+    ApiUser(user): ApiUser,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<CommentBody>,
+) -> Result<Json<approvals::DecisionOutcome>, ApiError> {
+    Ok(Json(approvals::decide(&state, &user, &id, Decision::Reject, &body.comment).await?))
+}
+
+async fn cancel(
+    State(state): State<AppState>,
+    ApiUser(user): ApiUser,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    actions::cancel(&state, &user, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,7 @@
+//! The one integration-test binary. Each module drives real components started by the test
+//! harness (`make test`): the OIDC provider, the AWS emulator, SQLite and PostgreSQL.
+
+mod support;
+mod oidc;
+mod aws;
+mod blueprints;
