@@ -12,7 +12,11 @@ use crate::catalog::{Catalog, PolicyEngine, RenderContext};
 use crate::config::Config;
 
 #[derive(Debug, Parser)]
-#[command(name = "stackgate", version, about = "Self-service infrastructure portal: request, approve and deploy pre-approved CloudFormation blueprints.")]
+#[command(
+    name = "stackgate",
+    version,
+    about = "Self-service infrastructure portal: request, approve and deploy pre-approved CloudFormation blueprints."
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -63,7 +67,9 @@ pub enum Command {
 }
 
 fn env_path(var: &str, default: &str) -> PathBuf {
-    std::env::var(var).map(PathBuf::from).unwrap_or_else(|_| PathBuf::from(default))
+    std::env::var(var)
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(default))
 }
 
 /// Runs the offline commands (everything but `serve`, which `main` runs).
@@ -83,26 +89,43 @@ pub async fn run_offline(command: Command) -> anyhow::Result<ExitCode> {
             let v = crate::audit::store::verify(&db).await?;
             match v.broken_at {
                 None => {
-                    println!("audit chain verified up to #{} (head {})", v.verified_up_to, v.head_hash);
+                    println!(
+                        "audit chain verified up to #{} (head {})",
+                        v.verified_up_to, v.head_hash
+                    );
                     Ok(ExitCode::SUCCESS)
                 }
                 Some((seq, why)) => {
-                    println!("audit chain broken at #{seq}: {why} (verified up to #{})", v.verified_up_to);
+                    println!(
+                        "audit chain broken at #{seq}: {why} (verified up to #{})",
+                        v.verified_up_to
+                    );
                     Ok(ExitCode::from(1))
                 }
             }
         }
         Command::Blueprints { catalog } => {
-            let dir = catalog.unwrap_or_else(|| env_path("STACKGATE_CATALOG_DIR", "cloudformation"));
-            let catalog = Catalog::load(&dir).with_context(|| format!("loading {}", dir.display()))?;
+            let dir =
+                catalog.unwrap_or_else(|| env_path("STACKGATE_CATALOG_DIR", "cloudformation"));
+            let catalog =
+                Catalog::load(&dir).with_context(|| format!("loading {}", dir.display()))?;
             for b in catalog.list() {
                 println!("{}\t{}\t{}", b.slug, b.version, b.summary);
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Render { blueprint, environment, params, region, name, catalog } => {
-            let dir = catalog.unwrap_or_else(|| env_path("STACKGATE_CATALOG_DIR", "cloudformation"));
-            let catalog = Catalog::load(&dir).with_context(|| format!("loading {}", dir.display()))?;
+        Command::Render {
+            blueprint,
+            environment,
+            params,
+            region,
+            name,
+            catalog,
+        } => {
+            let dir =
+                catalog.unwrap_or_else(|| env_path("STACKGATE_CATALOG_DIR", "cloudformation"));
+            let catalog =
+                Catalog::load(&dir).with_context(|| format!("loading {}", dir.display()))?;
             let Some(bp) = catalog.get(&blueprint) else {
                 eprintln!("unknown blueprint '{blueprint}' (see `stackgate blueprints`)");
                 return Ok(ExitCode::from(2));
@@ -117,18 +140,34 @@ pub async fn run_offline(command: Command) -> anyhow::Result<ExitCode> {
             let raw: BTreeMap<String, String> = match params {
                 None => BTreeMap::new(),
                 Some(path) => {
-                    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-                    let value: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
+                    let text = std::fs::read_to_string(&path)
+                        .with_context(|| format!("reading {}", path.display()))?;
+                    let value: serde_json::Value = serde_json::from_str(&text)
+                        .with_context(|| format!("{} is not JSON", path.display()))?;
                     let Some(obj) = value.as_object() else {
-                        eprintln!("{}: expected a JSON object of parameter values", path.display());
+                        eprintln!(
+                            "{}: expected a JSON object of parameter values",
+                            path.display()
+                        );
                         return Ok(ExitCode::from(2));
                     };
                     obj.iter()
-                        .map(|(k, v)| (k.clone(), v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())))
+                        .map(|(k, v)| {
+                            (
+                                k.clone(),
+                                v.as_str()
+                                    .map(str::to_string)
+                                    .unwrap_or_else(|| v.to_string()),
+                            )
+                        })
                         .collect()
                 }
             };
-            let ctx = RenderContext { env_class, region, name };
+            let ctx = RenderContext {
+                env_class,
+                region,
+                name,
+            };
             match bp.render(&ctx, &raw) {
                 Ok(r) => {
                     println!("{}", r.body);
@@ -143,9 +182,12 @@ pub async fn run_offline(command: Command) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Check { file, rules } => {
-            let dir = rules.unwrap_or_else(|| env_path("STACKGATE_RULES_DIR", "cloudformation/rules"));
-            let engine = PolicyEngine::load(&dir).with_context(|| format!("loading rules from {}", dir.display()))?;
-            let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+            let dir =
+                rules.unwrap_or_else(|| env_path("STACKGATE_RULES_DIR", "cloudformation/rules"));
+            let engine = PolicyEngine::load(&dir)
+                .with_context(|| format!("loading rules from {}", dir.display()))?;
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("reading {}", file.display()))?;
             if serde_json::from_str::<serde_json::Value>(&text).is_err() {
                 eprintln!("{}: not a JSON CloudFormation template", file.display());
                 return Ok(ExitCode::from(2));
@@ -157,7 +199,11 @@ pub async fn run_offline(command: Command) -> anyhow::Result<ExitCode> {
                     println!("    {m}");
                 }
             }
-            Ok(if report.passed { ExitCode::SUCCESS } else { ExitCode::from(1) })
+            Ok(if report.passed {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
         }
     }
 }

@@ -185,13 +185,12 @@ impl Config {
         let number = |name: &str, v: &Option<String>, default: i64| -> Result<i64, ConfigError> {
             match pick(name, v) {
                 None => Ok(default),
-                Some(s) => s
-                    .parse::<i64>()
-                    .ok()
-                    .filter(|n| *n >= 0)
-                    .ok_or_else(|| {
-                        err(&format!("STACKGATE_{name}"), format!("'{s}' is not a whole number"))
-                    }),
+                Some(s) => s.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
+                    err(
+                        &format!("STACKGATE_{name}"),
+                        format!("'{s}' is not a whole number"),
+                    )
+                }),
             }
         };
         let list = |name: &str, v: &Option<String>, default: &str| -> Vec<String> {
@@ -203,9 +202,18 @@ impl Config {
                 .collect()
         };
         let mut approvals_required = BTreeMap::new();
-        approvals_required.insert(EnvClass::Dev, number("APPROVALS_DEV", &file.approvals_dev, 1)?);
-        approvals_required.insert(EnvClass::Test, number("APPROVALS_TEST", &file.approvals_test, 1)?);
-        approvals_required.insert(EnvClass::Prod, number("APPROVALS_PROD", &file.approvals_prod, 2)?);
+        approvals_required.insert(
+            EnvClass::Dev,
+            number("APPROVALS_DEV", &file.approvals_dev, 1)?,
+        );
+        approvals_required.insert(
+            EnvClass::Test,
+            number("APPROVALS_TEST", &file.approvals_test, 1)?,
+        );
+        approvals_required.insert(
+            EnvClass::Prod,
+            number("APPROVALS_PROD", &file.approvals_prod, 2)?,
+        );
         let approvals_required = approvals_required
             .into_iter()
             .map(|(k, v)| (k, v.clamp(1, 10) as u32))
@@ -214,7 +222,12 @@ impl Config {
         let worker_enabled = match worker.as_str() {
             "true" | "1" | "yes" => true,
             "false" | "0" | "no" => false,
-            other => return Err(err("STACKGATE_WORKER", format!("'{other}' is not true or false"))),
+            other => {
+                return Err(err(
+                    "STACKGATE_WORKER",
+                    format!("'{other}' is not true or false"),
+                ));
+            }
         };
         let log_format = pick("LOG_FORMAT", &file.log_format).unwrap_or_else(|| "json".into());
         if log_format != "json" && log_format != "pretty" {
@@ -324,11 +337,17 @@ mod tests {
     fn missing_or_bad_settings_name_the_setting() {
         let mut v = base();
         v.remove("STACKGATE_OIDC_ISSUER");
-        let e = Config::from_vars(&v).err().map(|e| e.to_string()).unwrap_or_default();
+        let e = Config::from_vars(&v)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(e.contains("STACKGATE_OIDC_ISSUER"), "{e}");
         let mut v = base();
         v.insert("STACKGATE_LISTEN".into(), "nonsense".into());
-        let e = Config::from_vars(&v).err().map(|e| e.to_string()).unwrap_or_default();
+        let e = Config::from_vars(&v)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(e.contains("STACKGATE_LISTEN"), "{e}");
         let mut v = base();
         v.insert("STACKGATE_DATABASE_URL".into(), "mysql://x".into());

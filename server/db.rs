@@ -75,7 +75,10 @@ impl Db {
             Backend::Sqlite => &SQLITE_MIGRATIONS,
             Backend::Postgres => &POSTGRES_MIGRATIONS,
         };
-        migrator.run(&self.pool).await.context("running migrations")?;
+        migrator
+            .run(&self.pool)
+            .await
+            .context("running migrations")?;
         Ok(())
     }
 
@@ -110,7 +113,10 @@ impl Db {
                     .fetch_one(&self.pool)
                     .await?;
                 let got: String = row.try_get(0)?;
-                anyhow::ensure!(got == "on", "PostgreSQL synchronous_commit is {got}, expected on");
+                anyhow::ensure!(
+                    got == "on",
+                    "PostgreSQL synchronous_commit is {got}, expected on"
+                );
             }
         }
         Ok(())
@@ -135,7 +141,10 @@ impl Db {
 
     /// A cheap query proving the database answers (for `/readyz`).
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
-        sqlx::query("SELECT 1").execute(&self.pool).await.map(|_| ())
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
     }
 
     pub async fn close(&self) {
@@ -150,13 +159,16 @@ fn prepare_sqlite_url(url: &str) -> anyhow::Result<String> {
         .trim_start_matches("sqlite:");
     let path = rest.split('?').next().unwrap_or_default();
     if path.is_empty() || path == ":memory:" {
-        anyhow::bail!("STACKGATE_DATABASE_URL: give SQLite a file path, e.g. sqlite://data/stackgate.db");
+        anyhow::bail!(
+            "STACKGATE_DATABASE_URL: give SQLite a file path, e.g. sqlite://data/stackgate.db"
+        );
     }
-    if let Some(dir) = std::path::Path::new(path).parent() {
-        if !dir.as_os_str().is_empty() {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("creating the database folder {}", dir.display()))?;
-        }
+    if let Some(dir) = std::path::Path::new(path)
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+    {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("creating the database folder {}", dir.display()))?;
     }
     Ok(if rest.contains("mode=") {
         url.to_string()

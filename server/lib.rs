@@ -54,7 +54,9 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     let oidc = state::Oidc::new(OidcSettings {
         issuer_url: config.oidc_issuer.clone(),
         client_id: config.oidc_client_id.clone(),
-        client_secret: openidconnect::ClientSecret::new(config.oidc_client_secret.expose().to_string()),
+        client_secret: openidconnect::ClientSecret::new(
+            config.oidc_client_secret.expose().to_string(),
+        ),
         redirect_url: config.callback_url(),
     });
     Ok(AppState {

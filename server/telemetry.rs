@@ -4,9 +4,12 @@ use tracing_subscriber::EnvFilter;
 
 /// Installs the global subscriber once; later calls are ignored (tests call it repeatedly).
 pub fn init(json: bool) {
-    let filter = EnvFilter::try_from_env("STACKGATE_LOG")
-        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,aws_config=warn,aws_smithy_runtime=warn,tower_http=info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter = EnvFilter::try_from_env("STACKGATE_LOG").unwrap_or_else(|_| {
+        EnvFilter::new("info,sqlx=warn,aws_config=warn,aws_smithy_runtime=warn,tower_http=info")
+    });
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let _ = if json {
         builder.json().flatten_event(true).try_init()
     } else {

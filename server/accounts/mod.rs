@@ -172,7 +172,9 @@ impl TryFrom<String> for Region {
         if ok {
             Ok(Region(s))
         } else {
-            Err(format!("'{s}' is not an AWS region name (such as eu-west-2)"))
+            Err(format!(
+                "'{s}' is not an AWS region name (such as eu-west-2)"
+            ))
         }
     }
 }
@@ -228,7 +230,10 @@ mod tests {
     #[test]
     fn role_arns_are_parsed_strictly() {
         let arn = RoleArn::try_from("arn:aws:iam::222222222222:role/stackgate-deploy".to_string());
-        assert_eq!(arn.map(|a| a.account_id().to_string()), Ok("222222222222".into()));
+        assert_eq!(
+            arn.map(|a| a.account_id().to_string()),
+            Ok("222222222222".into())
+        );
         for bad in [
             "arn:aws:iam::22222222222:role/x",
             "arn:aws:s3:::bucket",

@@ -22,8 +22,15 @@ pub async fn apply_seeds(db: &Db, seeds: &[AccountSeed]) -> anyhow::Result<()> {
             .iter()
             .map(|r| Region::try_from(r.clone()).map_err(anyhow::Error::msg))
             .collect::<anyhow::Result<_>>()?;
-        anyhow::ensure!(!regions.is_empty(), "account {id}: list at least one region");
-        let regions_csv = regions.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(",");
+        anyhow::ensure!(
+            !regions.is_empty(),
+            "account {id}: list at least one region"
+        );
+        let regions_csv = regions
+            .iter()
+            .map(|r| r.as_str())
+            .collect::<Vec<_>>()
+            .join(",");
         let now = now_ms();
         let mut tx = db.begin().await?;
         let existing = sqlx::query(
@@ -128,13 +135,16 @@ fn from_row(row: &sqlx::any::AnyRow, teams: Vec<String>) -> anyhow::Result<Accou
     })
 }
 
-const SELECT: &str = "select id, name, env_class, deploy_role_arn, external_id, regions from accounts";
+const SELECT: &str =
+    "select id, name, env_class, deploy_role_arn, external_id, regions from accounts";
 
 /// Every registered account, by environment class then name.
 pub async fn list(db: &Db) -> anyhow::Result<Vec<Account>> {
-    let rows = sqlx::query(sqlx::AssertSqlSafe(format!("{SELECT} order by env_class, name")))
-        .fetch_all(db.pool())
-        .await?;
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "{SELECT} order by env_class, name"
+    )))
+    .fetch_all(db.pool())
+    .await?;
     let team_rows = sqlx::query("select account_id, team from account_teams order by team")
         .fetch_all(db.pool())
         .await?;

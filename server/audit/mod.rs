@@ -146,9 +146,8 @@ pub struct Verification {
 /// Checks a sequence of records, in `seq` order, for gaps, reordering and edited content.
 pub fn verify_records(records: &[Record]) -> Verification {
     let mut prev = GENESIS_HASH.to_string();
-    let mut expected_seq = 1;
     let mut verified_up_to = 0;
-    for r in records {
+    for (expected_seq, r) in (1..).zip(records.iter()) {
         let problem = if r.seq != expected_seq {
             Some(format!("expected record #{expected_seq}, found #{}", r.seq))
         } else if r.prev_hash != prev {
@@ -168,7 +167,6 @@ pub fn verify_records(records: &[Record]) -> Verification {
         }
         prev = r.hash.clone();
         verified_up_to = r.seq;
-        expected_seq += 1;
     }
     Verification {
         records: records.len() as i64,

@@ -95,7 +95,8 @@ async fn export(State(state): State<AppState>, user: CurrentUser) -> Result<Resp
     user.require_audit_reader()?;
     store::append_alone(
         &state.db,
-        Entry::new(&user.actor(), "audit.exported", "audit_log", "-").source_ip(user.source_ip.clone()),
+        Entry::new(&user.actor(), "audit.exported", "audit_log", "-")
+            .source_ip(user.source_ip.clone()),
     )
     .await?;
     let mut body = String::new();
@@ -106,7 +107,10 @@ async fn export(State(state): State<AppState>, user: CurrentUser) -> Result<Resp
     Ok((
         [
             ("content-type", "application/x-ndjson"),
-            ("content-disposition", "attachment; filename=\"stackgate-audit.jsonl\""),
+            (
+                "content-disposition",
+                "attachment; filename=\"stackgate-audit.jsonl\"",
+            ),
         ],
         body,
     )

@@ -128,7 +128,9 @@ impl CurrentUser {
         if self.roles.is_approver() {
             Ok(())
         } else {
-            Err(AppError::Forbidden("Only approvers can see the approvals inbox.".into()))
+            Err(AppError::Forbidden(
+                "Only approvers can see the approvals inbox.".into(),
+            ))
         }
     }
 
@@ -136,7 +138,9 @@ impl CurrentUser {
         if self.roles.auditor || self.roles.admin {
             Ok(())
         } else {
-            Err(AppError::Forbidden("Only auditors and admins can read the audit log.".into()))
+            Err(AppError::Forbidden(
+                "Only auditors and admins can read the audit log.".into(),
+            ))
         }
     }
 }

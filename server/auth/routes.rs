@@ -119,10 +119,15 @@ struct CallbackQuery {
 /// with a generic page: no session, no token material.
 async fn refuse(state: &AppState, reason: &str, ip: Option<String>) -> Result<Response, AppError> {
     tracing::warn!(auth.reason = reason, "A sign-in was refused.");
-    let entry = Entry::new(&Actor::system("anonymous"), "auth.login_failed", "session", "-")
-        .outcome("denied")
-        .detail(serde_json::json!({ "reason": reason }))
-        .source_ip(ip);
+    let entry = Entry::new(
+        &Actor::system("anonymous"),
+        "auth.login_failed",
+        "session",
+        "-",
+    )
+    .outcome("denied")
+    .detail(serde_json::json!({ "reason": reason }))
+    .source_ip(ip);
     audit::store::append_alone(&state.db, entry).await?;
     let c = cookies(state);
     let mut response = login_failed_page(
@@ -190,7 +195,10 @@ async fn callback(
         identity.auth_time.map(|t| t.timestamp_millis()),
     )
     .await?;
-    let name = identity.name.clone().unwrap_or_else(|| identity.subject.clone());
+    let name = identity
+        .name
+        .clone()
+        .unwrap_or_else(|| identity.subject.clone());
     let roles = Roles::from_groups(&identity.groups, &state.config);
     let entry = Entry::new(
         &Actor {
@@ -332,7 +340,13 @@ mod tests {
     #[test]
     fn only_same_origin_paths_are_honoured() {
         assert_eq!(safe_return_to(Some("/requests/1")), "/requests/1");
-        for bad in ["https://evil.example", "//evil.example", "/\\evil", "evil", "/a\nb"] {
+        for bad in [
+            "https://evil.example",
+            "//evil.example",
+            "/\\evil",
+            "evil",
+            "/a\nb",
+        ] {
             assert_eq!(safe_return_to(Some(bad)), "/", "{bad}");
         }
         assert_eq!(safe_return_to(None), "/");

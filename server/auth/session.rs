@@ -98,11 +98,7 @@ pub fn seal(secret: &str, plain: &[u8]) -> String {
         .enumerate()
         .flat_map(|(i, chunk)| {
             let ks = keystream_block(&key, i as u64);
-            chunk
-                .iter()
-                .zip(ks)
-                .map(|(b, k)| b ^ k)
-                .collect::<Vec<_>>()
+            chunk.iter().zip(ks).map(|(b, k)| b ^ k).collect::<Vec<_>>()
         })
         .collect();
     let tag = tag(secret, &out);
@@ -135,11 +131,7 @@ pub fn unseal(secret: &str, sealed: &str) -> Option<Vec<u8>> {
             .enumerate()
             .flat_map(|(i, chunk)| {
                 let ks = keystream_block(&key, i as u64);
-                chunk
-                    .iter()
-                    .zip(ks)
-                    .map(|(b, k)| b ^ k)
-                    .collect::<Vec<_>>()
+                chunk.iter().zip(ks).map(|(b, k)| b ^ k).collect::<Vec<_>>()
             })
             .collect(),
     )
@@ -179,12 +171,11 @@ pub async fn take_pending_login(
 ) -> Result<Option<(Vec<u8>, String, i64)>, sqlx::Error> {
     let id_hash = token_hash("login", cookie_token);
     let mut tx = db.begin().await?;
-    let row = sqlx::query(
-        "select sealed, return_to, created_at from pending_logins where id_hash = $1",
-    )
-    .bind(id_hash.clone())
-    .fetch_optional(&mut *tx)
-    .await?;
+    let row =
+        sqlx::query("select sealed, return_to, created_at from pending_logins where id_hash = $1")
+            .bind(id_hash.clone())
+            .fetch_optional(&mut *tx)
+            .await?;
     sqlx::query("delete from pending_logins where id_hash = $1")
         .bind(id_hash)
         .execute(&mut *tx)
@@ -341,7 +332,8 @@ mod tests {
 
     #[test]
     fn sealed_data_opens_only_with_its_secret_and_unaltered() {
-        let plain = b"{\"state\":\"abc\",\"nonce\":\"n\",\"pkce_verifier\":\"v\"} and more than 32 bytes";
+        let plain =
+            b"{\"state\":\"abc\",\"nonce\":\"n\",\"pkce_verifier\":\"v\"} and more than 32 bytes";
         let sealed = seal("cookie-1", plain);
         // The ciphertext is hex: the plaintext must not appear in it as hex either.
         assert!(!sealed.contains(&hex::encode(&plain[..16])));
@@ -349,7 +341,10 @@ mod tests {
         assert_eq!(unseal("cookie-2", &sealed), None);
         let mut tampered = sealed.clone().into_bytes();
         tampered[0] = if tampered[0] == b'0' { b'1' } else { b'0' };
-        assert_eq!(unseal("cookie-1", &String::from_utf8(tampered).unwrap_or_default()), None);
+        assert_eq!(
+            unseal("cookie-1", &String::from_utf8(tampered).unwrap_or_default()),
+            None
+        );
     }
 
     #[test]
@@ -357,7 +352,9 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(
             axum::http::header::COOKIE,
-            axum::http::HeaderValue::from_static("a=1; stackgate_session=tok; stackgate_session_x=no"),
+            axum::http::HeaderValue::from_static(
+                "a=1; stackgate_session=tok; stackgate_session_x=no",
+            ),
         );
         assert_eq!(cookie(&h, "stackgate_session").as_deref(), Some("tok"));
         assert_eq!(cookie(&h, "missing"), None);

@@ -105,7 +105,10 @@ impl<C: Connect> Worker<C> {
             Err(e) => {
                 tracing::error!(deployment.id = %id, error = format!("{e:#}"), "A deployment step failed; it will be retried.");
                 let delay = self.poll().as_millis() as i64 * 4;
-                if let Err(e) = store::retry_later(&self.db, &id, epoch, delay, "internal error; retrying").await {
+                if let Err(e) =
+                    store::retry_later(&self.db, &id, epoch, delay, "internal error; retrying")
+                        .await
+                {
                     tracing::warn!(deployment.id = %id, error = %e, "Could not requeue the deployment.");
                 }
             }
@@ -122,7 +125,10 @@ impl<C: Connect> Worker<C> {
             let worked = match self.run_once().await {
                 Ok(w) => w,
                 Err(e) => {
-                    tracing::warn!(error = format!("{e:#}"), "The worker could not claim work; it will try again.");
+                    tracing::warn!(
+                        error = format!("{e:#}"),
+                        "The worker could not claim work; it will try again."
+                    );
                     false
                 }
             };
@@ -186,22 +192,27 @@ impl<C: Connect> Worker<C> {
         job: &Deployment,
         request: &ServiceRequest,
     ) -> anyhow::Result<Option<String>> {
-        if !matches!(request.status, RequestStatus::Approved | RequestStatus::Deploying) {
+        if !matches!(
+            request.status,
+            RequestStatus::Approved | RequestStatus::Deploying
+        ) {
             return Ok(Some(format!("the request is {}", request.status)));
         }
         if request.content_hash != job.content_hash {
             return Ok(Some("the request changed after it was approved".into()));
         }
         let mut tx = self.db.begin().await?;
-        let approvals =
-            crate::approvals::store::distinct_approvers(&mut tx, &request.id, &request.content_hash)
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let approvals = crate::approvals::store::distinct_approvers(
+            &mut tx,
+            &request.id,
+            &request.content_hash,
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
         tx.commit().await?;
         let required = self.config.approvals_for(request.env_class) as usize;
-        Ok((approvals < required).then(|| {
-            format!("the request has {approvals} of the {required} approvals it needs")
-        }))
+        Ok((approvals < required)
+            .then(|| format!("the request has {approvals} of the {required} approvals it needs")))
     }
 
     /// Marks the request deploying and announces the change set, before any AWS call.
@@ -214,13 +225,18 @@ impl<C: Connect> Worker<C> {
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
         }
         let token = job.token("start", job.epoch);
-        let entry = Entry::new(&Actor::system("stackgate-worker"), "deploy.started", "request", request.id.clone())
-            .detail(serde_json::json!({
-                "deployment_id": job.id, "account_id": job.account_id, "region": job.region,
-                "stack_name": job.stack_name, "content_hash": job.content_hash,
-                "session_name": job.session_name(request.number),
-            }))
-            .correlation(token);
+        let entry = Entry::new(
+            &Actor::system("stackgate-worker"),
+            "deploy.started",
+            "request",
+            request.id.clone(),
+        )
+        .detail(serde_json::json!({
+            "deployment_id": job.id, "account_id": job.account_id, "region": job.region,
+            "stack_name": job.stack_name, "content_hash": job.content_hash,
+            "session_name": job.session_name(request.number),
+        }))
+        .correlation(token);
         audit::store::append(&mut tx, entry).await?;
         store::save(
             &mut tx,
@@ -246,7 +262,11 @@ impl<C: Connect> Worker<C> {
         request: &ServiceRequest,
         account: &Account,
     ) -> anyhow::Result<Outcome> {
-        let mut step = if job.step == Step::Start { Step::ChangeSetRequested } else { job.step };
+        let mut step = if job.step == Step::Start {
+            Step::ChangeSetRequested
+        } else {
+            job.step
+        };
         let mut arn = job.change_set_arn.clone();
         if step == Step::ChangeSetRequested {
             let created = match arn.clone() {
@@ -261,12 +281,18 @@ impl<C: Connect> Worker<C> {
                 Err(o) => return Ok(o),
             };
             let mut tx = self.db.begin().await?;
-            store::save(&mut tx, &job.id, job.epoch, self.lease_ms(), Patch {
-                step: Some(Step::ExecuteRequested),
-                change_set_arn: Some(created.clone()),
-                changes: Some(changes.clone()),
-                ..Patch::default()
-            })
+            store::save(
+                &mut tx,
+                &job.id,
+                job.epoch,
+                self.lease_ms(),
+                Patch {
+                    step: Some(Step::ExecuteRequested),
+                    change_set_arn: Some(created.clone()),
+                    changes: Some(changes.clone()),
+                    ..Patch::default()
+                },
+            )
             .await?;
             let entry = Entry::new(&Actor::system("stackgate-worker"), "deploy.change_set_created", "request", request.id.clone())
                 .detail(serde_json::json!({ "change_set_arn": created, "changes": changes.len(), "account_id": account.id }))
@@ -277,15 +303,24 @@ impl<C: Connect> Worker<C> {
             step = Step::ExecuteRequested;
         }
         if step != Step::ExecuteRequested {
-            return Ok(done(DeploymentStatus::NeedsAttention, Some(format!("unexpected step {}", step.as_str()))));
+            return Ok(done(
+                DeploymentStatus::NeedsAttention,
+                Some(format!("unexpected step {}", step.as_str())),
+            ));
         }
         let Some(arn) = arn else {
-            return Ok(done(DeploymentStatus::NeedsAttention, Some("the change set ARN was not recorded".into())));
+            return Ok(done(
+                DeploymentStatus::NeedsAttention,
+                Some("the change set ARN was not recorded".into()),
+            ));
         };
         // Reconcile before executing: execute only a change set that is still available.
         match ops.describe_change_set(&arn).await {
             Ok(cs) if cs.execution_status == "AVAILABLE" => {
-                if let Err(e) = ops.execute_change_set(&arn, &job.token("execute", job.epoch)).await {
+                if let Err(e) = ops
+                    .execute_change_set(&arn, &job.token("execute", job.epoch))
+                    .await
+                {
                     return Ok(match e {
                         e if e.is_retryable() => Outcome::Retry(e.to_string()),
                         e => done(DeploymentStatus::Failed, Some(e.to_string())),
@@ -312,17 +347,27 @@ impl<C: Connect> Worker<C> {
         job: &Deployment,
         request: &ServiceRequest,
     ) -> Result<String, Outcome> {
-        let existing = ops.describe_stack(&job.stack_name).await.map_err(classify)?;
+        let existing = ops
+            .describe_stack(&job.stack_name)
+            .await
+            .map_err(classify)?;
         let kind = match &existing {
             None => ChangeSetKind::Create,
             Some(s) if s.status == "REVIEW_IN_PROGRESS" => ChangeSetKind::Create,
             Some(s) => {
                 // Never touch a stack another team owns, even with the same name (bar E7).
-                let owner = s.tags.iter().find(|(k, _)| k == "stackgate:team").map(|(_, v)| v.as_str());
+                let owner = s
+                    .tags
+                    .iter()
+                    .find(|(k, _)| k == "stackgate:team")
+                    .map(|(_, v)| v.as_str());
                 if owner != Some(request.team.as_str()) {
                     return Err(done(
                         DeploymentStatus::Failed,
-                        Some(format!("Stack {} exists and is not owned by team {}.", job.stack_name, request.team)),
+                        Some(format!(
+                            "Stack {} exists and is not owned by team {}.",
+                            job.stack_name, request.team
+                        )),
                     ));
                 }
                 ChangeSetKind::Update
@@ -336,8 +381,14 @@ impl<C: Connect> Worker<C> {
             tags: vec![
                 ("stackgate:team".into(), request.team.clone()),
                 ("stackgate:request".into(), request.number.to_string()),
-                ("stackgate:environment-class".into(), request.env_class.to_string()),
-                ("stackgate:blueprint".into(), format!("{}@{}", request.blueprint_slug, request.blueprint_version)),
+                (
+                    "stackgate:environment-class".into(),
+                    request.env_class.to_string(),
+                ),
+                (
+                    "stackgate:blueprint".into(),
+                    format!("{}@{}", request.blueprint_slug, request.blueprint_version),
+                ),
             ],
             client_token: job.token("changeset", job.epoch),
             capabilities: vec!["CAPABILITY_IAM".into()],
@@ -347,7 +398,10 @@ impl<C: Connect> Worker<C> {
             Ok(arn) => Ok(arn),
             // A retried create whose first attempt went through: find it by its stable name.
             Err(DeployError::AlreadyExists(_)) => Ok(job.change_set_name()),
-            Err(DeployError::NoChanges) => Err(done(DeploymentStatus::Succeeded, Some("No changes: the stack already matches the template.".into()))),
+            Err(DeployError::NoChanges) => Err(done(
+                DeploymentStatus::Succeeded,
+                Some("No changes: the stack already matches the template.".into()),
+            )),
             Err(DeployError::TemplateRejected(m)) => Err(done(
                 DeploymentStatus::Failed,
                 Some(format!("CloudFormation rejected the template: {m}")),
@@ -379,18 +433,28 @@ impl<C: Connect> Worker<C> {
                 }
                 Ok(_) => {}
                 Err(DeployError::NoChanges) => {
-                    return Err(done(DeploymentStatus::Succeeded, Some("No changes: the stack already matches the template.".into())));
+                    return Err(done(
+                        DeploymentStatus::Succeeded,
+                        Some("No changes: the stack already matches the template.".into()),
+                    ));
                 }
                 Err(DeployError::ChangeSetFailed(m)) => {
-                    return Err(done(DeploymentStatus::Failed, Some(format!("The change set failed: {m}"))));
+                    return Err(done(
+                        DeploymentStatus::Failed,
+                        Some(format!("The change set failed: {m}")),
+                    ));
                 }
                 Err(e) => return Err(classify(e)),
             }
-            self.extend_lease(job).await.map_err(|e| Outcome::Retry(e.to_string()))?;
+            self.extend_lease(job)
+                .await
+                .map_err(|e| Outcome::Retry(e.to_string()))?;
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(self.poll() * 10);
         }
-        Err(Outcome::Retry("the change set is still being created".into()))
+        Err(Outcome::Retry(
+            "the change set is still being created".into(),
+        ))
     }
 
     async fn poll_stack<O: StackOps>(&self, ops: &O, job: &Deployment) -> anyhow::Result<Outcome> {
@@ -398,7 +462,12 @@ impl<C: Connect> Worker<C> {
         loop {
             let stack = match ops.describe_stack(&job.stack_name).await {
                 Ok(Some(s)) => s,
-                Ok(None) => return Ok(done(DeploymentStatus::Failed, Some("The stack disappeared during the deployment.".into()))),
+                Ok(None) => {
+                    return Ok(done(
+                        DeploymentStatus::Failed,
+                        Some("The stack disappeared during the deployment.".into()),
+                    ));
+                }
                 Err(e) => return Ok(classify(e)),
             };
             let events = match ops.stack_events(&job.stack_name).await {
@@ -433,19 +502,53 @@ impl<C: Connect> Worker<C> {
                     let outputs = stack
                         .outputs
                         .iter()
-                        .map(|(k, v, d)| Output { key: k.clone(), value: v.clone(), description: d.clone() })
+                        .map(|(k, v, d)| Output {
+                            key: k.clone(),
+                            value: v.clone(),
+                            description: d.clone(),
+                        })
                         .collect();
                     let mut tx = self.db.begin().await?;
-                    store::save(&mut tx, &job.id, job.epoch, self.lease_ms(), Patch { stack_id: Some(stack.stack_id.clone()), ..Patch::default() }).await?;
+                    store::save(
+                        &mut tx,
+                        &job.id,
+                        job.epoch,
+                        self.lease_ms(),
+                        Patch {
+                            stack_id: Some(stack.stack_id.clone()),
+                            ..Patch::default()
+                        },
+                    )
+                    .await?;
                     tx.commit().await?;
-                    return Ok(Outcome::Done { status: DeploymentStatus::Succeeded, error: None, outputs });
+                    return Ok(Outcome::Done {
+                        status: DeploymentStatus::Succeeded,
+                        error: None,
+                        outputs,
+                    });
                 }
                 StatusClass::RolledBack => {
-                    return Ok(done(DeploymentStatus::RolledBack, Some(format!("The deployment failed and was rolled back ({}). {}", stack.status, first_failure()))));
+                    return Ok(done(
+                        DeploymentStatus::RolledBack,
+                        Some(format!(
+                            "The deployment failed and was rolled back ({}). {}",
+                            stack.status,
+                            first_failure()
+                        )),
+                    ));
                 }
-                StatusClass::Failed => return Ok(done(DeploymentStatus::Failed, Some(first_failure()))),
+                StatusClass::Failed => {
+                    return Ok(done(DeploymentStatus::Failed, Some(first_failure())));
+                }
                 StatusClass::NeedsAttention => {
-                    return Ok(done(DeploymentStatus::NeedsAttention, Some(format!("The stack is {}: a person must decide what to do. {}", stack.status, first_failure()))));
+                    return Ok(done(
+                        DeploymentStatus::NeedsAttention,
+                        Some(format!(
+                            "The stack is {}: a person must decide what to do. {}",
+                            stack.status,
+                            first_failure()
+                        )),
+                    ));
                 }
             }
             self.extend_lease(job).await?;
@@ -456,16 +559,32 @@ impl<C: Connect> Worker<C> {
 
     async fn extend_lease(&self, job: &Deployment) -> anyhow::Result<()> {
         let mut tx = self.db.begin().await?;
-        store::save(&mut tx, &job.id, job.epoch, self.lease_ms(), Patch::default()).await?;
+        store::save(
+            &mut tx,
+            &job.id,
+            job.epoch,
+            self.lease_ms(),
+            Patch::default(),
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }
 
     /// Records the outcome: the deployment's status, the request's, and the audit record, in
     /// one transaction; or gives the job back to the queue.
-    async fn end(&self, job: &Deployment, request: &ServiceRequest, outcome: Outcome) -> anyhow::Result<()> {
+    async fn end(
+        &self,
+        job: &Deployment,
+        request: &ServiceRequest,
+        outcome: Outcome,
+    ) -> anyhow::Result<()> {
         let (status, error, outputs) = match outcome {
-            Outcome::Done { status, error, outputs } => (status, error, outputs),
+            Outcome::Done {
+                status,
+                error,
+                outputs,
+            } => (status, error, outputs),
             Outcome::Retry(why) if job.attempts + 1 < MAX_ATTEMPTS => {
                 let delay = (self.poll().as_millis() as i64) << job.attempts.clamp(0, 8);
                 tracing::warn!(deployment.id = %job.id, "A deployment step failed transiently ({why}); it will be retried.");
@@ -478,29 +597,60 @@ impl<C: Connect> Worker<C> {
             ),
         };
         let mut tx = self.db.begin().await?;
-        store::finish(&mut tx, &job.id, job.epoch, status, error.as_deref(), &outputs).await?;
+        store::finish(
+            &mut tx,
+            &job.id,
+            job.epoch,
+            status,
+            error.as_deref(),
+            &outputs,
+        )
+        .await?;
         // Read the request again inside the transaction: its version may have moved.
-        let current = requests::store::get_in(&mut tx, &request.id).await.map_err(|e| anyhow::anyhow!("{e}"))?;
-        let (action, transition) = match status {
-            DeploymentStatus::Succeeded => ("deploy.succeeded", Some(Transition::DeploymentSucceeded)),
-            DeploymentStatus::Cancelled => ("deploy.cancelled", Some(Transition::DeploymentFailed)),
-            DeploymentStatus::NeedsAttention => ("deploy.needs_attention", Some(Transition::DeploymentFailed)),
-            _ => ("deploy.failed", Some(Transition::DeploymentFailed)),
+        let current = requests::store::get_in(&mut tx, &request.id)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let action = match status {
+            DeploymentStatus::Succeeded => "deploy.succeeded",
+            DeploymentStatus::Cancelled => "deploy.cancelled",
+            DeploymentStatus::NeedsAttention => "deploy.needs_attention",
+            _ => "deploy.failed",
         };
-        if let (Some(t), Some(current)) = (transition, current) {
-            if let Ok(next) = current.status.apply(t) {
-                requests::store::set_status(&mut tx, &current.id, current.version, next, error.as_deref())
-                    .await
-                    .map_err(|e| anyhow::anyhow!("{e}"))?;
-            }
+        let transition = if status == DeploymentStatus::Succeeded {
+            Transition::DeploymentSucceeded
+        } else {
+            Transition::DeploymentFailed
+        };
+        // A request cancelled meanwhile stays cancelled: the transition simply does not apply.
+        if let Some(current) = current
+            && let Ok(next) = current.status.apply(transition)
+        {
+            requests::store::set_status(
+                &mut tx,
+                &current.id,
+                current.version,
+                next,
+                error.as_deref(),
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         }
-        let entry = Entry::new(&Actor::system("stackgate-worker"), action, "request", request.id.clone())
-            .outcome(if status == DeploymentStatus::Succeeded { "success" } else { "failure" })
-            .detail(serde_json::json!({
-                "deployment_id": job.id, "status": status, "error": error,
-                "outputs": outputs.len(), "stack_name": job.stack_name,
-            }))
-            .correlation(job.token("finish", job.epoch));
+        let entry = Entry::new(
+            &Actor::system("stackgate-worker"),
+            action,
+            "request",
+            request.id.clone(),
+        )
+        .outcome(if status == DeploymentStatus::Succeeded {
+            "success"
+        } else {
+            "failure"
+        })
+        .detail(serde_json::json!({
+            "deployment_id": job.id, "status": status, "error": error,
+            "outputs": outputs.len(), "stack_name": job.stack_name,
+        }))
+        .correlation(job.token("finish", job.epoch));
         audit::store::append(&mut tx, entry).await?;
         tx.commit().await?;
         tracing::info!(deployment.id = %job.id, deployment.status = status.as_str(), "A deployment ended.");

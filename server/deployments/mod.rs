@@ -207,6 +207,9 @@ mod tests {
         for s in DeploymentStatus::ALL {
             assert_eq!(DeploymentStatus::parse(s.as_str()), Some(s));
         }
-        assert_eq!(Step::parse("execute_requested"), Some(Step::ExecuteRequested));
+        assert_eq!(
+            Step::parse("execute_requested"),
+            Some(Step::ExecuteRequested)
+        );
     }
 }

@@ -31,7 +31,8 @@ fn from_row(row: &sqlx::any::AnyRow) -> anyhow::Result<Deployment> {
         content_hash: row.try_get(5)?,
         status: DeploymentStatus::parse(&status)
             .ok_or_else(|| anyhow::anyhow!("unknown deployment status {status}"))?,
-        step: Step::parse(&step).ok_or_else(|| anyhow::anyhow!("unknown deployment step {step}"))?,
+        step: Step::parse(&step)
+            .ok_or_else(|| anyhow::anyhow!("unknown deployment step {step}"))?,
         epoch: row.try_get(8)?,
         attempts: row.try_get(9)?,
         change_set_name: row.try_get(10)?,
@@ -66,10 +67,12 @@ pub async fn enqueue(tx: &mut Tx, request: &ServiceRequest) -> Result<String, Ap
     .await;
     match done {
         Ok(_) => Ok(id),
-        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(AppError::Conflict(format!(
-            "Another deployment of stack {} is in progress; wait for it to finish.",
-            request.stack_name
-        ))),
+        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+            Err(AppError::Conflict(format!(
+                "Another deployment of stack {} is in progress; wait for it to finish.",
+                request.stack_name
+            )))
+        }
         Err(e) => Err(e.into()),
     }
 }

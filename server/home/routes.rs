@@ -32,11 +32,15 @@ struct HomePage {
 
 async fn home(State(state): State<AppState>, user: CurrentUser) -> Result<Html<String>, AppError> {
     let teams = user.visible_teams();
-    let scope = if user.sees_all_teams() { None } else { Some(teams.as_slice()) };
-    let rows = |v: Vec<requests::ServiceRequest>| v.iter().map(RequestRow::from).collect::<Vec<_>>();
-    let environments = rows(
-        requests::store::list(&state.db, scope, &[RequestStatus::Deployed], 50).await?,
-    );
+    let scope = if user.sees_all_teams() {
+        None
+    } else {
+        Some(teams.as_slice())
+    };
+    let rows =
+        |v: Vec<requests::ServiceRequest>| v.iter().map(RequestRow::from).collect::<Vec<_>>();
+    let environments =
+        rows(requests::store::list(&state.db, scope, &[RequestStatus::Deployed], 50).await?);
     let open = rows(
         requests::store::list(
             &state.db,

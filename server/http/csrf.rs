@@ -24,11 +24,7 @@ fn forbidden() -> Response {
 
 /// The origin (`scheme://host[:port]`) of the public URL.
 fn public_origin(state: &AppState) -> String {
-    state
-        .config
-        .public_url
-        .origin()
-        .ascii_serialization()
+    state.config.public_url.origin().ascii_serialization()
 }
 
 pub async fn protect(State(state): State<AppState>, request: Request, next: Next) -> Response {
@@ -39,10 +35,11 @@ pub async fn protect(State(state): State<AppState>, request: Request, next: Next
         return next.run(request).await;
     }
     let headers = request.headers();
-    if let Some(origin) = headers.get(header::ORIGIN) {
-        if origin.as_bytes() != public_origin(&state).as_bytes() {
-            return forbidden();
-        }
+    if headers
+        .get(header::ORIGIN)
+        .is_some_and(|origin| origin.as_bytes() != public_origin(&state).as_bytes())
+    {
+        return forbidden();
     }
     if headers
         .get("sec-fetch-site")
@@ -72,15 +69,18 @@ pub async fn protect(State(state): State<AppState>, request: Request, next: Next
         .get("x-csrf-token")
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    let is_form = parts
-        .headers
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/x-www-form-urlencoded"));
+    let is_form = parts.headers.get(header::CONTENT_TYPE).is_some_and(|v| {
+        v.as_bytes()
+            .starts_with(b"application/x-www-form-urlencoded")
+    });
     let (presented, body) = match from_header {
         Some(token) => (Some(token), body),
         None if is_form => {
             let Ok(bytes) = to_bytes(body, BODY_LIMIT).await else {
-                return (axum::http::StatusCode::PAYLOAD_TOO_LARGE, "request body too large")
+                return (
+                    axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+                    "request body too large",
+                )
                     .into_response();
             };
             let token = url::form_urlencoded::parse(&bytes)
@@ -90,9 +90,8 @@ pub async fn protect(State(state): State<AppState>, request: Request, next: Next
         }
         None => (None, body),
     };
-    let valid = presented.is_some_and(|p| {
-        bool::from(p.as_bytes().ct_eq(user.csrf_token.as_bytes()))
-    });
+    let valid =
+        presented.is_some_and(|p| bool::from(p.as_bytes().ct_eq(user.csrf_token.as_bytes())));
     if !valid {
         return forbidden();
     }

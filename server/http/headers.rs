@@ -27,9 +27,15 @@ pub async fn security_headers(
     set("referrer-policy", "strict-origin-when-cross-origin");
     set("cross-origin-opener-policy", "same-origin");
     set("x-frame-options", "DENY");
-    set("permissions-policy", "camera=(), microphone=(), geolocation=()");
+    set(
+        "permissions-policy",
+        "camera=(), microphone=(), geolocation=()",
+    );
     if state.config.secure_cookies() {
-        set("strict-transport-security", "max-age=31536000; includeSubDomains");
+        set(
+            "strict-transport-security",
+            "max-age=31536000; includeSubDomains",
+        );
     }
     if is_static {
         set("cache-control", "public, max-age=3600");

@@ -23,7 +23,11 @@ pub struct Layout {
 }
 
 impl Layout {
-    pub async fn new(state: &AppState, user: &CurrentUser, nav: &'static str) -> Result<Layout, AppError> {
+    pub async fn new(
+        state: &AppState,
+        user: &CurrentUser,
+        nav: &'static str,
+    ) -> Result<Layout, AppError> {
         let inbox_count = if user.roles.is_approver() {
             inbox(state, user).await?.len()
         } else {

@@ -24,7 +24,10 @@ pub const BODY_LIMIT: usize = 256 * 1024;
 /// The whole application, without a listener: tests and `serve` both start from here.
 pub fn app(state: AppState) -> Router {
     let static_files = Router::new()
-        .route_service("/static/htmx.min.js", ServeFile::new(&state.config.htmx_path))
+        .route_service(
+            "/static/htmx.min.js",
+            ServeFile::new(&state.config.htmx_path),
+        )
         .nest_service("/static", ServeDir::new(&state.config.static_dir));
     Router::new()
         .merge(crate::auth::routes::router())

@@ -77,11 +77,23 @@ pub async fn cancel(state: &AppState, user: &CurrentUser, id: &str) -> Result<()
         .status
         .apply(Transition::Cancel)
         .map_err(|e| AppError::Conflict(format!("{e}.")))?;
-    store::set_status(&mut tx, &request.id, request.version, next, Some("cancelled")).await?;
+    store::set_status(
+        &mut tx,
+        &request.id,
+        request.version,
+        next,
+        Some("cancelled"),
+    )
+    .await?;
     deployments::store::cancel_queued(&mut tx, &request.id).await?;
-    let entry = Entry::new(&user.actor(), "request.cancelled", "request", request.id.clone())
-        .detail(serde_json::json!({ "from": request.status }))
-        .source_ip(user.source_ip.clone());
+    let entry = Entry::new(
+        &user.actor(),
+        "request.cancelled",
+        "request",
+        request.id.clone(),
+    )
+    .detail(serde_json::json!({ "from": request.status }))
+    .source_ip(user.source_ip.clone());
     audit::store::append(&mut tx, entry).await?;
     tx.commit().await?;
     Ok(())

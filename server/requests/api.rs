@@ -91,12 +91,17 @@ async fn list(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let statuses = match q.status.as_deref() {
         None | Some("") => vec![],
-        Some(s) => vec![RequestStatus::parse(s).ok_or_else(|| {
-            AppError::BadRequest(format!("unknown status '{s}'"))
-        })?],
+        Some(s) => vec![
+            RequestStatus::parse(s)
+                .ok_or_else(|| AppError::BadRequest(format!("unknown status '{s}'")))?,
+        ],
     };
     let teams = user.visible_teams();
-    let scope = if user.sees_all_teams() { None } else { Some(teams.as_slice()) };
+    let scope = if user.sees_all_teams() {
+        None
+    } else {
+        Some(teams.as_slice())
+    };
     let rows = store::list(&state.db, scope, &statuses, 200).await?;
     Ok(Json(serde_json::json!({ "requests": rows })))
 }
@@ -138,7 +143,9 @@ async fn approve(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<CommentBody>,
 ) -> Result<Json<approvals::DecisionOutcome>, ApiError> {
-    Ok(Json(approvals::decide(&state, &user, &id, Decision::Approve, &body.comment).await?))
+    Ok(Json(
+        approvals::decide(&state, &user, &id, Decision::Approve, &body.comment).await?,
+    ))
 }
 
 async fn reject(
@@ -147,7 +154,9 @@ async fn reject(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<CommentBody>,
 ) -> Result<Json<approvals::DecisionOutcome>, ApiError> {
-    Ok(Json(approvals::decide(&state, &user, &id, Decision::Reject, &body.comment).await?))
+    Ok(Json(
+        approvals::decide(&state, &user, &id, Decision::Reject, &body.comment).await?,
+    ))
 }
 
 async fn cancel(

@@ -72,7 +72,10 @@ pub fn check_name(name: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err("Use 2–31 lowercase letters, digits and dashes, starting with a letter (e.g. core).".into())
+        Err(
+            "Use 2–31 lowercase letters, digits and dashes, starting with a letter (e.g. core)."
+                .into(),
+        )
     }
 }
 
@@ -109,7 +112,10 @@ pub async fn prepare(
     let mut errors = Vec::new();
     let blueprint = state.catalog.get(&input.blueprint).cloned();
     if blueprint.is_none() {
-        errors.push(FieldError::new("blueprint", "Choose a blueprint from the catalog."));
+        errors.push(FieldError::new(
+            "blueprint",
+            "Choose a blueprint from the catalog.",
+        ));
     }
     let account = match accounts::store::get(&state.db, &input.account_id).await? {
         Some(a) if a.env_class.is_workload() && a.allows_team(&team) => Some(a),
@@ -121,14 +127,14 @@ pub async fn prepare(
             None
         }
     };
-    if let Some(a) = &account {
-        if !a.allows_region(&input.region) {
-            let allowed: Vec<&str> = a.regions.iter().map(|r| r.as_str()).collect();
-            errors.push(FieldError::new(
-                "region",
-                format!("{} allows {}.", a.name, allowed.join(", ")),
-            ));
-        }
+    if let Some(a) = &account
+        && !a.allows_region(&input.region)
+    {
+        let allowed: Vec<&str> = a.regions.iter().map(|r| r.as_str()).collect();
+        errors.push(FieldError::new(
+            "region",
+            format!("{} allows {}.", a.name, allowed.join(", ")),
+        ));
     }
     if let Err(m) = check_name(&input.name) {
         errors.push(FieldError::new("name", m));
@@ -180,7 +186,15 @@ mod tests {
     fn environment_names_are_checked() {
         assert!(check_name("core").is_ok());
         assert!(check_name("payments-api2").is_ok());
-        for bad in ["", "a", "Core", "1core", "core-", "has space", "x".repeat(32).as_str()] {
+        for bad in [
+            "",
+            "a",
+            "Core",
+            "1core",
+            "core-",
+            "has space",
+            "x".repeat(32).as_str(),
+        ] {
             assert!(check_name(bad).is_err(), "{bad}");
         }
     }
@@ -201,6 +215,9 @@ mod tests {
         let r = NewRequest::from_form(&form);
         assert_eq!(r.name, "core");
         assert_eq!(r.parameters.len(), 1);
-        assert_eq!(r.parameters.get("vpc_cidr").map(String::as_str), Some("10.1.0.0/16"));
+        assert_eq!(
+            r.parameters.get("vpc_cidr").map(String::as_str),
+            Some("10.1.0.0/16")
+        );
     }
 }

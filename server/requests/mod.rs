@@ -203,7 +203,12 @@ mod tests {
     #[test]
     fn the_happy_path_is_allowed() {
         let mut s = S::Draft;
-        for t in [T::Submit, T::Approve, T::StartDeployment, T::DeploymentSucceeded] {
+        for t in [
+            T::Submit,
+            T::Approve,
+            T::StartDeployment,
+            T::DeploymentSucceeded,
+        ] {
             s = match s.apply(t) {
                 Ok(next) => next,
                 Err(e) => panic!("{e}"),
@@ -236,7 +241,10 @@ mod tests {
         assert!(S::Deploying.apply(T::Reject).is_err());
         assert!(S::Approved.apply(T::Approve).is_err());
         let e = S::Deployed.apply(T::Cancel).err().map(|e| e.to_string());
-        assert_eq!(e.as_deref(), Some("a request that is deployed cannot be cancelled"));
+        assert_eq!(
+            e.as_deref(),
+            Some("a request that is deployed cannot be cancelled")
+        );
     }
 
     #[test]
@@ -251,11 +259,23 @@ mod tests {
         let p: BTreeMap<String, serde_json::Value> =
             [("vpc_cidr".to_string(), serde_json::json!("10.0.0.0/16"))].into();
         let base = content_hash("b", "t", &p, "111111111111", "eu-west-2", "s");
-        assert_eq!(base, content_hash("b", "t", &p, "111111111111", "eu-west-2", "s"));
-        assert_ne!(base, content_hash("b", "t", &p, "111111111111", "eu-west-1", "s"));
-        assert_ne!(base, content_hash("b", "t2", &p, "111111111111", "eu-west-2", "s"));
+        assert_eq!(
+            base,
+            content_hash("b", "t", &p, "111111111111", "eu-west-2", "s")
+        );
+        assert_ne!(
+            base,
+            content_hash("b", "t", &p, "111111111111", "eu-west-1", "s")
+        );
+        assert_ne!(
+            base,
+            content_hash("b", "t2", &p, "111111111111", "eu-west-2", "s")
+        );
         let mut p2 = p.clone();
         p2.insert("az_count".into(), serde_json::json!(3));
-        assert_ne!(base, content_hash("b", "t", &p2, "111111111111", "eu-west-2", "s"));
+        assert_ne!(
+            base,
+            content_hash("b", "t", &p2, "111111111111", "eu-west-2", "s")
+        );
     }
 }

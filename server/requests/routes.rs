@@ -47,7 +47,10 @@ async fn build_form(
     raw: &BTreeMap<String, String>,
     validate: bool,
 ) -> Result<RequestForm, AppError> {
-    let slug = raw.get("blueprint").map(String::as_str).unwrap_or("network");
+    let slug = raw
+        .get("blueprint")
+        .map(String::as_str)
+        .unwrap_or("network");
     let blueprint = state.catalog.get(slug).ok_or(AppError::NotFound)?.clone();
     let teams = user.roles.requester_teams.clone();
     let team = match raw.get("team").filter(|t| !t.is_empty()) {
@@ -83,12 +86,18 @@ async fn build_form(
         .collect();
     if let Some(prev) = previous.filter(|p| *p != env) {
         for p in &blueprint.parameters {
-            if values.get(&p.name).is_some_and(|v| Some(v) == p.default_for(prev).as_ref()) {
+            if values
+                .get(&p.name)
+                .is_some_and(|v| Some(v) == p.default_for(prev).as_ref())
+            {
                 values.remove(&p.name);
             }
         }
     }
-    let name = raw.get("name").map(|n| n.trim().to_string()).unwrap_or_default();
+    let name = raw
+        .get("name")
+        .map(|n| n.trim().to_string())
+        .unwrap_or_default();
     let mut field_errors = BTreeMap::new();
     let mut param_errors = Vec::new();
     let mut preview = None;
@@ -125,17 +134,26 @@ async fn build_form(
         }
     }
     if let Some(p) = preview.as_ref().filter(|p| !p.policy_passed) {
-        let failing: Vec<&str> = p.policy.iter().filter(|c| !c.passed).map(|c| c.rule.as_str()).collect();
+        let failing: Vec<&str> = p
+            .policy
+            .iter()
+            .filter(|c| !c.passed)
+            .map(|c| c.rule.as_str())
+            .collect();
         general_errors.push(format!("Policy rules fail: {}.", failing.join(", ")));
     }
-    let can_submit = field_errors.is_empty() && param_errors.is_empty() && general_errors.is_empty();
+    let can_submit =
+        field_errors.is_empty() && param_errors.is_empty() && general_errors.is_empty();
     Ok(RequestForm {
         csrf_token: user.csrf_token.clone(),
         blueprint_slug: blueprint.slug.clone(),
         blueprint_name: blueprint.name.clone(),
         blueprint_version: blueprint.version.clone(),
         blueprint_summary: blueprint.summary.clone(),
-        accounts: account_options(&accounts, account.map(|a| a.id.as_str()).unwrap_or_default()),
+        accounts: account_options(
+            &accounts,
+            account.map(|a| a.id.as_str()).unwrap_or_default(),
+        ),
         regions: account
             .map(|a| {
                 a.regions
@@ -210,7 +228,10 @@ pub async fn visible_request(
         .ok_or(AppError::NotFound)
 }
 
-async fn deployment_panel(state: &AppState, r: &ServiceRequest) -> Result<DeploymentPanel, AppError> {
+async fn deployment_panel(
+    state: &AppState,
+    r: &ServiceRequest,
+) -> Result<DeploymentPanel, AppError> {
     let deps = deployments::store::for_request(&state.db, &r.id).await?;
     let latest = deps.first();
     let events = match latest {
@@ -248,7 +269,11 @@ async fn show_page(
         .await?
         .into_iter()
         .map(|rec| {
-            let detail = rec.detail.get("comment").and_then(|c| c.as_str()).unwrap_or_default();
+            let detail = rec
+                .detail
+                .get("comment")
+                .and_then(|c| c.as_str())
+                .unwrap_or_default();
             TimelineItem {
                 actor: rec.actor_name.clone(),
                 text: timeline_text(&rec.action, &rec.outcome),
@@ -264,7 +289,11 @@ async fn show_page(
         content_hash_short: r.content_hash.chars().take(12).collect(),
         template_digest: r.template_digest.clone(),
         status_reason: r.status_reason.clone(),
-        params: r.params.iter().map(|(k, v)| (k.clone(), display_value(v))).collect(),
+        params: r
+            .params
+            .iter()
+            .map(|(k, v)| (k.clone(), display_value(v)))
+            .collect(),
         resources: resource_summary(&r.template_body),
         template_body: r.template_body.clone(),
         policy: stored_policy_rows(&r.policy),
@@ -285,7 +314,10 @@ async fn show_page(
         can_decide: pending && refusal.is_none() && !already,
         decide_note,
         can_cancel: (r.requester_id == user.id || user.roles.admin)
-            && matches!(r.status, RequestStatus::PendingApproval | RequestStatus::Approved),
+            && matches!(
+                r.status,
+                RequestStatus::PendingApproval | RequestStatus::Approved
+            ),
         action_error,
         dep: deployment_panel(state, &r).await?,
         r: RequestRow::from(&r),
@@ -320,12 +352,12 @@ fn display_value(v: &serde_json::Value) -> String {
 /// Resources by type in a stored template.
 fn resource_summary(body: &str) -> Vec<(String, usize)> {
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
-    if let Ok(t) = serde_json::from_str::<serde_json::Value>(body) {
-        if let Some(res) = t.get("Resources").and_then(|r| r.as_object()) {
-            for r in res.values() {
-                let ty = r.get("Type").and_then(|t| t.as_str()).unwrap_or("?");
-                *counts.entry(ty.to_string()).or_default() += 1;
-            }
+    if let Ok(t) = serde_json::from_str::<serde_json::Value>(body)
+        && let Some(res) = t.get("Resources").and_then(|r| r.as_object())
+    {
+        for r in res.values() {
+            let ty = r.get("Type").and_then(|t| t.as_str()).unwrap_or("?");
+            *counts.entry(ty.to_string()).or_default() += 1;
         }
     }
     counts.into_iter().collect()
@@ -338,12 +370,20 @@ fn stored_policy_rows(policy: &serde_json::Value) -> Vec<PolicyRow> {
         .map(|rows| {
             rows.iter()
                 .map(|r| PolicyRow {
-                    rule: r.get("rule").and_then(|v| v.as_str()).unwrap_or("?").to_string(),
+                    rule: r
+                        .get("rule")
+                        .and_then(|v| v.as_str())
+                        .unwrap_or("?")
+                        .to_string(),
                     passed: r.get("passed").and_then(|v| v.as_bool()).unwrap_or(false),
                     messages: r
                         .get("messages")
                         .and_then(|m| m.as_array())
-                        .map(|m| m.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
+                        .map(|m| {
+                            m.iter()
+                                .filter_map(|x| x.as_str().map(str::to_string))
+                                .collect()
+                        })
                         .unwrap_or_default(),
                 })
                 .collect()
@@ -391,7 +431,11 @@ async fn after_action(
     };
     let status = message.status();
     let text = match &message {
-        AppError::Invalid(errors) => errors.iter().map(|e| e.message.clone()).collect::<Vec<_>>().join(" "),
+        AppError::Invalid(errors) => errors
+            .iter()
+            .map(|e| e.message.clone())
+            .collect::<Vec<_>>()
+            .join(" "),
         other => other.to_string(),
     };
     let r = visible_request(state, user, id).await?;
@@ -463,7 +507,10 @@ mod tests {
         let body = r#"{"Resources":{"A":{"Type":"AWS::EC2::Subnet"},"B":{"Type":"AWS::EC2::Subnet"},"C":{"Type":"AWS::EC2::VPC"}}}"#;
         assert_eq!(
             resource_summary(body),
-            vec![("AWS::EC2::Subnet".to_string(), 2), ("AWS::EC2::VPC".to_string(), 1)]
+            vec![
+                ("AWS::EC2::Subnet".to_string(), 2),
+                ("AWS::EC2::VPC".to_string(), 1)
+            ]
         );
         assert!(resource_summary("not json").is_empty());
     }

@@ -2,18 +2,24 @@
 """Run the AWS emulator (moto server) for stackgate's integration tests.
 
     python3 -m venv .venv-moto && .venv-moto/bin/pip install -r tests/harness/requirements-moto.txt
-    .venv-moto/bin/python tests/harness/moto_launcher.py --port 0 --port-file /tmp/moto.port &
+    .venv-moto/bin/python tests/harness/moto_launcher.py --port 0 --port-file /tmp/moto.port \
+        --roles tests/harness/roles.json &
     # wait for the port file, then:
     STACKGATE_TEST_AWS_ENDPOINT=http://127.0.0.1:$(cat /tmp/moto.port) cargo test --test it aws::
 
 Starts `moto.server.ThreadedMotoServer` on 127.0.0.1, applies the patches below, *proves* each
 patch against the running server with boto3 (refusing to start if one does not hold), wipes the
-state the proof left behind, writes the bound port to --port-file, prints one `ready` line and
-runs until SIGTERM or SIGINT.
+state the proof left behind, creates the IAM roles listed in --roles, writes the bound port to
+--port-file, prints one `ready` line and runs until SIGTERM or SIGINT.
+
+AssumeRole is enforced (patch_assume_role_enforces_roles): only roles that exist can be assumed,
+with the ExternalId their trust policy demands. `--roles tests/harness/roles.json` creates the
+deploy roles the tests use; without --roles every AssumeRole is refused.
 
 Every patch fixes one measured bug of stock moto 5.2.5 (numbered as in
-shared/reference/test-harness-facts.md) so that the emulator behaves like real AWS where
-stackgate depends on it; two more serve the harness (serialised requests, a filtered
+shared/reference/test-harness-facts.md; the AssumeRole one is the facts' "ExternalId and trust
+policies are not enforced") so that the emulator behaves like real AWS where stackgate depends
+on it; two more serve the harness (serialised requests, a filtered
 /moto-api/data.json). `--without-patch NAME` leaves one out to watch the self-check catch it. Patches reach into moto internals; that is why each one is
 re-proven at every start-up: an upgrade that silently breaks one makes the launcher exit non-zero
 instead of letting tests fail for the emulator's sake.
@@ -28,6 +34,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import signal
 import sys
 import threading
@@ -487,8 +494,166 @@ def patch_serialize_requests() -> None:
     threaded_moto_server.DomainDispatcherApplication = serialized
 
 
+# Refusals are logged to stderr once the self-check (which provokes some on purpose) is over.
+_LOG_REFUSALS = [False]
+
+# `arn:<partition>:iam::<account>:role/<optional/path/>name`
+_ROLE_ARN = re.compile(r"^arn:(aws[a-z-]*):iam::(\d{12}):role(/(?:[\x21-\x7e]+/)?)([\w+=,.@-]{1,64})$")
+
+
+def _trust_statements(document: Any) -> list[dict[str, Any]]:
+    """The statements of a trust policy (a JSON string, as IAM stores it, or already a dict)."""
+    if isinstance(document, str):
+        try:
+            document = json.loads(document)
+        except ValueError:
+            return []
+    statements = document.get("Statement", []) if isinstance(document, dict) else []
+    if isinstance(statements, dict):
+        statements = [statements]
+    return [s for s in statements if isinstance(s, dict)]
+
+
+def _allows_assume_role(statement: dict[str, Any]) -> bool:
+    actions = statement.get("Action", [])
+    actions = [actions] if isinstance(actions, str) else actions
+    return statement.get("Effect") == "Allow" and any(
+        isinstance(a, str) and a.lower() in ("sts:assumerole", "sts:*", "*") for a in actions
+    )
+
+
+def _external_id_condition(statement: dict[str, Any]) -> list[str] | None:
+    """The ExternalIds a statement's `StringEquals` `sts:ExternalId` condition allows, or None."""
+    condition = statement.get("Condition")
+    string_equals = condition.get("StringEquals") if isinstance(condition, dict) else None
+    if not isinstance(string_equals, dict):
+        return None
+    for key, value in string_equals.items():
+        if key.lower() == "sts:externalid":  # condition keys are case-insensitive in IAM
+            return [value] if isinstance(value, str) else [v for v in value if isinstance(v, str)]
+    return None
+
+
+def assume_role_refusal(role_arn: str | None, external_id: str | None) -> str | None:
+    """Why AssumeRole of `role_arn` with `external_id` is refused, or None when it is allowed."""
+    from moto.iam.models import iam_backends
+
+    match = _ROLE_ARN.match(role_arn or "")
+    if match is None:
+        return "not a role ARN"
+    partition, account, path, name = match.groups()
+    role = next((r for r in iam_backends[account][partition].get_roles() if r.name == name), None)
+    if role is None or (path != "/" and role.path != path):
+        return f"role {name} does not exist in account {account}"
+    allowing = [s for s in _trust_statements(role.assume_role_policy_document) if _allows_assume_role(s)]
+    if not allowing:
+        return "the role's trust policy allows no sts:AssumeRole"
+    for statement in allowing:
+        expected = _external_id_condition(statement)
+        if expected is None or (external_id is not None and external_id in expected):
+            return None
+    return "missing ExternalId" if external_id is None else "ExternalId does not match the trust policy"
+
+
+def patch_assume_role_enforces_roles() -> None:
+    """AssumeRole needs an existing role and the ExternalId its trust policy demands (stock: anything goes).
+
+    Stock moto hands out credentials for any role ARN in any account, whether or not the role
+    exists, with any ExternalId or none, so a portal that assumes the wrong role, or sends the
+    wrong ExternalId, is never caught. Real STS refuses with HTTP 403 `AccessDenied` (`User:
+    <caller> is not authorized to perform: sts:AssumeRole on resource: <role ARN>`, the same
+    answer whatever the reason, so it does not reveal whether the role exists) unless the role
+    exists in the ARN's account and its trust policy allows the caller; a `StringEquals`
+    `sts:ExternalId` condition (a string or a list) must be met by the request's ExternalId.
+
+    This refuses AssumeRole, before stock moto records anything, unless a role of that name (and
+    path, when the ARN has one) exists in that account's IAM backend with an Allow statement for
+    sts:AssumeRole whose `StringEquals` `sts:ExternalId` condition, if any, contains the request's
+    ExternalId. The caller's own account gets no special treatment. Principals and other condition
+    keys are not evaluated: every caller counts as trusted. `--roles` creates the roles the tests
+    need; without it every AssumeRole is refused.
+    """
+    from moto.core.exceptions import ServiceException
+    from moto.core.responses import ActionResult
+    from moto.sts.responses import TokenResponse
+
+    class AccessDenied(ServiceException):
+        code = "AccessDenied"
+
+    original = TokenResponse.assume_role
+
+    def assume_role(self: TokenResponse) -> Any:
+        role_arn = self._get_param("RoleArn")
+        refusal = assume_role_refusal(role_arn, self._get_param("ExternalId"))
+        if refusal is None:
+            return original(self)
+        _, caller, _ = self.backend.get_caller_identity(self.get_access_key(), self.region)
+        error = AccessDenied(f"User: {caller} is not authorized to perform: sts:AssumeRole on resource: {role_arn}")
+        with warnings.catch_warnings():  # moto warns that STS's model declares no AccessDenied
+            warnings.simplefilter("ignore")
+            _, headers, body = self.serialized(ActionResult(error))
+        if _LOG_REFUSALS[0]:  # the reason real STS keeps to itself, for whoever debugs a test
+            print(f"moto_launcher: AssumeRole {role_arn} refused: {refusal}", file=sys.stderr, flush=True)
+        headers["status"] = 403  # STS's model declares no AccessDenied shape: moto would say 400
+        return 403, headers, body
+
+    TokenResponse.assume_role = assume_role
+
+
+def create_role(role_arn: str, external_id: str | None, trusted_account: str = "123456789012") -> None:
+    """Create `role_arn` in its account, trusting `trusted_account`, requiring `external_id` if given.
+
+    Goes straight to the account's IAM backend: putting a role into another account through the
+    API would need an AssumeRole into that account first, which the patch above refuses.
+    """
+    from moto.iam.models import iam_backends
+
+    match = _ROLE_ARN.match(role_arn)
+    if match is None:
+        raise ValueError(f"not a role ARN: {role_arn!r}")
+    partition, account, path, name = match.groups()
+    statement: dict[str, Any] = {
+        "Effect": "Allow",
+        "Principal": {"AWS": f"arn:{partition}:iam::{trusted_account}:root"},
+        "Action": "sts:AssumeRole",
+    }
+    if external_id is not None:
+        statement["Condition"] = {"StringEquals": {"sts:ExternalId": external_id}}
+    iam_backends[account][partition].create_role(
+        role_name=name,
+        assume_role_policy_document=json.dumps({"Version": "2012-10-17", "Statement": [statement]}),
+        path=path,
+        permissions_boundary=None,
+        description="created by moto_launcher",
+        tags=[],
+        max_session_duration=None,
+    )
+
+
+def load_roles(path: str) -> list[tuple[str, str | None]]:
+    """Read and validate a `--roles` file: `{"roles": [{"arn": ..., "external_id": null | str}]}`."""
+    with open(path) as fh:
+        data = json.load(fh)
+    entries = data.get("roles") if isinstance(data, dict) else None
+    if not isinstance(entries, list):
+        raise ValueError('expected {"roles": [...]}')
+    roles: list[tuple[str, str | None]] = []
+    for entry in entries:
+        arn = entry.get("arn") if isinstance(entry, dict) else None
+        external_id = entry.get("external_id") if isinstance(entry, dict) else None
+        if not isinstance(arn, str) or _ROLE_ARN.match(arn) is None:
+            raise ValueError(f"not a role ARN: {entry!r}")
+        if external_id is not None and not (isinstance(external_id, str) and 2 <= len(external_id) <= 1224):
+            raise ValueError(f"external_id must be null or a 2-1224 character string: {entry!r}")
+        if arn in {a for a, _ in roles}:
+            raise ValueError(f"duplicate role: {arn}")
+        roles.append((arn, external_id))
+    return roles
+
+
 PATCHES: list[Callable[[], None]] = [
     patch_serialize_requests,
+    patch_assume_role_enforces_roles,
     patch_resource_failure_attribution,
     patch_execute_change_set,
     patch_route_table_delete,
@@ -613,9 +778,66 @@ def self_check(endpoint: str) -> None:
         aws_secret_access_key="selfcheck",
         config=cfg,
     )
-    creds = boto3.client("sts", **base).assume_role(
-        RoleArn="arn:aws:iam::999999999999:role/launcher-selfcheck", RoleSessionName="launcher-selfcheck"
-    )["Credentials"]
+    sts = boto3.client("sts", **base)
+
+    # patch_assume_role_enforces_roles: no role, no credentials; an ExternalId condition holds.
+    def refused(role_arn: str, external_id: str | None, what: str) -> None:
+        kwargs = {"RoleArn": role_arn, "RoleSessionName": "launcher-selfcheck-denied"}
+        if external_id is not None:
+            kwargs["ExternalId"] = external_id
+        try:
+            sts.assume_role(**kwargs)
+        except ClientError as exc:
+            err, status = exc.response["Error"], exc.response["ResponseMetadata"]["HTTPStatusCode"]
+            _require(
+                status == 403 and err.get("Code") == "AccessDenied" and err.get("Type") == "Sender"
+                and f"sts:AssumeRole on resource: {role_arn}" in err.get("Message", ""),
+                f"patch_assume_role_enforces_roles: {what} gave HTTP {status} {err}",
+            )
+            return
+        raise SelfCheckFailed(f"patch_assume_role_enforces_roles: {what} was allowed")
+
+    def allowed(role_arn: str, external_id: str | None, what: str) -> dict[str, Any]:
+        kwargs = {"RoleArn": role_arn, "RoleSessionName": "launcher-selfcheck"}
+        if external_id is not None:
+            kwargs["ExternalId"] = external_id
+        try:
+            return sts.assume_role(**kwargs)["Credentials"]
+        except ClientError as exc:
+            raise SelfCheckFailed(f"patch_assume_role_enforces_roles: {what} was refused: {exc}") from None
+
+    selfcheck_role = "arn:aws:iam::999999999999:role/launcher-selfcheck"
+    refused(selfcheck_role, None, "AssumeRole of a role that does not exist (other account)")
+    refused("arn:aws:iam::123456789012:role/launcher-selfcheck-own", "x1",
+            "AssumeRole of a role that does not exist (caller's own account)")
+    # A role of that name in another account does not count.
+    create_role("arn:aws:iam::999999999998:role/launcher-selfcheck", None)
+    refused(selfcheck_role, "any-id", "AssumeRole of a role that exists only in another account")
+    # A role without an ExternalId condition takes any ExternalId, or none.
+    create_role(selfcheck_role, None)
+    allowed(selfcheck_role, f"any-{uuid.uuid4()}", "a role without ExternalId condition, any ExternalId")
+    creds = allowed(selfcheck_role, None, "a role without ExternalId condition, no ExternalId")
+    # An ExternalId condition as a string (made like --roles does) and as a list (through the IAM
+    # API, in the caller's own account).
+    pinned = "arn:aws:iam::999999999999:role/launcher-selfcheck-pinned"
+    create_role(pinned, "selfcheck-expected-id")
+    boto3.client("iam", **base).create_role(
+        RoleName="launcher-selfcheck-own",
+        AssumeRolePolicyDocument=json.dumps({
+            "Version": "2012-10-17",
+            "Statement": [{
+                "Effect": "Allow",
+                "Principal": {"AWS": "arn:aws:iam::123456789012:root"},
+                "Action": "sts:AssumeRole",
+                "Condition": {"StringEquals": {"sts:ExternalId": ["selfcheck-a", "selfcheck-b"]}},
+            }],
+        }),
+    )
+    own = "arn:aws:iam::123456789012:role/launcher-selfcheck-own"
+    for role_arn, right in [(pinned, "selfcheck-expected-id"), (own, "selfcheck-b")]:
+        refused(role_arn, "selfcheck-wrong-id", f"{role_arn} with a wrong ExternalId")
+        refused(role_arn, None, f"{role_arn} without ExternalId")
+        allowed(role_arn, right, f"{role_arn} with the right ExternalId")
     session = dict(
         endpoint_url=endpoint,
         region_name="us-east-1",
@@ -632,6 +854,10 @@ def self_check(endpoint: str) -> None:
         and any(r.get("session_name") == "launcher-selfcheck" and r.get("account_id") == "999999999999"
                 for r in data["sts"].get("AssumedRole", [])),
         f"patch_model_data_filter: filtered data.json is {str(data)[:300]}",
+    )
+    _require(
+        not any(r.get("session_name") == "launcher-selfcheck-denied" for r in data["sts"].get("AssumedRole", [])),
+        "patch_assume_role_enforces_roles: a refused AssumeRole was recorded as an assumed role",
     )
     cfn = boto3.client("cloudformation", **session)
     ec2 = boto3.client("ec2", **session)
@@ -788,6 +1014,13 @@ def main() -> int:
     parser.add_argument("--port-file", help="write the bound port here once ready")
     parser.add_argument("--verbose", action="store_true", help="log every request to stderr")
     parser.add_argument(
+        "--roles",
+        metavar="FILE",
+        help='JSON {"roles": [{"arn": "arn:aws:iam::ACCOUNT:role/NAME", "external_id": null | "ID"}]}: '
+        "roles to create (trusting 123456789012, with an sts:ExternalId condition when external_id is "
+        "a string) once the self-check is done; without it every AssumeRole is refused",
+    )
+    parser.add_argument(
         "--without-patch",
         action="append",
         default=[],
@@ -798,6 +1031,12 @@ def main() -> int:
     unknown = set(args.without_patch) - {p.__name__ for p in PATCHES}
     if unknown:
         parser.error(f"unknown patch(es): {sorted(unknown)}")
+    roles: list[tuple[str, str | None]] = []
+    if args.roles:
+        try:
+            roles = load_roles(args.roles)
+        except (OSError, ValueError) as exc:
+            parser.error(f"--roles {args.roles}: {exc}")
 
     if os.environ.get("MOTO_ACCOUNT_ID"):
         print("moto_launcher: refusing to start: MOTO_ACCOUNT_ID is set; it forces every request "
@@ -846,6 +1085,10 @@ def main() -> int:
         return 4
     # Leave no trace of the proof: tests start from an empty emulator.
     urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST"), timeout=10).read()
+    # Nobody else knows the port yet: the backends are ours alone.
+    _LOG_REFUSALS[0] = True
+    for role_arn, external_id in roles:
+        create_role(role_arn, external_id)
 
     if args.port_file:
         tmp = f"{args.port_file}.tmp"
@@ -857,7 +1100,7 @@ def main() -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     print(f"moto_launcher: ready on {endpoint} (moto {moto.__version__}, {len(PATCHES)} patches proven "
-          f"in {time.monotonic() - started:.1f}s)", flush=True)
+          f"in {time.monotonic() - started:.1f}s, {len(roles)} roles)", flush=True)
     while not stop.wait(0.2):
         pass
     server.stop()

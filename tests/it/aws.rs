@@ -440,3 +440,67 @@ async fn unknown_stacks_and_change_sets() {
         Err(DeployError::NotFound(_))
     ));
 }
+
+/// The deploy role in account 200000000004 trusts the portal only with this ExternalId
+/// (`tests/harness/roles.json`).
+const PINNED_ACCOUNT: &str = "200000000004";
+const PINNED_EXTERNAL_ID: &str = "expected-external-id";
+
+/// Connect with `spec` and return the error, or `None` when STS let the portal in.
+async fn connect_error(spec: AssumeSpec) -> Option<DeployError> {
+    connector().await.connect(spec).await.err()
+}
+
+fn assert_denied(err: Option<DeployError>, role_arn: &str) {
+    match err {
+        Some(DeployError::AssumeRoleDenied(m)) => assert!(
+            m.contains("AccessDenied") && m.contains(role_arn),
+            "the denial names STS's code and the role: {m}"
+        ),
+        other => panic!("AssumeRole of {role_arn}: expected AssumeRoleDenied, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_deploy_role_that_does_not_exist_cannot_be_assumed() {
+    // An account with no deploy role at all, and a role name that exists nowhere.
+    for role_arn in [
+        "arn:aws:iam::999999999999:role/stackgate-deploy".to_string(),
+        format!("arn:aws:iam::{TARGET_ACCOUNT}:role/stackgate-no-such-role"),
+    ] {
+        let mut s = spec(
+            TARGET_ACCOUNT,
+            &Uuid::new_v4().to_string(),
+            &format!("portal-{}", short_id()),
+            REGION,
+        );
+        s.role_arn.clone_from(&role_arn);
+        assert_denied(connect_error(s).await, &role_arn);
+    }
+}
+
+#[tokio::test]
+async fn a_wrong_or_the_right_external_id() {
+    let role_arn = format!("arn:aws:iam::{PINNED_ACCOUNT}:role/stackgate-deploy");
+    let wrong = spec(
+        PINNED_ACCOUNT,
+        &Uuid::new_v4().to_string(),
+        &format!("portal-{}", short_id()),
+        REGION,
+    );
+    assert_denied(connect_error(wrong).await, &role_arn);
+
+    let ops = connector()
+        .await
+        .connect(spec(
+            PINNED_ACCOUNT,
+            PINNED_EXTERNAL_ID,
+            &format!("portal-{}", short_id()),
+            REGION,
+        ))
+        .await
+        .unwrap_or_else(|e| panic!("AssumeRole with the expected ExternalId: {e}"));
+    // The session works in the pinned account.
+    let stack = format!("portal-it-{}", short_id());
+    assert_eq!(ops.describe_stack(&stack).await.expect("describe"), None);
+}

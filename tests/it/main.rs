@@ -1,7 +1,9 @@
 //! The one integration-test binary. Each module drives real components started by the test
 //! harness (`make test`): the OIDC provider, the AWS emulator, SQLite and PostgreSQL.
 
-mod support;
-mod oidc;
+mod app;
 mod aws;
 mod blueprints;
+mod journey;
+mod oidc;
+mod support;

@@ -1,0 +1,99 @@
+# Shared by tests/harness/demo.sh and tests/harness/run-tests.sh: installs the real components
+# the portal is tested and demonstrated with into project-local, git-ignored places, starts them
+# on free loopback ports, and stops what it started.
+#
+# Installs: npm packages (htmx, oidc-provider, playwright-core) into node_modules/; Python venvs
+# .venv-moto (AWS emulator), .venv-lint (cfn-lint), .venv-checkov (checkov); Debian chromium via
+# apt when missing (browser test only).
+
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+RUN_DIR="${STACKGATE_RUN_DIR:-$ROOT/.tools/run}"
+mkdir -p "$RUN_DIR"
+STARTED_PIDS=()
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+# A venv from a requirements file, rebuilt only when the file changes.
+ensure_venv() {
+    local venv="$1" reqs="$2"
+    local stamp="$venv/.requirements.sha256"
+    local want; want="$(sha256sum "$reqs" | cut -d' ' -f1)"
+    if [ -x "$venv/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then return 0; fi
+    say "Installing $(basename "$reqs") into $(basename "$venv")"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$reqs"
+    echo "$want" > "$stamp"
+}
+
+ensure_node_modules() {
+    command -v node >/dev/null || die "Node.js is needed (apt-get install nodejs npm)"
+    local stamp="$ROOT/node_modules/.package-lock.sha256"
+    local want; want="$(sha256sum "$ROOT/package-lock.json" | cut -d' ' -f1)"
+    if [ -d "$ROOT/node_modules" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then return 0; fi
+    say "Installing npm packages (htmx, oidc-provider, playwright-core)"
+    (cd "$ROOT" && npm ci --no-audit --no-fund --loglevel=error)
+    echo "$want" > "$stamp"
+}
+
+ensure_chromium() {
+    if [ -x /usr/bin/chromium ]; then return 0; fi
+    say "Installing Debian chromium (browser test)"
+    command -v apt-get >/dev/null || die "Chromium is needed at /usr/bin/chromium and apt-get is not available"
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+}
+
+# Waits until FILE is non-empty (a component's ready file), or fails naming the log.
+wait_for_file() {
+    local file="$1" what="$2" log="$3" pid="$4"
+    for _ in $(seq 1 300); do
+        [ -s "$file" ] && return 0
+        kill -0 "$pid" 2>/dev/null || { tail -n 30 "$log" >&2; die "$what exited during start-up (log: $log)"; }
+        sleep 0.1
+    done
+    tail -n 30 "$log" >&2
+    die "$what did not become ready in 30 s (log: $log)"
+}
+
+start_moto() {
+    rm -f "$RUN_DIR/moto.port"
+    "$ROOT/.venv-moto/bin/python" "$ROOT/tests/harness/moto_launcher.py" --port 0 \
+        --port-file "$RUN_DIR/moto.port" --roles "$ROOT/tests/harness/roles.json" \
+        > "$RUN_DIR/moto.log" 2>&1 &
+    local pid=$!
+    STARTED_PIDS+=("$pid")
+    wait_for_file "$RUN_DIR/moto.port" "the AWS emulator" "$RUN_DIR/moto.log" "$pid"
+    AWS_ENDPOINT="http://127.0.0.1:$(cat "$RUN_DIR/moto.port")"
+    say "AWS emulator (moto) at $AWS_ENDPOINT"
+}
+
+start_idp() {
+    rm -f "$RUN_DIR/idp.url"
+    node "$ROOT/tests/harness/idp.mjs" --port "${1:-0}" --users "$ROOT/tests/harness/users.json" \
+        --ready-file "$RUN_DIR/idp.url" > "$RUN_DIR/idp.log" 2>&1 &
+    local pid=$!
+    STARTED_PIDS+=("$pid")
+    wait_for_file "$RUN_DIR/idp.url" "the OIDC provider" "$RUN_DIR/idp.log" "$pid"
+    OIDC_ISSUER="$(cat "$RUN_DIR/idp.url")"
+    say "OIDC provider at $OIDC_ISSUER"
+}
+
+stop_started() {
+    local pid
+    for pid in "${STARTED_PIDS[@]:-}"; do
+        [ -n "$pid" ] && kill "$pid" 2>/dev/null || true
+    done
+    for pid in "${STARTED_PIDS[@]:-}"; do
+        [ -n "$pid" ] && wait "$pid" 2>/dev/null || true
+    done
+    STARTED_PIDS=()
+}
+
+# The emulator accepts any static key; the portal's own AWS identity in tests and the demo.
+export_demo_aws_identity() {
+    export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_REGION=us-east-1
+    unset AWS_PROFILE AWS_SESSION_TOKEN
+}

@@ -1,0 +1,262 @@
+//! `TestApp`: a real stackgate server on a free port with a fresh database (SQLite file or a new
+//! PostgreSQL database), the in-process worker, the real IdP and the real AWS emulator; and
+//! `UserClient`: a signed-in browser-like HTTP client.
+
+#![allow(clippy::expect_used, clippy::unwrap_used)] // test code: failing loudly is the point
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use stackgate::AppState;
+use stackgate::config::Config;
+
+use crate::oidc::{CLIENT_ID, CLIENT_SECRET, browser, issuer, login_via_idp};
+use crate::support::harness_env;
+
+/// Which database a scenario runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub state: AppState,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<()>>,
+}
+
+fn repo(path: &str) -> String {
+    format!("{}/{path}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A fresh database URL for one test.
+async fn fresh_database(backend: Backend) -> String {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    match backend {
+        Backend::Sqlite => {
+            let dir = std::env::temp_dir().join("stackgate-it");
+            std::fs::create_dir_all(&dir).unwrap();
+            format!("sqlite://{}/{id}.db", dir.display())
+        }
+        Backend::Postgres => {
+            let admin_url = harness_env("STACKGATE_TEST_PG_URL");
+            sqlx::any::install_default_drivers();
+            let admin = sqlx::AnyPool::connect(&admin_url)
+                .await
+                .unwrap_or_else(|e| {
+                    panic!("cannot reach PostgreSQL at STACKGATE_TEST_PG_URL ({admin_url}): {e}")
+                });
+            let name = format!("sg_it_{id}");
+            sqlx::query(sqlx::AssertSqlSafe(format!("create database {name}")))
+                .execute(&admin)
+                .await
+                .unwrap();
+            admin.close().await;
+            let base = admin_url.rsplit_once('/').map(|(b, _)| b).unwrap();
+            format!("{base}/{name}")
+        }
+    }
+}
+
+impl TestApp {
+    /// Starts the portal with `extra` settings on top of the test defaults.
+    pub async fn spawn_with(backend: Backend, extra: &[(&str, &str)]) -> TestApp {
+        stackgate::telemetry::init(false);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let base = format!("http://{addr}");
+        let mut vars: BTreeMap<String, String> = [
+            ("STACKGATE_CONFIG", repo("config/demo.toml")),
+            ("STACKGATE_DATABASE_URL", fresh_database(backend).await),
+            ("STACKGATE_PUBLIC_URL", base.clone()),
+            ("STACKGATE_LISTEN", addr.to_string()),
+            ("STACKGATE_OIDC_ISSUER", issuer()),
+            ("STACKGATE_OIDC_CLIENT_ID", CLIENT_ID.to_string()),
+            ("STACKGATE_OIDC_CLIENT_SECRET", CLIENT_SECRET.to_string()),
+            (
+                "STACKGATE_AWS_ENDPOINT_URL",
+                harness_env("STACKGATE_TEST_AWS_ENDPOINT"),
+            ),
+            ("STACKGATE_CATALOG_DIR", repo("tests/fixtures/catalog")),
+            ("STACKGATE_RULES_DIR", repo("cloudformation/rules")),
+            ("STACKGATE_STATIC_DIR", repo("static")),
+            (
+                "STACKGATE_HTMX_PATH",
+                repo("node_modules/htmx.org/dist/htmx.min.js"),
+            ),
+            ("STACKGATE_WORKER_POLL_MS", "50".to_string()),
+            ("STACKGATE_LOG_FORMAT", "pretty".to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        for (k, v) in extra {
+            vars.insert(k.to_string(), v.to_string());
+        }
+        let config = Config::from_vars(&vars).expect("test configuration");
+        let state = stackgate::build_state(config).await.expect("build state");
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let server_state = state.clone();
+        let server = tokio::spawn(async move {
+            stackgate::run(server_state, listener, async {
+                let _ = rx.await;
+            })
+            .await
+            .expect("server runs");
+        });
+        TestApp {
+            base,
+            state,
+            stop: Some(tx),
+            server: Some(server),
+        }
+    }
+
+    pub async fn spawn(backend: Backend) -> TestApp {
+        Self::spawn_with(backend, &[]).await
+    }
+
+    /// Signs `user` in through the real IdP, as a browser would.
+    pub async fn login(&self, user: &str) -> UserClient {
+        let client = browser();
+        let start = client
+            .get(format!("{}/auth/login?return_to=/", self.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            start.status(),
+            StatusCode::SEE_OTHER,
+            "sign-in starts with a redirect to the IdP"
+        );
+        let authorize = start.headers()["location"].to_str().unwrap().to_string();
+        let callback = login_via_idp(&client, &authorize, user).await;
+        assert!(
+            callback.starts_with(&format!("{}/auth/callback", self.base)),
+            "{callback}"
+        );
+        let back = client.get(&callback).send().await.unwrap();
+        assert_eq!(
+            back.status(),
+            StatusCode::SEE_OTHER,
+            "the callback signs {user} in"
+        );
+        let home = client.get(format!("{}/", self.base)).send().await.unwrap();
+        assert_eq!(home.status(), StatusCode::OK, "{user} sees the home page");
+        let html = home.text().await.unwrap();
+        let csrf =
+            extract(&html, "name=\"csrf_token\" value=\"", "\"").expect("csrf token on the page");
+        UserClient {
+            client,
+            base: self.base.clone(),
+            csrf,
+        }
+    }
+
+    /// Stops the server and its worker, and waits for them.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(s) = self.server.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(20), s).await;
+        }
+    }
+}
+
+/// The text between `start` and the next `end` in `s`.
+pub fn extract(s: &str, start: &str, end: &str) -> Option<String> {
+    let from = s.find(start)? + start.len();
+    let len = s[from..].find(end)?;
+    Some(s[from..from + len].to_string())
+}
+
+/// A signed-in user.
+pub struct UserClient {
+    pub client: reqwest::Client,
+    pub base: String,
+    pub csrf: String,
+}
+
+impl UserClient {
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Posts a form the way a page does (with the anti-forgery token field).
+    pub async fn post_form(&self, path: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+        let mut body: Vec<(String, String)> = fields
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        body.push(("csrf_token".into(), self.csrf.clone()));
+        let encoded: String = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(body)
+            .finish();
+        self.client
+            .post(format!("{}{path}", self.base))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(encoded)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Calls the JSON API (writes carry the X-CSRF-Token header).
+    pub async fn api(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> (StatusCode, serde_json::Value) {
+        let mut req = self
+            .client
+            .request(method, format!("{}/api/v1{path}", self.base))
+            .header("x-csrf-token", &self.csrf);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status();
+        let text = resp.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+        )
+    }
+
+    /// Polls the API until the request reaches one of `statuses` (or fails the test after `within`).
+    pub async fn wait_for_status(
+        &self,
+        id: &str,
+        statuses: &[&str],
+        within: Duration,
+    ) -> serde_json::Value {
+        let deadline = Instant::now() + within;
+        loop {
+            let (code, body) = self
+                .api(reqwest::Method::GET, &format!("/requests/{id}"), None)
+                .await;
+            assert_eq!(code, StatusCode::OK, "{body}");
+            let status = body["request"]["status"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            if statuses.contains(&status.as_str()) {
+                return body;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "request {id} still {status} after {within:?}: {body}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}

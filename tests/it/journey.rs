@@ -1,0 +1,424 @@
+//! The walking skeleton end to end, on SQLite and on PostgreSQL: alice requests a network, bob
+//! approves it, the worker deploys it into the dev account through the real emulator; plus the
+//! ways it must refuse or fail.
+
+#![allow(clippy::expect_used, clippy::unwrap_used)] // test code: failing loudly is the point
+
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use stackgate::deployments::aws::{AssumeSpec, AwsConnector, AwsSettings, StackOps};
+
+use crate::app::{Backend, TestApp, extract};
+use crate::support::harness_env;
+
+const DEV: &str = "200000000001";
+const TEST: &str = "200000000002";
+
+fn unique_name() -> String {
+    format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..10])
+}
+
+/// Runs one scenario body on both backends.
+macro_rules! on_both_backends {
+    ($body:ident: $sqlite:ident, $postgres:ident) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $sqlite() {
+            $body(Backend::Sqlite).await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $postgres() {
+            $body(Backend::Postgres).await;
+        }
+    };
+}
+
+on_both_backends!(journey: a_network_is_requested_approved_and_deployed_on_sqlite, a_network_is_requested_approved_and_deployed_on_postgres);
+
+async fn journey(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let alice = app.login("alice").await;
+    let bob = app.login("bob").await;
+    let grace = app.login("grace").await;
+
+    // The form is generated from the blueprint, with dev defaults.
+    let form = alice.get("/requests/new?blueprint=network").await;
+    assert_eq!(form.status(), StatusCode::OK);
+    let html = form.text().await.unwrap();
+    assert!(
+        html.contains("name=\"param.vpc_cidr\"") && html.contains("10.10.0.0/16"),
+        "{html}"
+    );
+
+    // Preview: the rendered template, its resources and the policy results.
+    let name = unique_name();
+    let fields = [
+        ("blueprint", "network"),
+        ("team", "payments"),
+        ("account_id", DEV),
+        ("region", "eu-west-2"),
+        ("name", name.as_str()),
+        ("param.vpc_cidr", "10.42.0.0/16"),
+        ("param.az_count", "2"),
+    ];
+    let preview = alice.post_form("/requests/new/preview", &fields).await;
+    assert_eq!(preview.status(), StatusCode::OK);
+    let html = preview.text().await.unwrap();
+    assert!(
+        html.contains("AWS::EC2::VPC") && html.contains("10.42.0.0/20"),
+        "preview shows the literal subnets"
+    );
+    assert!(
+        html.contains("all passed"),
+        "policy checks pass in the preview"
+    );
+
+    // Submit.
+    let created = alice.post_form("/requests", &fields).await;
+    assert_eq!(created.status(), StatusCode::SEE_OTHER);
+    let location = created.headers()["location"].to_str().unwrap().to_string();
+    let id = location.trim_start_matches("/requests/").to_string();
+    let (_, body) = alice
+        .api(Method::GET, &format!("/requests/{id}"), None)
+        .await;
+    assert_eq!(body["request"]["status"], "pending_approval");
+    assert_eq!(
+        body["request"]["stack_name"],
+        format!("stackgate-payments-{name}-dev")
+    );
+
+    // alice cannot approve her own request: the server refuses, and nothing changes.
+    let own = alice
+        .post_form(&format!("/requests/{id}/approve"), &[("comment", "lgtm")])
+        .await;
+    assert_eq!(own.status(), StatusCode::FORBIDDEN);
+    assert!(
+        own.text()
+            .await
+            .unwrap()
+            .contains("cannot approve or reject your own request")
+    );
+    let (code, _) = alice
+        .api(
+            Method::POST,
+            &format!("/requests/{id}/approve"),
+            Some(serde_json::json!({})),
+        )
+        .await;
+    assert_eq!(code, StatusCode::FORBIDDEN);
+    let (_, body) = alice
+        .api(Method::GET, &format!("/requests/{id}"), None)
+        .await;
+    assert_eq!(body["request"]["status"], "pending_approval");
+    assert_eq!(body["approvals"].as_array().map(Vec::len), Some(0));
+
+    // Another team cannot even see it.
+    assert_eq!(
+        grace.get(&format!("/requests/{id}")).await.status(),
+        StatusCode::NOT_FOUND
+    );
+    let (_, list) = grace.api(Method::GET, "/requests", None).await;
+    assert!(
+        !list.to_string().contains(&id),
+        "grace's list leaks alice's request"
+    );
+
+    // bob finds it in his inbox, sees the template, approves with a comment.
+    let inbox = bob.get("/approvals").await.text().await.unwrap();
+    assert!(inbox.contains(&format!("/requests/{id}")), "{inbox}");
+    let page = bob
+        .get(&format!("/requests/{id}"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("AWS::EC2::FlowLog") && page.contains(">Approve<"));
+    let approved = bob
+        .post_form(
+            &format!("/requests/{id}/approve"),
+            &[("comment", "Looks right for dev.")],
+        )
+        .await;
+    assert_eq!(approved.status(), StatusCode::SEE_OTHER);
+
+    // The worker deploys it; the request reaches deployed with the stack's outputs.
+    let done = alice
+        .wait_for_status(&id, &["deployed", "failed"], Duration::from_secs(90))
+        .await;
+    assert_eq!(done["request"]["status"], "deployed", "{done}");
+    let outputs = done["deployments"][0]["outputs"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let output = |key: &str| {
+        outputs
+            .iter()
+            .find(|o| o["key"] == key)
+            .and_then(|o| o["value"].as_str())
+            .map(str::to_string)
+            .unwrap_or_else(|| panic!("output {key} missing: {outputs:?}"))
+    };
+    let vpc_id = output("VpcId");
+    assert!(vpc_id.starts_with("vpc-"), "{vpc_id}");
+    assert_eq!(output("PublicSubnetIds").split(',').count(), 2);
+    assert_eq!(output("RestrictedSubnetIds").split(',').count(), 2);
+    let page = alice
+        .get(&format!("/requests/{id}"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains(&vpc_id) && page.contains("status-deployed"),
+        "the page shows the outputs"
+    );
+
+    // The portal assumed the registry's role with the account's ExternalId and a session name
+    // naming the request.
+    let account = stackgate::accounts::store::get(&app.state.db, DEV)
+        .await
+        .unwrap()
+        .unwrap();
+    let endpoint = harness_env("STACKGATE_TEST_AWS_ENDPOINT");
+    let data: serde_json::Value = reqwest::get(format!(
+        "{endpoint}/moto-api/data.json?service=sts&model=AssumedRole"
+    ))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let number = done["request"]["number"].as_i64().unwrap();
+    let session_prefix = format!("stackgate-req{number}-");
+    let assumed = data.to_string();
+    assert!(
+        assumed.contains(&account.external_id),
+        "the ExternalId reached STS"
+    );
+    assert!(
+        assumed.contains(&session_prefix),
+        "the session name names the request"
+    );
+
+    // The stack exists in the dev account and nowhere else.
+    let connector = AwsConnector::with_credentials(
+        AwsSettings {
+            endpoint_url: Some(endpoint.clone()),
+        },
+        aws_credential_types::Credentials::for_tests(),
+    )
+    .await;
+    let stack_name = format!("stackgate-payments-{name}-dev");
+    let spec = |account: &str| AssumeSpec {
+        role_arn: format!("arn:aws:iam::{account}:role/stackgate-deploy"),
+        external_id: "test-probe".into(),
+        session_name: "stackgate-test-probe".into(),
+        source_identity: "stackgate-test".into(),
+        tags: vec![],
+        region: "eu-west-2".into(),
+    };
+    let dev = connector.connect(spec(DEV)).await.unwrap();
+    let stack = dev
+        .describe_stack(&stack_name)
+        .await
+        .unwrap()
+        .expect("stack in dev");
+    assert_eq!(stack.status, "CREATE_COMPLETE");
+    assert!(
+        stack
+            .tags
+            .contains(&("stackgate:team".to_string(), "payments".to_string()))
+    );
+    let test = connector.connect(spec(TEST)).await.unwrap();
+    assert!(
+        test.describe_stack(&stack_name).await.unwrap().is_none(),
+        "not in the test account"
+    );
+
+    // Every state change has its audit record, and the chain verifies.
+    let records = stackgate::audit::store::for_object(&app.state.db, "request", &id)
+        .await
+        .unwrap();
+    let actions: Vec<&str> = records.iter().map(|r| r.action.as_str()).collect();
+    for expected in [
+        "request.submitted",
+        "approval.denied_sod",
+        "approval.approved",
+        "request.approved",
+        "deploy.started",
+        "deploy.change_set_created",
+        "deploy.succeeded",
+    ] {
+        assert!(
+            actions.contains(&expected),
+            "missing {expected} in {actions:?}"
+        );
+    }
+    let verification = stackgate::audit::store::verify(&app.state.db)
+        .await
+        .unwrap();
+    assert_eq!(verification.broken_at, None);
+    assert!(verification.verified_up_to >= records.len() as i64);
+    app.stop().await;
+}
+
+on_both_backends!(bad_input: bad_input_gets_field_errors_and_stores_nothing_on_sqlite, bad_input_gets_field_errors_and_stores_nothing_on_postgres);
+
+async fn bad_input(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let alice = app.login("alice").await;
+    let bad = [
+        ("blueprint", "network"),
+        ("account_id", DEV),
+        ("region", "eu-west-2"),
+        ("name", "Not A Name"),
+        ("param.vpc_cidr", "10.0.0.0/8"),
+        ("param.az_count", "2"),
+    ];
+    let resp = alice.post_form("/requests", &bad).await;
+    assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let html = resp.text().await.unwrap();
+    let name_error =
+        extract(&html, "id=\"name-error\">", "<").expect("an error next to the name field");
+    assert!(name_error.contains("lowercase"), "{name_error}");
+    let cidr_error = extract(&html, "id=\"param-vpc-cidr-error\">", "<")
+        .expect("an error next to the CIDR field");
+    assert!(
+        cidr_error.contains("/16") || cidr_error.contains("/24"),
+        "{cidr_error}"
+    );
+    assert!(
+        html.contains("value=\"10.0.0.0/8\""),
+        "the user's input is kept in the form"
+    );
+
+    // A public CIDR, an account of no team of hers, an unknown blueprint: each named by field.
+    for (field, value, expect_field) in [
+        ("param.vpc_cidr", "8.8.0.0/16", "vpc_cidr"),
+        ("account_id", "100000000001", "account_id"),
+        ("account_id", "999999999999", "account_id"),
+    ] {
+        let mut body = serde_json::json!({
+            "blueprint": "network", "account_id": DEV, "region": "eu-west-2", "name": unique_name(),
+            "parameters": {"vpc_cidr": "10.1.0.0/16"}
+        });
+        if let Some(p) = field.strip_prefix("param.") {
+            body["parameters"][p] = serde_json::json!(value);
+        } else {
+            body[field] = serde_json::json!(value);
+        }
+        let (code, resp) = alice.api(Method::POST, "/requests", Some(body)).await;
+        assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY, "{resp}");
+        let fields: Vec<&str> = resp["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|f| f["field"].as_str())
+            .collect();
+        assert!(fields.contains(&expect_field), "{resp}");
+    }
+
+    // Fields that would steer AWS are refused outright.
+    let (code, resp) = alice
+        .api(Method::POST, "/requests", Some(serde_json::json!({
+            "blueprint": "network", "account_id": DEV, "region": "eu-west-2", "name": unique_name(),
+            "role_arn": "arn:aws:iam::666666666666:role/evil"
+        })))
+        .await;
+    assert!(
+        code == StatusCode::BAD_REQUEST || code == StatusCode::UNPROCESSABLE_ENTITY,
+        "{code} {resp}"
+    );
+    assert!(resp.to_string().contains("role_arn"), "{resp}");
+
+    let (_, list) = alice.api(Method::GET, "/requests", None).await;
+    assert_eq!(
+        list["requests"].as_array().map(Vec::len),
+        Some(0),
+        "nothing was stored"
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deployment_that_cloudformation_rolls_back_shows_the_reason() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let alice = app.login("alice").await;
+    let carol = app.login("carol").await;
+    let (code, created) = alice
+        .api(Method::POST, "/requests", Some(serde_json::json!({
+            "blueprint": "broken-subnet", "account_id": DEV, "region": "eu-west-2", "name": unique_name()
+        })))
+        .await;
+    assert_eq!(code, StatusCode::CREATED, "{created}");
+    let id = created["id"].as_str().unwrap().to_string();
+    // carol (security) approves any team's request.
+    let (code, outcome) = carol
+        .api(
+            Method::POST,
+            &format!("/requests/{id}/approve"),
+            Some(serde_json::json!({"comment": "ok"})),
+        )
+        .await;
+    assert_eq!(code, StatusCode::OK, "{outcome}");
+    assert_eq!(outcome["status"], "approved");
+    let done = alice
+        .wait_for_status(&id, &["deployed", "failed"], Duration::from_secs(90))
+        .await;
+    assert_eq!(done["request"]["status"], "failed");
+    assert_eq!(done["deployments"][0]["status"], "rolled_back");
+    let reason = done["request"]["status_reason"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        reason.contains("rolled back") && reason.contains("OrphanSubnet"),
+        "{reason}"
+    );
+    let page = alice
+        .get(&format!("/requests/{id}"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("OrphanSubnet") && page.contains("status-failed"));
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejection_needs_a_reason_and_ends_the_request() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let alice = app.login("alice").await;
+    let bob = app.login("bob").await;
+    let (_, created) = alice
+        .api(Method::POST, "/requests", Some(serde_json::json!({
+            "blueprint": "network", "account_id": DEV, "region": "eu-west-2", "name": unique_name()
+        })))
+        .await;
+    let id = created["id"].as_str().unwrap().to_string();
+    let no_reason = bob
+        .post_form(&format!("/requests/{id}/reject"), &[("comment", "  ")])
+        .await;
+    assert_eq!(no_reason.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let rejected = bob
+        .post_form(
+            &format!("/requests/{id}/reject"),
+            &[("comment", "Use the shared VPC.")],
+        )
+        .await;
+    assert_eq!(rejected.status(), StatusCode::SEE_OTHER);
+    let (_, body) = alice
+        .api(Method::GET, &format!("/requests/{id}"), None)
+        .await;
+    assert_eq!(body["request"]["status"], "rejected");
+    // A terminal request takes no more decisions.
+    let (code, _) = bob
+        .api(
+            Method::POST,
+            &format!("/requests/{id}/approve"),
+            Some(serde_json::json!({})),
+        )
+        .await;
+    assert_eq!(code, StatusCode::CONFLICT);
+    assert!(body["deployments"].as_array().unwrap().is_empty());
+    app.stop().await;
+}
