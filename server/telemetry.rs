@@ -16,3 +16,13 @@ pub fn init(json: bool) {
         builder.try_init()
     };
 }
+
+/// For tests: readable logs captured per test by the test harness (shown only on failure).
+pub fn init_for_tests() {
+    let filter = EnvFilter::try_from_env("STACKGATE_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,aws=warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_test_writer()
+        .try_init();
+}

@@ -369,6 +369,37 @@ def patch_kms_key_policy() -> None:
     Key.create_from_cloudformation_json = classmethod(create_from_cloudformation_json)  # type: ignore[assignment]
 
 
+def patch_kms_key_tags() -> None:
+    """AWS::KMS::Key accepts CloudFormation's `Tags: [{Key, Value}]` (a bug the facts file misses).
+
+    CloudFormation spells every resource's tags `{"Key": .., "Value": ..}`; the KMS API spells
+    them `{"TagKey": .., "TagValue": ..}`. Stock moto hands the template's list straight to the KMS
+    backend, which looks up `TagKey` and fails the whole stack with `KeyError: 'TagKey'`, so any
+    tagged key (every stackgate blueprint tags every resource) rolls back. Real CloudFormation
+    creates the key with its tags. This translates the spelling before the key is created.
+    """
+    from moto.kms.models import Key
+
+    original = Key.create_from_cloudformation_json.__func__  # type: ignore[attr-defined]
+
+    def create_from_cloudformation_json(
+        cls: type, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str, **kwargs: Any
+    ) -> Any:
+        cfn = dict(cloudformation_json)
+        props = dict(cfn.get("Properties") or {})
+        tags = props.get("Tags")
+        if isinstance(tags, list):
+            props["Tags"] = [
+                {"TagKey": t.get("Key", t.get("TagKey")), "TagValue": t.get("Value", t.get("TagValue"))}
+                for t in tags
+                if isinstance(t, dict)
+            ]
+        cfn["Properties"] = props
+        return original(cls, resource_name, cfn, account_id, region_name, **kwargs)
+
+    Key.create_from_cloudformation_json = classmethod(create_from_cloudformation_json)  # type: ignore[assignment]
+
+
 def patch_template_format_errors() -> None:
     """A malformed TemplateBody gets `ValidationError: Template format error` (stock: HTTP 500).
 
@@ -659,6 +690,7 @@ PATCHES: list[Callable[[], None]] = [
     patch_route_table_delete,
     patch_delete_stack_failure,
     patch_kms_key_policy,
+    patch_kms_key_tags,
     patch_template_format_errors,
     patch_model_data_filter,
 ]
@@ -719,6 +751,7 @@ KMS_TEMPLATE = {
             "Type": "AWS::KMS::Key",
             "Properties": {
                 "EnableKeyRotation": True,
+                "Tags": [{"Key": "Name", "Value": "selfcheck"}],
                 "KeyPolicy": {
                     "Version": "2012-10-17",
                     "Statement": [
@@ -924,7 +957,7 @@ def self_check(endpoint: str) -> None:
     stack = f"selfcheck-kms-{uuid.uuid4().hex[:8]}"
     _run_change_set(cfn, stack, KMS_TEMPLATE, "CREATE")
     described = cfn.describe_stacks(StackName=stack)["Stacks"][0]
-    _require(described["StackStatus"] == "CREATE_COMPLETE", f"KMS stack is {described['StackStatus']}")
+    _require(described["StackStatus"] == "CREATE_COMPLETE", f"patch_kms_key_policy or patch_kms_key_tags: the KMS stack is {described['StackStatus']}")
     key_id = {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}.get("KeyId", "")
     try:
         meta = kms.describe_key(KeyId=key_id)["KeyMetadata"]
@@ -933,6 +966,11 @@ def self_check(endpoint: str) -> None:
         raise SelfCheckFailed(f"patch_kms_key_policy (bug 3): DescribeKey/GetKeyPolicy failed: {exc}") from exc
     _require(meta["KeyId"] == key_id, "bug 3: DescribeKey returned another key")
     _require(policy["Statement"][0]["Sid"] == "root", f"bug 3: key policy round trip gave {policy}")
+    tags = kms.list_resource_tags(KeyId=key_id).get("Tags", [])
+    _require(
+        {"TagKey": "Name", "TagValue": "selfcheck"} in tags,
+        f"patch_kms_key_tags: the key's CloudFormation tags were not applied ({tags})",
+    )
     cfn.delete_stack(StackName=stack)
 
     # Bug 6: a failing create rolls back; ExecuteChangeSet answered 200 (checked in _run_change_set).

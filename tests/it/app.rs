@@ -64,7 +64,7 @@ async fn fresh_database(backend: Backend) -> String {
 impl TestApp {
     /// Starts the portal with `extra` settings on top of the test defaults.
     pub async fn spawn_with(backend: Backend, extra: &[(&str, &str)]) -> TestApp {
-        stackgate::telemetry::init(false);
+        stackgate::telemetry::init_for_tests();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let base = format!("http://{addr}");

@@ -114,3 +114,27 @@ fn broken_or_empty_rule_files_are_refused_at_load() {
     assert!(empty.is_err());
     assert_eq!(load("rule ok { Resources exists }"), Ok(()));
 }
+
+#[test]
+fn a_template_without_route_tables_or_vpcs_is_evaluated_not_refused() {
+    // A blueprint need not contain every resource type the rules look at: rules that do not
+    // apply pass instead of failing the whole evaluation.
+    let template = serde_json::json!({
+        "Resources": {
+            "Subnet": {
+                "Type": "AWS::EC2::Subnet",
+                "Properties": {
+                    "VpcId": "vpc-0123456789abcdef0",
+                    "CidrBlock": "10.0.0.0/24",
+                    "Tags": [
+                        {"Key": "Name", "Value": "x"},
+                        {"Key": "stackgate:env-class", "Value": "dev"}
+                    ]
+                }
+            }
+        }
+    });
+    let report = engine().check(&template.to_string());
+    assert!(report.passed, "{report:?}");
+    assert!(report.results.iter().all(|r| r.rule != "cfn-guard"));
+}
