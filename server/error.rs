@@ -95,7 +95,7 @@ struct ErrorPage {
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         if let AppError::Unauthenticated { return_to } = &self {
-            let target = format!("/auth/login?return_to={}", urlencode(return_to));
+            let target = format!("/login?return_to={}", urlencode(return_to));
             return Redirect::to(&target).into_response();
         }
         let reference = self.log();

@@ -6,4 +6,5 @@ mod aws;
 mod blueprints;
 mod journey;
 mod oidc;
+mod security;
 mod support;

@@ -1,0 +1,453 @@
+//! The fail-closed paths: sign-in refusals, sessions, request forgery, headers, the append-only
+//! audit log, and a deploy role STS will not let us assume.
+
+#![allow(clippy::expect_used, clippy::unwrap_used)] // test code: failing loudly is the point
+
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+
+use crate::app::{Backend, TestApp};
+use crate::oidc::{browser, login_via_idp};
+
+async fn audit_reasons(app: &TestApp) -> Vec<String> {
+    stackgate::audit::store::all(&app.state.db)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.action == "auth.login_failed")
+        .map(|r| r.detail["reason"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+async fn session_count(app: &TestApp) -> i64 {
+    use sqlx::Row;
+    sqlx::query("select count(*) from sessions")
+        .fetch_one(app.state.db.pool())
+        .await
+        .unwrap()
+        .try_get(0)
+        .unwrap()
+}
+
+/// Starts a sign-in in `client` and plays the IdP; returns the callback URL (not yet visited).
+async fn callback_url(app: &TestApp, client: &reqwest::Client, user: &str) -> String {
+    let start = client
+        .get(format!("{}/auth/login", app.base))
+        .send()
+        .await
+        .unwrap();
+    let authorize = start.headers()["location"].to_str().unwrap().to_string();
+    login_via_idp(client, &authorize, user).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_in_refusals_create_no_session_and_are_audited() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+
+    // (a) The callback arrives in a browser that never started this login (login CSRF).
+    let attacker = browser();
+    let url = callback_url(&app, &attacker, "mallory").await;
+    let victim = browser();
+    let resp = victim.get(&url).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    assert!(
+        resp.headers().get_all("set-cookie").iter().all(|c| !c
+            .to_str()
+            .unwrap()
+            .contains("stackgate_session=")
+            || c.to_str().unwrap().contains("stackgate_session=;"))
+    );
+
+    // (b) The state was tampered with.
+    let client = browser();
+    let url = callback_url(&app, &client, "alice").await;
+    let tampered = url.replace("state=", "state=x");
+    assert_eq!(
+        client.get(&tampered).send().await.unwrap().status(),
+        StatusCode::BAD_REQUEST
+    );
+
+    // (c) A completed callback replayed, even with the original pre-auth cookie: the stored
+    // login transaction was single-use.
+    let client = browser();
+    let start = client
+        .get(format!("{}/auth/login", app.base))
+        .send()
+        .await
+        .unwrap();
+    let login_cookie = start.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let authorize = start.headers()["location"].to_str().unwrap().to_string();
+    let url = login_via_idp(&client, &authorize, "alice").await;
+    assert_eq!(
+        client.get(&url).send().await.unwrap().status(),
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(session_count(&app).await, 1);
+    let replay = browser()
+        .get(&url)
+        .header("cookie", &login_cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(replay.status(), StatusCode::BAD_REQUEST);
+
+    // (d) The IdP says no.
+    let resp = browser()
+        .get(format!(
+            "{}/auth/callback?error=access_denied&state=x",
+            app.base
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    let body = resp.text().await.unwrap();
+    assert!(body.contains("Sign-in did not complete") && !body.contains("code="));
+
+    assert_eq!(
+        session_count(&app).await,
+        1,
+        "only the good login made a session"
+    );
+    let reasons = audit_reasons(&app).await;
+    for want in [
+        "no_preauth_cookie",
+        "state_mismatch",
+        "unknown_login",
+        "idp_error",
+    ] {
+        assert!(
+            reasons.iter().any(|r| r == want),
+            "no audit record for {want}: {reasons:?}"
+        );
+    }
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signing_out_ends_the_session_on_the_server() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let alice = app.login("alice").await;
+    let cookie = alice
+        .client
+        .get(format!("{}/", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cookie.status(), StatusCode::OK);
+    // Capture the session cookie value as a replaying attacker would.
+    let jar_cookie = {
+        let client = browser();
+        let url = callback_url(&app, &client, "alice").await;
+        let resp = client.get(&url).send().await.unwrap();
+        resp.headers()
+            .get_all("set-cookie")
+            .iter()
+            .map(|c| c.to_str().unwrap().to_string())
+            .find(|c| c.starts_with("stackgate_session="))
+            .unwrap()
+    };
+    assert!(
+        jar_cookie.contains("HttpOnly")
+            && jar_cookie.contains("SameSite=Lax")
+            && jar_cookie.contains("Path=/")
+    );
+    let token = jar_cookie.split(';').next().unwrap().to_string();
+    let replay = || async {
+        browser()
+            .get(format!("{}/api/v1/me", app.base))
+            .header("cookie", &token)
+            .send()
+            .await
+            .unwrap()
+            .status()
+    };
+    assert_eq!(replay().await, StatusCode::OK);
+    let out = browser()
+        .post(format!("{}/auth/logout", app.base))
+        .header("cookie", &token)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("csrf_token={}", csrf_of(&app, &token).await))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        replay().await,
+        StatusCode::UNAUTHORIZED,
+        "the old cookie is dead on the server"
+    );
+    app.stop().await;
+}
+
+async fn csrf_of(app: &TestApp, cookie: &str) -> String {
+    let html = browser()
+        .get(format!("{}/", app.base))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    crate::app::extract(&html, "name=\"csrf_token\" value=\"", "\"").unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anonymous_callers_are_sent_to_sign_in_and_the_api_answers_401() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let anon = browser();
+    for path in [
+        "/",
+        "/catalog",
+        "/approvals",
+        "/audit",
+        "/requests/new",
+        "/requests/x",
+    ] {
+        let resp = anon
+            .get(format!("{}{path}", app.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::SEE_OTHER, "{path}");
+        assert!(
+            resp.headers()["location"]
+                .to_str()
+                .unwrap()
+                .starts_with("/login?return_to="),
+            "{path}"
+        );
+    }
+    for (method, path) in [
+        (Method::GET, "/api/v1/requests"),
+        (Method::POST, "/api/v1/requests"),
+        (Method::GET, "/api/v1/audit/verify"),
+    ] {
+        let resp = anon
+            .request(method, format!("{}{path}", app.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED, "{path}");
+    }
+    let login = anon
+        .get(format!("{}/login", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), StatusCode::OK);
+    assert!(login.text().await.unwrap().contains("Sign in with SSO"));
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_writes_are_refused_and_change_nothing() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let alice = app.login("alice").await;
+    let form = "blueprint=network&account_id=200000000001&region=eu-west-2&name=forged";
+    let post = |path: &'static str, body: String, headers: Vec<(&'static str, String)>| {
+        let mut req = alice
+            .client
+            .post(format!("{}{path}", app.base))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body);
+        for (k, v) in headers {
+            req = req.header(k, v);
+        }
+        req.send()
+    };
+    let good = format!("{form}&csrf_token={}", alice.csrf);
+    let cases: Vec<(String, Vec<(&'static str, String)>)> = vec![
+        (form.to_string(), vec![]),
+        (format!("{form}&csrf_token=wrong"), vec![]),
+        (
+            good.clone(),
+            vec![("origin", "https://evil.example".into())],
+        ),
+        (good.clone(), vec![("sec-fetch-site", "cross-site".into())]),
+    ];
+    for path in [
+        "/requests",
+        "/requests/new/preview",
+        "/auth/logout",
+        "/requests/any/approve",
+        "/requests/any/cancel",
+    ] {
+        for (body, headers) in &cases {
+            let status = post(path, body.clone(), headers.clone())
+                .await
+                .unwrap()
+                .status();
+            assert_eq!(status, StatusCode::FORBIDDEN, "{path} {body} {headers:?}");
+        }
+    }
+    let json = alice
+        .client
+        .post(format!("{}/api/v1/requests", app.base))
+        .json(&serde_json::json!({"blueprint": "network", "account_id": "200000000001", "region": "eu-west-2", "name": "forged"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        json.status(),
+        StatusCode::FORBIDDEN,
+        "the API needs the X-CSRF-Token header too"
+    );
+    let (_, list) = alice.api(Method::GET, "/requests", None).await;
+    assert_eq!(list["requests"].as_array().map(Vec::len), Some(0));
+    // The session still works: forged requests did not end it.
+    assert_eq!(
+        post("/requests/new/preview", good, vec![])
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_response_carries_the_security_headers() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let alice = app.login("alice").await;
+    let anon = browser();
+    let mut responses = vec![];
+    for path in [
+        "/login",
+        "/healthz",
+        "/static/app.css",
+        "/static/htmx.min.js",
+        "/no-such-page",
+        "/",
+    ] {
+        responses.push((
+            path,
+            anon.get(format!("{}{path}", app.base))
+                .send()
+                .await
+                .unwrap(),
+        ));
+    }
+    for path in [
+        "/",
+        "/catalog",
+        "/requests/new?blueprint=network",
+        "/no-such-page",
+    ] {
+        responses.push((path, alice.get(path).await));
+    }
+    for (path, resp) in responses {
+        let h = resp.headers();
+        let get = |n: &str| {
+            h.get(n)
+                .map(|v| v.to_str().unwrap().to_string())
+                .unwrap_or_default()
+        };
+        let csp = get("content-security-policy");
+        for part in [
+            "object-src 'none'",
+            "base-uri 'none'",
+            "frame-ancestors 'none'",
+            "script-src 'self'",
+        ] {
+            assert!(csp.contains(part), "{path}: CSP {csp}");
+        }
+        assert_eq!(get("x-content-type-options"), "nosniff", "{path}");
+        assert_eq!(
+            get("referrer-policy"),
+            "strict-origin-when-cross-origin",
+            "{path}"
+        );
+        assert_eq!(get("cross-origin-opener-policy"), "same-origin", "{path}");
+        if !path.starts_with("/static/") {
+            assert_eq!(get("cache-control"), "no-store", "{path}");
+        }
+    }
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_audit_log_refuses_updates_and_deletes_on_sqlite() {
+    audit_is_append_only(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_audit_log_refuses_updates_and_deletes_on_postgres() {
+    audit_is_append_only(Backend::Postgres).await;
+}
+
+async fn audit_is_append_only(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    let _alice = app.login("alice").await;
+    let pool = app.state.db.pool();
+    for sql in [
+        "update audit_log set actor_name = 'mallory'",
+        "delete from audit_log",
+        "delete from audit_log where seq = 1",
+    ] {
+        let result = sqlx::query(sql).execute(pool).await;
+        assert!(result.is_err(), "{sql} was allowed on {backend:?}");
+    }
+    if backend == Backend::Postgres {
+        assert!(
+            sqlx::query("truncate audit_log")
+                .execute(pool)
+                .await
+                .is_err()
+        );
+    }
+    let v = stackgate::audit::store::verify(&app.state.db)
+        .await
+        .unwrap();
+    assert!(v.records >= 2 && v.broken_at.is_none(), "{v:?}");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deploy_role_that_cannot_be_assumed_fails_the_request_with_a_clear_message() {
+    let config = format!(
+        "{}/tests/fixtures/config-unassumable-role.toml",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let app = TestApp::spawn_with(Backend::Sqlite, &[("STACKGATE_CONFIG", &config)]).await;
+    let alice = app.login("alice").await;
+    let bob = app.login("bob").await;
+    let (code, created) = alice
+        .api(Method::POST, "/requests", Some(serde_json::json!({
+            "blueprint": "network", "account_id": "200000000009", "region": "eu-west-2", "name": "orphan"
+        })))
+        .await;
+    assert_eq!(code, StatusCode::CREATED, "{created}");
+    let id = created["id"].as_str().unwrap().to_string();
+    let (code, _) = bob
+        .api(
+            Method::POST,
+            &format!("/requests/{id}/approve"),
+            Some(serde_json::json!({})),
+        )
+        .await;
+    assert_eq!(code, StatusCode::OK);
+    let done = alice
+        .wait_for_status(&id, &["deployed", "failed"], Duration::from_secs(60))
+        .await;
+    assert_eq!(done["request"]["status"], "failed");
+    let reason = done["request"]["status_reason"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        reason.contains(
+            "could not assume the deploy role arn:aws:iam::200000000009:role/stackgate-deploy"
+        ) && reason.contains("trust policy"),
+        "{reason}"
+    );
+    assert_eq!(done["deployments"][0]["status"], "failed");
+    app.stop().await;
+}
