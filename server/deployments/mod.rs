@@ -49,6 +49,7 @@ impl DeploymentStatus {
 
     pub fn label(self) -> &'static str {
         match self {
+            DeploymentStatus::Succeeded => "deployed",
             DeploymentStatus::RolledBack => "rolled back",
             DeploymentStatus::NeedsAttention => "needs attention",
             other => other.as_str(),

@@ -40,12 +40,23 @@ fn render(t: &impl Template) -> Result<String, AppError> {
     t.render().map_err(|e| AppError::Internal(e.into()))
 }
 
-/// Builds the form from raw values; with `validate`, checks everything and previews.
+/// How much of the form to check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Check {
+    /// Only draw it (first visit).
+    None,
+    /// As the user fills it in: everything but a name not typed yet.
+    AsYouType,
+    /// On submit or the Preview button: everything.
+    All,
+}
+
+/// Builds the form from raw values, checks it as asked and previews it when it is valid.
 async fn build_form(
     state: &AppState,
     user: &CurrentUser,
     raw: &BTreeMap<String, String>,
-    validate: bool,
+    check: Check,
 ) -> Result<RequestForm, AppError> {
     let slug = raw
         .get("blueprint")
@@ -101,7 +112,7 @@ async fn build_form(
     let mut field_errors = BTreeMap::new();
     let mut param_errors = Vec::new();
     let mut preview = None;
-    if validate && account.is_some() {
+    if check != Check::None && account.is_some() {
         let mut input = NewRequest::from_form(raw);
         input.team = Some(team.clone());
         input.account_id = account.map(|a| a.id.to_string()).unwrap_or_default();
@@ -132,6 +143,10 @@ async fn build_form(
             }
             Err(other) => return Err(other),
         }
+    }
+    if check == Check::AsYouType && name.is_empty() {
+        // Not typed yet: no error to shout about (submitting still needs it).
+        field_errors.remove("name");
     }
     if let Some(p) = preview.as_ref().filter(|p| !p.policy_passed) {
         let failing: Vec<&str> = p
@@ -171,6 +186,7 @@ async fn build_form(
         general_errors,
         preview,
         can_submit,
+        oob: false,
     })
 }
 
@@ -179,7 +195,12 @@ async fn new_form(
     user: CurrentUser,
     Query(raw): Query<BTreeMap<String, String>>,
 ) -> Result<Html<String>, AppError> {
-    let form = build_form(&state, &user, &raw, raw.contains_key("name")).await?;
+    let check = if raw.contains_key("name") {
+        Check::All
+    } else {
+        Check::None
+    };
+    let form = build_form(&state, &user, &raw, check).await?;
     let layout = Layout::new(&state, &user, "catalog").await?;
     Ok(Html(render(&NewRequestPage { layout, form })?))
 }
@@ -191,8 +212,14 @@ async fn preview(
     headers: HeaderMap,
     Form(raw): Form<BTreeMap<String, String>>,
 ) -> Result<Response, AppError> {
-    let form = build_form(&state, &user, &raw, true).await?;
-    if headers.contains_key("hx-request") {
+    let live = headers.contains_key("hx-request");
+    let check = if live { Check::AsYouType } else { Check::All };
+    let mut form = build_form(&state, &user, &raw, check).await?;
+    if live {
+        // Typing in the form refreshes only its feedback; changing the account re-renders it.
+        form.oob = headers
+            .get("hx-target")
+            .is_none_or(|t| t.as_bytes() != b"request-form-wrap");
         return Ok(Html(render(&NewRequestForm { form })?).into_response());
     }
     let layout = Layout::new(&state, &user, "catalog").await?;
@@ -207,7 +234,7 @@ async fn create(
     match actions::submit(&state, &user, &NewRequest::from_form(&raw)).await {
         Ok((id, _)) => Ok(Redirect::to(&format!("/requests/{id}")).into_response()),
         Err(AppError::Invalid(_)) => {
-            let form = build_form(&state, &user, &raw, true).await?;
+            let form = build_form(&state, &user, &raw, Check::All).await?;
             let layout = Layout::new(&state, &user, "catalog").await?;
             let html = render(&NewRequestPage { layout, form })?;
             Ok((StatusCode::UNPROCESSABLE_ENTITY, Html(html)).into_response())
@@ -238,7 +265,11 @@ async fn deployment_panel(
         Some(d) => deployments::store::events(&state.db, &d.id).await?,
         None => vec![],
     };
-    Ok(DeploymentPanel::from_deployment(&r.id, latest, events))
+    let mut panel = DeploymentPanel::from_deployment(&r.id, latest, events);
+    // Keep watching while anything can still happen to the request (approvals, deployment).
+    panel.live = !r.status.is_terminal();
+    panel.request_version = r.version;
+    Ok(panel)
 }
 
 async fn show_page(
@@ -335,6 +366,8 @@ fn timeline_text(action: &str, outcome: &str) -> String {
         ("request.rejected", _) => "— the request was rejected".into(),
         ("request.cancelled", _) => "cancelled the request".into(),
         ("deploy.started", _) => "started the deployment".into(),
+        ("deploy.change_set_created", _) => "created the change set".into(),
+        ("deploy.needs_attention", _) => "— the deployment needs attention".into(),
         ("deploy.succeeded", _) => "deployed the stack".into(),
         ("deploy.failed", _) => "— the deployment failed".into(),
         ("deploy.cancelled", _) => "— the deployment was cancelled".into(),
@@ -400,14 +433,25 @@ async fn show(
     Ok(Html(render(&show_page(&state, &user, r, None).await?)?))
 }
 
+#[derive(Deserialize)]
+struct PanelQuery {
+    version: Option<i64>,
+}
+
+/// The deployment panel alone, for htmx polling. When the request itself has moved on since the
+/// page was drawn (approved, deployed…), htmx is told to reload the whole page instead.
 async fn deployment_fragment(
     State(state): State<AppState>,
     user: CurrentUser,
     Path(id): Path<String>,
-) -> Result<Html<String>, AppError> {
+    Query(q): Query<PanelQuery>,
+) -> Result<Response, AppError> {
     let r = visible_request(&state, &user, &id).await?;
+    if q.version.is_some_and(|v| v != r.version) {
+        return Ok(([("hx-refresh", "true")], Html(String::new())).into_response());
+    }
     let dep = deployment_panel(&state, &r).await?;
-    Ok(Html(render(&DeploymentFragment { dep })?))
+    Ok(Html(render(&DeploymentFragment { dep })?).into_response())
 }
 
 #[derive(Deserialize)]

@@ -95,6 +95,8 @@ pub struct RequestForm {
     pub params: Vec<FormField>,
     pub preview: Option<Preview>,
     pub can_submit: bool,
+    /// Rendered for an htmx feedback refresh: feedback elements carry `hx-swap-oob`.
+    pub oob: bool,
 }
 
 impl RequestForm {
@@ -186,6 +188,8 @@ pub struct TimelineItem {
 #[derive(Debug, Clone, Default)]
 pub struct DeploymentPanel {
     pub request_id: String,
+    /// The request's version when the page was drawn: the panel asks for a reload once it moves.
+    pub request_version: i64,
     pub present: bool,
     pub live: bool,
     pub status: String,
@@ -221,6 +225,7 @@ impl DeploymentPanel {
         };
         DeploymentPanel {
             request_id: request_id.to_string(),
+            request_version: 0,
             present: true,
             live: !d.status.is_terminal(),
             status: d.status.as_str().to_string(),
