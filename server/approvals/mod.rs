@@ -25,6 +25,15 @@ pub enum Decision {
 }
 
 impl Decision {
+    /// The decision a URL names (`/requests/{id}/approve`, `/reject`).
+    pub fn from_path(s: &str) -> Option<Decision> {
+        match s {
+            "approve" => Some(Decision::Approve),
+            "reject" => Some(Decision::Reject),
+            _ => None,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Decision::Approve => "approve",

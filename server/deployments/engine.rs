@@ -508,19 +508,14 @@ impl<C: Connect> Worker<C> {
                             description: d.clone(),
                         })
                         .collect();
-                    let mut tx = self.db.begin().await?;
-                    store::save(
-                        &mut tx,
-                        &job.id,
-                        job.epoch,
-                        self.lease_ms(),
+                    self.save(
+                        job,
                         Patch {
                             stack_id: Some(stack.stack_id.clone()),
                             ..Patch::default()
                         },
                     )
                     .await?;
-                    tx.commit().await?;
                     return Ok(Outcome::Done {
                         status: DeploymentStatus::Succeeded,
                         error: None,
@@ -557,18 +552,16 @@ impl<C: Connect> Worker<C> {
         }
     }
 
-    async fn extend_lease(&self, job: &Deployment) -> anyhow::Result<()> {
+    /// Writes a step (and extends the lease) in a transaction of its own, under the job's epoch.
+    async fn save(&self, job: &Deployment, patch: Patch) -> anyhow::Result<()> {
         let mut tx = self.db.begin().await?;
-        store::save(
-            &mut tx,
-            &job.id,
-            job.epoch,
-            self.lease_ms(),
-            Patch::default(),
-        )
-        .await?;
+        store::save(&mut tx, &job.id, job.epoch, self.lease_ms(), patch).await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn extend_lease(&self, job: &Deployment) -> anyhow::Result<()> {
+        self.save(job, Patch::default()).await
     }
 
     /// Records the outcome: the deployment's status, the request's, and the audit record, in

@@ -77,6 +77,15 @@ pub async fn enqueue(tx: &mut Tx, request: &ServiceRequest) -> Result<String, Ap
     }
 }
 
+/// One row written means the epoch still owns the job; none means another worker took it.
+fn fenced(rows: u64, id: &str) -> anyhow::Result<()> {
+    if rows == 1 {
+        Ok(())
+    } else {
+        Err(LostLease(id.to_string()).into())
+    }
+}
+
 /// Claims the oldest runnable job (queued and due, or running with an expired lease), bumping
 /// its epoch. Returns the job with its new epoch.
 pub async fn claim(db: &Db, owner: &str, lease_ms: i64) -> anyhow::Result<Option<Deployment>> {
@@ -163,11 +172,7 @@ pub async fn save(
     .bind(epoch)
     .execute(&mut **tx)
     .await?;
-    if done.rows_affected() == 1 {
-        Ok(())
-    } else {
-        Err(LostLease(id.to_string()).into())
-    }
+    fenced(done.rows_affected(), id)
 }
 
 /// Ends the job with a terminal status, only while `epoch` still owns it.
@@ -193,11 +198,7 @@ pub async fn finish(
     .bind(epoch)
     .execute(&mut **tx)
     .await?;
-    if done.rows_affected() == 1 {
-        Ok(())
-    } else {
-        Err(LostLease(id.to_string()).into())
-    }
+    fenced(done.rows_affected(), id)
 }
 
 /// Gives the job back to the queue to be retried after `delay_ms` (a transient failure).
@@ -223,11 +224,7 @@ pub async fn retry_later(
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
-    if done.rows_affected() == 1 {
-        Ok(())
-    } else {
-        Err(LostLease(id.to_string()).into())
-    }
+    fenced(done.rows_affected(), id)
 }
 
 /// Cancels a queued (not yet claimed) deployment of a request, in the caller's transaction.

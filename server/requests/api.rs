@@ -24,9 +24,8 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/blueprints", get(blueprints))
         .route("/api/v1/requests", get(list).post(create))
         .route("/api/v1/requests/{id}", get(show))
-        .route("/api/v1/requests/{id}/approve", post(approve))
-        .route("/api/v1/requests/{id}/reject", post(reject))
         .route("/api/v1/requests/{id}/cancel", post(cancel))
+        .route("/api/v1/requests/{id}/{decision}", post(decide))
 }
 
 /// The signed-in user, answering 401 JSON instead of redirecting.
@@ -137,25 +136,16 @@ struct CommentBody {
     comment: String,
 }
 
-async fn approve(
+/// Approve or reject, by the last path segment.
+async fn decide(
     State(state): State<AppState>,
     ApiUser(user): ApiUser,
-    Path(id): Path<String>,
+    Path((id, decision)): Path<(String, String)>,
     ApiJson(body): ApiJson<CommentBody>,
 ) -> Result<Json<approvals::DecisionOutcome>, ApiError> {
+    let decision = Decision::from_path(&decision).ok_or(AppError::NotFound)?;
     Ok(Json(
-        approvals::decide(&state, &user, &id, Decision::Approve, &body.comment).await?,
-    ))
-}
-
-async fn reject(
-    State(state): State<AppState>,
-    ApiUser(user): ApiUser,
-    Path(id): Path<String>,
-    ApiJson(body): ApiJson<CommentBody>,
-) -> Result<Json<approvals::DecisionOutcome>, ApiError> {
-    Ok(Json(
-        approvals::decide(&state, &user, &id, Decision::Reject, &body.comment).await?,
+        approvals::decide(&state, &user, &id, decision, &body.comment).await?,
     ))
 }
 

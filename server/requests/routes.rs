@@ -30,9 +30,8 @@ pub fn router() -> Router<AppState> {
         .route("/requests", post(create))
         .route("/requests/{id}", get(show))
         .route("/requests/{id}/deployment", get(deployment_fragment))
-        .route("/requests/{id}/approve", post(approve))
-        .route("/requests/{id}/reject", post(reject))
         .route("/requests/{id}/cancel", post(cancel))
+        .route("/requests/{id}/{decision}", post(decide))
         .route("/approvals", get(approvals_inbox))
 }
 
@@ -487,23 +486,15 @@ async fn after_action(
     Ok((status, Html(render(&page)?)).into_response())
 }
 
-async fn approve(
+/// Approve or reject (the form's action names which).
+async fn decide(
     State(state): State<AppState>,
     user: CurrentUser,
-    Path(id): Path<String>,
+    Path((id, decision)): Path<(String, String)>,
     Form(f): Form<CommentForm>,
 ) -> Result<Response, AppError> {
-    let result = approvals::decide(&state, &user, &id, Decision::Approve, &f.comment).await;
-    after_action(&state, &user, &id, result.map(|_| ())).await
-}
-
-async fn reject(
-    State(state): State<AppState>,
-    user: CurrentUser,
-    Path(id): Path<String>,
-    Form(f): Form<CommentForm>,
-) -> Result<Response, AppError> {
-    let result = approvals::decide(&state, &user, &id, Decision::Reject, &f.comment).await;
+    let decision = Decision::from_path(&decision).ok_or(AppError::NotFound)?;
+    let result = approvals::decide(&state, &user, &id, decision, &f.comment).await;
     after_action(&state, &user, &id, result.map(|_| ())).await
 }
 

@@ -232,6 +232,32 @@ impl UserClient {
         )
     }
 
+    /// Submits a request through the API (default parameters); returns its id.
+    pub async fn submit(&self, blueprint: &str, account_id: &str, name: &str) -> String {
+        let body = serde_json::json!({
+            "blueprint": blueprint, "account_id": account_id, "region": "eu-west-2", "name": name
+        });
+        let (code, created) = self
+            .api(reqwest::Method::POST, "/requests", Some(body))
+            .await;
+        assert_eq!(code, StatusCode::CREATED, "{created}");
+        created["id"].as_str().unwrap().to_string()
+    }
+
+    /// Approves through the API; returns the outcome (status, approvals, required).
+    pub async fn approve(&self, id: &str, comment: &str) -> serde_json::Value {
+        let body = serde_json::json!({ "comment": comment });
+        let (code, outcome) = self
+            .api(
+                reqwest::Method::POST,
+                &format!("/requests/{id}/approve"),
+                Some(body),
+            )
+            .await;
+        assert_eq!(code, StatusCode::OK, "{outcome}");
+        outcome
+    }
+
     /// Polls the API until the request reaches one of `statuses` (or fails the test after `within`).
     pub async fn wait_for_status(
         &self,

@@ -15,6 +15,12 @@ use crate::support::harness_env;
 const DEV: &str = "200000000001";
 const TEST: &str = "200000000002";
 
+/// The text of the error element with this id (empty when the field is fine).
+fn field_error(html: &str, id: &str) -> Option<String> {
+    let at = html.find(&format!("id=\"{id}\""))?;
+    extract(&html[at..], ">", "<").filter(|t| !t.trim().is_empty())
+}
+
 fn unique_name() -> String {
     format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..10])
 }
@@ -278,11 +284,10 @@ async fn bad_input(backend: Backend) {
     let resp = alice.post_form("/requests", &bad).await;
     assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let html = resp.text().await.unwrap();
-    let name_error =
-        extract(&html, "id=\"name-error\">", "<").expect("an error next to the name field");
+    let name_error = field_error(&html, "name-error").expect("an error next to the name field");
     assert!(name_error.contains("lowercase"), "{name_error}");
-    let cidr_error = extract(&html, "id=\"param-vpc-cidr-error\">", "<")
-        .expect("an error next to the CIDR field");
+    let cidr_error =
+        field_error(&html, "param-vpc-cidr-error").expect("an error next to the CIDR field");
     assert!(
         cidr_error.contains("/16") || cidr_error.contains("/24"),
         "{cidr_error}"
@@ -345,22 +350,9 @@ async fn a_deployment_that_cloudformation_rolls_back_shows_the_reason() {
     let app = TestApp::spawn(Backend::Sqlite).await;
     let alice = app.login("alice").await;
     let carol = app.login("carol").await;
-    let (code, created) = alice
-        .api(Method::POST, "/requests", Some(serde_json::json!({
-            "blueprint": "broken-subnet", "account_id": DEV, "region": "eu-west-2", "name": unique_name()
-        })))
-        .await;
-    assert_eq!(code, StatusCode::CREATED, "{created}");
-    let id = created["id"].as_str().unwrap().to_string();
+    let id = alice.submit("broken-subnet", DEV, &unique_name()).await;
     // carol (security) approves any team's request.
-    let (code, outcome) = carol
-        .api(
-            Method::POST,
-            &format!("/requests/{id}/approve"),
-            Some(serde_json::json!({"comment": "ok"})),
-        )
-        .await;
-    assert_eq!(code, StatusCode::OK, "{outcome}");
+    let outcome = carol.approve(&id, "ok").await;
     assert_eq!(outcome["status"], "approved");
     let done = alice
         .wait_for_status(&id, &["deployed", "failed"], Duration::from_secs(90))
@@ -389,12 +381,7 @@ async fn a_rejection_needs_a_reason_and_ends_the_request() {
     let app = TestApp::spawn(Backend::Sqlite).await;
     let alice = app.login("alice").await;
     let bob = app.login("bob").await;
-    let (_, created) = alice
-        .api(Method::POST, "/requests", Some(serde_json::json!({
-            "blueprint": "network", "account_id": DEV, "region": "eu-west-2", "name": unique_name()
-        })))
-        .await;
-    let id = created["id"].as_str().unwrap().to_string();
+    let id = alice.submit("network", DEV, &unique_name()).await;
     let no_reason = bob
         .post_form(&format!("/requests/{id}/reject"), &[("comment", "  ")])
         .await;

@@ -4,6 +4,7 @@
 mod app;
 mod aws;
 mod blueprints;
+mod cli;
 mod journey;
 mod oidc;
 mod security;

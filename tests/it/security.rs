@@ -420,21 +420,8 @@ async fn a_deploy_role_that_cannot_be_assumed_fails_the_request_with_a_clear_mes
     let app = TestApp::spawn_with(Backend::Sqlite, &[("STACKGATE_CONFIG", &config)]).await;
     let alice = app.login("alice").await;
     let bob = app.login("bob").await;
-    let (code, created) = alice
-        .api(Method::POST, "/requests", Some(serde_json::json!({
-            "blueprint": "network", "account_id": "200000000009", "region": "eu-west-2", "name": "orphan"
-        })))
-        .await;
-    assert_eq!(code, StatusCode::CREATED, "{created}");
-    let id = created["id"].as_str().unwrap().to_string();
-    let (code, _) = bob
-        .api(
-            Method::POST,
-            &format!("/requests/{id}/approve"),
-            Some(serde_json::json!({})),
-        )
-        .await;
-    assert_eq!(code, StatusCode::OK);
+    let id = alice.submit("network", "200000000009", "orphan").await;
+    bob.approve(&id, "").await;
     let done = alice
         .wait_for_status(&id, &["deployed", "failed"], Duration::from_secs(60))
         .await;
