@@ -188,6 +188,10 @@ async fn callback(
         &identity.groups,
     )
     .await?;
+    if session::is_disabled(&mut tx, &user_id).await? {
+        tx.commit().await?;
+        return refuse(&state, "user_disabled", ip).await;
+    }
     let token = session::create_session(
         &mut tx,
         &user_id,

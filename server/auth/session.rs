@@ -271,6 +271,15 @@ pub async fn delete_session(tx: &mut Tx, id_hash: &str) -> Result<(), sqlx::Erro
         .map(|_| ())
 }
 
+/// Whether an admin has disabled the user.
+pub async fn is_disabled(tx: &mut Tx, user_id: &str) -> Result<bool, sqlx::Error> {
+    let row = sqlx::query("select disabled from users where id = $1")
+        .bind(user_id.to_string())
+        .fetch_one(&mut **tx)
+        .await?;
+    Ok(row.try_get::<i64, _>(0)? != 0)
+}
+
 /// Inserts or refreshes the user keyed by (issuer, subject); returns the user's id.
 pub async fn upsert_user(
     tx: &mut Tx,

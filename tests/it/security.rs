@@ -438,3 +438,68 @@ async fn a_deploy_role_that_cannot_be_assumed_fails_the_request_with_a_clear_mes
     assert_eq!(done["deployments"][0]["status"], "failed");
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_expired_and_disabled_sessions_are_refused_at_the_next_request() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let pool = app.state.db.pool();
+    let now = chrono::Utc::now().timestamp_millis();
+    // Each case: sign in, move the clock of the stored session (or disable the user), and the
+    // very next request must be sent back to sign-in with the session gone.
+    let cases: [(&str, String); 3] = [
+        (
+            "idle for 16 minutes",
+            format!("update sessions set last_seen_at = {}", now - 16 * 60_000),
+        ),
+        (
+            "past its absolute lifetime",
+            format!("update sessions set expires_at = {}", now - 1),
+        ),
+        (
+            "user disabled by an admin",
+            "update users set disabled = 1".to_string(),
+        ),
+    ];
+    for (what, sql) in cases {
+        let alice = app.login("alice").await;
+        assert_eq!(alice.get("/").await.status(), StatusCode::OK, "{what}");
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(pool)
+            .await
+            .unwrap();
+        let resp = alice.get("/").await;
+        assert_eq!(resp.status(), StatusCode::SEE_OTHER, "{what}");
+        assert_eq!(
+            session_count(&app).await,
+            0,
+            "{what}: the session row is deleted"
+        );
+        sqlx::query("update users set disabled = 0")
+            .execute(pool)
+            .await
+            .unwrap();
+    }
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disabled_user_cannot_sign_in_again() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let _first = app.login("alice").await;
+    sqlx::query("update users set disabled = 1")
+        .execute(app.state.db.pool())
+        .await
+        .unwrap();
+    let client = browser();
+    let url = callback_url(&app, &client, "alice").await;
+    assert_eq!(
+        client.get(&url).send().await.unwrap().status(),
+        StatusCode::BAD_REQUEST
+    );
+    assert!(
+        audit_reasons(&app)
+            .await
+            .contains(&"user_disabled".to_string())
+    );
+    app.stop().await;
+}
