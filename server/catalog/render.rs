@@ -69,40 +69,33 @@ fn tojson(value: minijinja::Value) -> Result<minijinja::Value, minijinja::Error>
 }
 
 /// Checks the context's own fields; one error per bad field.
-pub(crate) fn check_context(ctx: &RenderContext) -> Vec<FieldError> {
-    let mut errors = Vec::new();
-    let name_ok = ctx.name.len() >= 2
-        && ctx.name.len() <= 31
-        && ctx.name.starts_with(|c: char| c.is_ascii_lowercase())
-        && ctx
-            .name
+/// Environment names: 2–31 lowercase letters, digits and dashes, starting with a letter and not
+/// ending with a dash (they become part of stack and resource names).
+pub fn check_env_name(name: &str) -> Result<(), String> {
+    let ok = (2..=31).contains(&name.len())
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && !name.ends_with('-')
+        && name
             .chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-    if !name_ok {
-        errors.push(FieldError::new(
-            "name",
-            format!(
-                "'{}' is not a valid environment name: use 2-31 characters, lowercase letters, \
-                 digits and '-', starting with a letter",
-                ctx.name
-            ),
-        ));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "'{name}' is not a valid environment name: use 2-31 characters, lowercase letters, \
+             digits and '-', starting with a letter (e.g. core)"
+        ))
     }
-    // Region: lowercase words joined by '-', ending in a number (eu-west-2, us-gov-east-1).
-    let parts: Vec<&str> = ctx.region.split('-').collect();
-    let region_ok = parts.len() >= 3
-        && parts.last().is_some_and(|n| n.parse::<u8>().is_ok())
-        && parts[..parts.len() - 1]
-            .iter()
-            .all(|w| !w.is_empty() && w.chars().all(|c| c.is_ascii_lowercase()));
-    if !region_ok {
-        errors.push(FieldError::new(
-            "region",
-            format!(
-                "'{}' is not an AWS region name: use a name such as eu-west-2",
-                ctx.region
-            ),
-        ));
+}
+
+/// Checks the context's own fields; one error per bad field.
+pub(crate) fn check_context(ctx: &RenderContext) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    if let Err(message) = check_env_name(&ctx.name) {
+        errors.push(FieldError::new("name", message));
+    }
+    if let Err(message) = crate::accounts::Region::try_from(ctx.region.clone()) {
+        errors.push(FieldError::new("region", message));
     }
     if !ctx.env_class.is_workload() {
         errors.push(FieldError::new(

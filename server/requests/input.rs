@@ -8,6 +8,7 @@ use serde::Deserialize;
 use super::content_hash;
 use crate::accounts::{self, Account};
 use crate::auth::CurrentUser;
+use crate::catalog::render::check_env_name;
 use crate::catalog::{Blueprint, FieldError, PolicyReport, RenderContext, Rendered};
 use crate::error::AppError;
 use crate::state::AppState;
@@ -59,24 +60,6 @@ pub struct Prepared {
     pub rendered: Rendered,
     pub policy: PolicyReport,
     pub content_hash: String,
-}
-
-/// Environment names: `[a-z][a-z0-9-]{1,30}`, no trailing dash.
-pub fn check_name(name: &str) -> Result<(), String> {
-    let ok = (2..=31).contains(&name.len())
-        && name.as_bytes()[0].is_ascii_lowercase()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !name.ends_with('-');
-    if ok {
-        Ok(())
-    } else {
-        Err(
-            "Use 2–31 lowercase letters, digits and dashes, starting with a letter (e.g. core)."
-                .into(),
-        )
-    }
 }
 
 /// The team a request is for: the one named, which the user must request for; or the user's only team.
@@ -136,10 +119,11 @@ pub async fn prepare(
             format!("{} allows {}.", a.name, allowed.join(", ")),
         ));
     }
-    if let Err(m) = check_name(&input.name) {
-        errors.push(FieldError::new("name", m));
-    }
     let (Some(blueprint), Some(account)) = (blueprint, account) else {
+        // Rendering checks the name; without a blueprint or account, say it here too.
+        if let Err(m) = check_env_name(&input.name) {
+            errors.push(FieldError::new("name", m));
+        }
         return Err(AppError::Invalid(errors));
     };
     let ctx = RenderContext {
@@ -181,23 +165,6 @@ pub async fn prepare(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn environment_names_are_checked() {
-        assert!(check_name("core").is_ok());
-        assert!(check_name("payments-api2").is_ok());
-        for bad in [
-            "",
-            "a",
-            "Core",
-            "1core",
-            "core-",
-            "has space",
-            "x".repeat(32).as_str(),
-        ] {
-            assert!(check_name(bad).is_err(), "{bad}");
-        }
-    }
 
     #[test]
     fn form_fields_split_into_context_and_parameters() {

@@ -191,3 +191,21 @@ fn bad_context_and_core_accounts_are_refused() {
             .any(|e| e.field == "vpc_cidr" && e.message.contains("required"))
     );
 }
+
+#[test]
+fn environment_names_are_checked() {
+    use crate::catalog::render::check_env_name;
+    assert!(check_env_name("core").is_ok());
+    assert!(check_env_name("payments-api2").is_ok());
+    for bad in [
+        "",
+        "a",
+        "Core",
+        "1core",
+        "core-",
+        "has space",
+        &"x".repeat(32),
+    ] {
+        assert!(check_env_name(bad).is_err(), "{bad}");
+    }
+}
