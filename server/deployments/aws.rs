@@ -257,6 +257,14 @@ pub trait StackOps: Send + Sync {
         change_set_arn: &str,
     ) -> impl Future<Output = Result<ChangeSetState, DeployError>> + Send;
 
+    /// The ARN of the change set `change_set_name` of `stack_name` (DescribeChangeSet by name,
+    /// which CloudFormation accepts only together with the stack). `NotFound` when there is none.
+    fn change_set_arn(
+        &self,
+        stack_name: &str,
+        change_set_name: &str,
+    ) -> impl Future<Output = Result<String, DeployError>> + Send;
+
     /// ExecuteChangeSet by ARN with a ClientRequestToken. `ChangeSetFailed` when the change set
     /// cannot be executed in its current status (OBSOLETE, already executed).
     fn execute_change_set(
@@ -796,6 +804,24 @@ impl StackOps for CfnSession {
             }
         }
         state.ok_or_else(|| DeployError::Other("DescribeChangeSet returned nothing".into()))
+    }
+
+    async fn change_set_arn(
+        &self,
+        stack_name: &str,
+        change_set_name: &str,
+    ) -> Result<String, DeployError> {
+        let out = self
+            .client
+            .describe_change_set()
+            .stack_name(stack_name)
+            .change_set_name(change_set_name)
+            .send()
+            .await
+            .map_err(|e| map_sdk_error(Op::DescribeChangeSet, e))?;
+        non_empty(out.change_set_id()).ok_or_else(|| {
+            DeployError::Other("DescribeChangeSet answered without a change-set id".into())
+        })
     }
 
     async fn execute_change_set(

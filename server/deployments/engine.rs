@@ -271,7 +271,7 @@ impl<C: Connect> Worker<C> {
         if step == Step::ChangeSetRequested {
             let created = match arn.clone() {
                 Some(a) => a,
-                None => match self.create_change_set(ops, job, request).await {
+                None => match self.create_change_set(ops, job, request).await? {
                     Ok(a) => a,
                     Err(o) => return Ok(o),
                 },
@@ -317,6 +317,8 @@ impl<C: Connect> Worker<C> {
         // Reconcile before executing: execute only a change set that is still available.
         match ops.describe_change_set(&arn).await {
             Ok(cs) if cs.execution_status == "AVAILABLE" => {
+                // Fence: prove this epoch still owns the job right before the call (bar F4).
+                self.extend_lease(job).await?;
                 if let Err(e) = ops
                     .execute_change_set(&arn, &job.token("execute", job.epoch))
                     .await
@@ -333,8 +335,28 @@ impl<C: Connect> Worker<C> {
                     Some("The approved change set is obsolete: the stack changed after approval. Submit a new request.".into()),
                 ));
             }
-            // Executed already (in progress, complete, failed) or removed after execution.
-            Ok(_) | Err(DeployError::NotFound(_)) => {}
+            // Executed already (in progress, complete, failed).
+            Ok(_) => {}
+            // Gone: removed after its execution, or deleted before anyone executed it. Only the
+            // stack's events tell: an execution of this deployment carries its token (bar F3).
+            Err(DeployError::NotFound(_)) => {
+                let mine = format!("dep-{}-execute-", job.id);
+                match ops.stack_events(&job.stack_name).await {
+                    Ok(events)
+                        if events.iter().any(|e| {
+                            e.client_request_token
+                                .as_deref()
+                                .is_some_and(|t| t.starts_with(&mine))
+                        }) => {}
+                    Ok(_) | Err(DeployError::NotFound(_)) => {
+                        return Ok(done(
+                            DeploymentStatus::NeedsAttention,
+                            Some("The approved change set was removed before it was executed; nothing was deployed. Submit a new request.".into()),
+                        ));
+                    }
+                    Err(e) => return Ok(classify(e)),
+                }
+            }
             Err(e) if e.is_retryable() => return Ok(Outcome::Retry(e.to_string())),
             Err(e) => return Ok(done(DeploymentStatus::Failed, Some(e.to_string()))),
         }
@@ -346,11 +368,11 @@ impl<C: Connect> Worker<C> {
         ops: &O,
         job: &Deployment,
         request: &ServiceRequest,
-    ) -> Result<String, Outcome> {
-        let existing = ops
-            .describe_stack(&job.stack_name)
-            .await
-            .map_err(classify)?;
+    ) -> anyhow::Result<Result<String, Outcome>> {
+        let existing = match ops.describe_stack(&job.stack_name).await {
+            Ok(s) => s,
+            Err(e) => return Ok(Err(classify(e))),
+        };
         let kind = match &existing {
             None => ChangeSetKind::Create,
             Some(s) if s.status == "REVIEW_IN_PROGRESS" => ChangeSetKind::Create,
@@ -362,13 +384,13 @@ impl<C: Connect> Worker<C> {
                     .find(|(k, _)| k == "stackgate:team")
                     .map(|(_, v)| v.as_str());
                 if owner != Some(request.team.as_str()) {
-                    return Err(done(
+                    return Ok(Err(done(
                         DeploymentStatus::Failed,
                         Some(format!(
                             "Stack {} exists and is not owned by team {}.",
                             job.stack_name, request.team
                         )),
-                    ));
+                    )));
                 }
                 ChangeSetKind::Update
             }
@@ -394,10 +416,16 @@ impl<C: Connect> Worker<C> {
             capabilities: vec!["CAPABILITY_IAM".into()],
             role_arn: None,
         };
-        match ops.create_change_set(input).await {
+        // Fence: prove this epoch still owns the job right before the call (bar F4).
+        self.extend_lease(job).await?;
+        Ok(match ops.create_change_set(input).await {
             Ok(arn) => Ok(arn),
-            // A retried create whose first attempt went through: find it by its stable name.
-            Err(DeployError::AlreadyExists(_)) => Ok(job.change_set_name()),
+            // A retried create whose first attempt went through: find it by its stable name
+            // (CloudFormation resolves a change-set name only together with its stack).
+            Err(DeployError::AlreadyExists(_)) => ops
+                .change_set_arn(&job.stack_name, &job.change_set_name())
+                .await
+                .map_err(classify),
             Err(DeployError::NoChanges) => Err(done(
                 DeploymentStatus::Succeeded,
                 Some("No changes: the stack already matches the template.".into()),
@@ -407,7 +435,7 @@ impl<C: Connect> Worker<C> {
                 Some(format!("CloudFormation rejected the template: {m}")),
             )),
             Err(e) => Err(classify(e)),
-        }
+        })
     }
 
     async fn wait_for_change_set<O: StackOps>(

@@ -5,6 +5,7 @@ mod app;
 mod aws;
 mod blueprints;
 mod cli;
+mod engine;
 mod journey;
 mod oidc;
 mod security;
