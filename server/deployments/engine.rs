@@ -49,6 +49,8 @@ enum Outcome {
     },
     /// A transient failure: give the job back to the queue.
     Retry(String),
+    /// The worker is stopping: hand the job back untouched.
+    Stop,
 }
 
 fn done(status: DeploymentStatus, error: Option<String>) -> Outcome {
@@ -62,12 +64,20 @@ fn done(status: DeploymentStatus, error: Option<String>) -> Outcome {
 /// Attempts before a deployment with transient failures stops at `needs_attention`.
 const MAX_ATTEMPTS: i64 = 8;
 
+/// The worker was asked to stop while waiting on AWS: the job goes back to the queue at its last
+/// durable step, to be reconciled by the next worker (F12).
+#[derive(Debug, thiserror::Error)]
+#[error("the worker is shutting down")]
+struct ShuttingDown;
+
 /// A worker; several may run (in one process or many) against one database.
 pub struct Worker<C: Connect> {
     db: Db,
     config: Arc<Config>,
     connector: C,
     owner: String,
+    /// Set by [`Worker::run`]; a worker driven by `run_once` alone never stops mid-job.
+    stop: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
 impl<C: Connect> Worker<C> {
@@ -77,6 +87,34 @@ impl<C: Connect> Worker<C> {
             config,
             connector,
             owner: format!("worker-{}", uuid::Uuid::new_v4().simple()),
+            stop: None,
+        }
+    }
+
+    /// Waits `delay`, or fails with [`ShuttingDown`] as soon as a stop is requested.
+    async fn pause(&self, delay: Duration) -> anyhow::Result<()> {
+        let Some(mut stop) = self.stop.clone() else {
+            tokio::time::sleep(delay).await;
+            return Ok(());
+        };
+        if *stop.borrow_and_update() {
+            return Err(ShuttingDown.into());
+        }
+        let sleep = tokio::time::sleep(delay);
+        tokio::pin!(sleep);
+        loop {
+            tokio::select! {
+                _ = &mut sleep => return Ok(()),
+                changed = stop.changed() => match changed {
+                    Ok(()) if *stop.borrow() => return Err(ShuttingDown.into()),
+                    Ok(()) => {}
+                    // Nobody can ask for a stop any more: just finish the wait.
+                    Err(_) => {
+                        sleep.as_mut().await;
+                        return Ok(());
+                    }
+                },
+            }
         }
     }
 
@@ -102,6 +140,10 @@ impl<C: Connect> Worker<C> {
             Err(e) if e.downcast_ref::<LostLease>().is_some() => {
                 tracing::warn!(deployment.id = %id, "The worker lost its lease and stopped working on the deployment.");
             }
+            Err(e) if e.downcast_ref::<ShuttingDown>().is_some() => {
+                store::release(&self.db, &id, epoch).await?;
+                tracing::info!(deployment.id = %id, "The worker stopped; the deployment resumes from its last step.");
+            }
             Err(e) => {
                 tracing::error!(deployment.id = %id, error = format!("{e:#}"), "A deployment step failed; it will be retried.");
                 let delay = self.poll().as_millis() as i64 * 4;
@@ -116,8 +158,10 @@ impl<C: Connect> Worker<C> {
         Ok(true)
     }
 
-    /// Runs until `shutdown` flips to true: claims work, sleeps when there is none.
-    pub async fn run(self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    /// Runs until `shutdown` flips to true: claims work, sleeps when there is none. A stop
+    /// requested while a job waits on AWS hands the job back to the queue at once.
+    pub async fn run(mut self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        self.stop = Some(shutdown.clone());
         loop {
             if *shutdown.borrow() {
                 return;
@@ -477,7 +521,9 @@ impl<C: Connect> Worker<C> {
             self.extend_lease(job)
                 .await
                 .map_err(|e| Outcome::Retry(e.to_string()))?;
-            tokio::time::sleep(delay).await;
+            if self.pause(delay).await.is_err() {
+                return Err(Outcome::Stop);
+            }
             delay = (delay * 2).min(self.poll() * 10);
         }
         Err(Outcome::Retry(
@@ -575,7 +621,7 @@ impl<C: Connect> Worker<C> {
                 }
             }
             self.extend_lease(job).await?;
-            tokio::time::sleep(delay).await;
+            self.pause(delay).await?;
             delay = (delay * 2).min(self.poll() * 10);
         }
     }
@@ -601,6 +647,7 @@ impl<C: Connect> Worker<C> {
         outcome: Outcome,
     ) -> anyhow::Result<()> {
         let (status, error, outputs) = match outcome {
+            Outcome::Stop => return Err(ShuttingDown.into()),
             Outcome::Done {
                 status,
                 error,

@@ -227,6 +227,24 @@ pub async fn retry_later(
     fenced(done.rows_affected(), id)
 }
 
+/// Hands a claimed job back to the queue at once, without counting an attempt (the worker is
+/// stopping). Its durable step is kept, so the next worker reconciles and resumes.
+pub async fn release(db: &Db, id: &str, epoch: i64) -> anyhow::Result<()> {
+    let now = now_ms();
+    let mut tx = db.begin().await?;
+    let done = sqlx::query(
+        "update deployments set status = 'queued', lease_owner = null, lease_expires_at = null, \
+         next_attempt_at = $1, updated_at = $1 where id = $2 and epoch = $3 and status = 'running'",
+    )
+    .bind(now)
+    .bind(id.to_string())
+    .bind(epoch)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    fenced(done.rows_affected(), id)
+}
+
 /// Cancels a queued (not yet claimed) deployment of a request, in the caller's transaction.
 pub async fn cancel_queued(tx: &mut Tx, request_id: &str) -> anyhow::Result<u64> {
     let done = sqlx::query(

@@ -2321,3 +2321,41 @@ async fn an_executed_change_set_that_was_cleaned_up_is_recognised_by_its_token_a
     assert_eq!(s.request().await.status, RequestStatus::Deployed);
     s.check_invariants().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_asked_to_stop_while_polling_hands_the_job_back_and_the_next_worker_finishes_it() {
+    let s = Scenario::new().await;
+    // Stop the worker at its first look at the stack after executing (the create-time check is
+    // the first DescribeStacks).
+    let (reached, release) = s.fake.pause_before(Op::DescribeStack, 1);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let running = tokio::spawn(s.worker().run(stop_rx));
+    reached.notified().await;
+    stop_tx.send(true).unwrap();
+    release.notify_one();
+    tokio::time::timeout(std::time::Duration::from_secs(5), running)
+        .await
+        .expect("the worker stops promptly")
+        .unwrap();
+
+    let d = s.deployment().await;
+    assert_eq!(
+        d.status,
+        DeploymentStatus::Queued,
+        "handed back to the queue"
+    );
+    assert_eq!(d.step, Step::ExecuteRequested, "at its last durable step");
+    assert_eq!(d.attempts, 0, "a stop is not a failed attempt");
+    assert_eq!(s.fake.count(Op::ExecuteChangeSet), 1);
+
+    assert!(s.worker().run_once().await.unwrap());
+    let d = s.deployment().await;
+    assert_eq!(d.status, DeploymentStatus::Succeeded, "{:?}", d.error);
+    assert_eq!(
+        s.fake.count(Op::ExecuteChangeSet),
+        1,
+        "the next worker did not execute again"
+    );
+    assert_eq!(s.request().await.status, RequestStatus::Deployed);
+    s.check_invariants().await;
+}
