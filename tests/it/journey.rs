@@ -152,6 +152,10 @@ async fn journey(backend: Backend) {
         .wait_for_status(&id, &["deployed", "failed"], Duration::from_secs(90))
         .await;
     assert_eq!(done["request"]["status"], "deployed", "{done}");
+    let dep = &done["deployments"][0];
+    let took_ms = dep["finished_at"].as_i64().unwrap() - dep["created_at"].as_i64().unwrap();
+    eprintln!("measured: approval to deployed (61 resources, {backend:?}) in {took_ms} ms");
+    assert!(took_ms < 60_000, "the deployment took {took_ms} ms");
     let outputs = done["deployments"][0]["outputs"]
         .as_array()
         .cloned()
