@@ -507,19 +507,31 @@ async fn a_disabled_user_cannot_sign_in_again() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_identity_provider_gets_a_clear_message_and_the_portal_stays_up() {
     // A closed port stands in for an IdP that is down.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let app = TestApp::spawn_with(
         Backend::Sqlite,
         &[("STACKGATE_OIDC_ISSUER", &format!("http://127.0.0.1:{port}"))],
     )
     .await;
-    let resp = browser().get(format!("{}/auth/login", app.base)).send().await.unwrap();
+    let resp = browser()
+        .get(format!("{}/auth/login", app.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
     let body = resp.text().await.unwrap();
     assert!(body.contains("sign-in service cannot be reached"), "{body}");
     assert_eq!(session_count(&app).await, 0);
     // The portal itself is up.
-    let ready = browser().get(format!("{}/readyz", app.base)).send().await.unwrap();
+    let ready = browser()
+        .get(format!("{}/readyz", app.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(ready.status(), StatusCode::OK);
     app.stop().await;
 }
