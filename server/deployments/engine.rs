@@ -654,7 +654,9 @@ impl<C: Connect> Worker<C> {
                 outputs,
             } => (status, error, outputs),
             Outcome::Retry(why) if job.attempts + 1 < MAX_ATTEMPTS => {
-                let delay = (self.poll().as_millis() as i64) << job.attempts.clamp(0, 8);
+                // Exponential backoff with up to 20% jitter, so retries of many jobs spread out.
+                let base = (self.poll().as_millis() as i64) << job.attempts.clamp(0, 8);
+                let delay = base + rand::Rng::gen_range(&mut rand::thread_rng(), 0..=base / 5);
                 tracing::warn!(deployment.id = %job.id, "A deployment step failed transiently ({why}); it will be retried.");
                 return store::retry_later(&self.db, &job.id, job.epoch, delay, &why).await;
             }
