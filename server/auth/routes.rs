@@ -3,13 +3,13 @@
 use std::net::SocketAddr;
 
 use askama::Template;
+use axum::Router;
 use axum::extract::{ConnectInfo, FromRequestParts, Query, State};
 use axum::http::header::{LOCATION, SET_COOKIE};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Form, Router};
 use serde::Deserialize;
 
 use super::session::{self, Cookies};
@@ -230,17 +230,10 @@ async fn callback(
     Ok(response)
 }
 
-#[derive(Deserialize)]
-struct LogoutForm {
-    #[serde(rename = "csrf_token")]
-    _csrf_token: Option<String>,
-}
-
 async fn logout(
     State(state): State<AppState>,
     user: CurrentUser,
     headers: HeaderMap,
-    Form(_form): Form<LogoutForm>,
 ) -> Result<Response, AppError> {
     let c = cookies(&state);
     if let Some(token) = session::cookie(&headers, c.session_name()) {

@@ -141,15 +141,20 @@ impl<C: Connect> Worker<C> {
                 tracing::warn!(deployment.id = %id, "The worker lost its lease and stopped working on the deployment.");
             }
             Err(e) if e.downcast_ref::<ShuttingDown>().is_some() => {
-                store::release(&self.db, &id, epoch).await?;
+                store::requeue(&self.db, &id, epoch, 0, None).await?;
                 tracing::info!(deployment.id = %id, "The worker stopped; the deployment resumes from its last step.");
             }
             Err(e) => {
                 tracing::error!(deployment.id = %id, error = format!("{e:#}"), "A deployment step failed; it will be retried.");
                 let delay = self.poll().as_millis() as i64 * 4;
-                if let Err(e) =
-                    store::retry_later(&self.db, &id, epoch, delay, "internal error; retrying")
-                        .await
+                if let Err(e) = store::requeue(
+                    &self.db,
+                    &id,
+                    epoch,
+                    delay,
+                    Some("internal error; retrying"),
+                )
+                .await
                 {
                     tracing::warn!(deployment.id = %id, error = %e, "Could not requeue the deployment.");
                 }
@@ -658,7 +663,7 @@ impl<C: Connect> Worker<C> {
                 let base = (self.poll().as_millis() as i64) << job.attempts.clamp(0, 8);
                 let delay = base + rand::Rng::gen_range(&mut rand::thread_rng(), 0..=base / 5);
                 tracing::warn!(deployment.id = %job.id, "A deployment step failed transiently ({why}); it will be retried.");
-                return store::retry_later(&self.db, &job.id, job.epoch, delay, &why).await;
+                return store::requeue(&self.db, &job.id, job.epoch, delay, Some(&why)).await;
             }
             Outcome::Retry(why) => (
                 DeploymentStatus::NeedsAttention,

@@ -201,41 +201,26 @@ pub async fn finish(
     fenced(done.rows_affected(), id)
 }
 
-/// Gives the job back to the queue to be retried after `delay_ms` (a transient failure).
-pub async fn retry_later(
+/// Gives a claimed job back to the queue, due again in `delay_ms`, keeping its durable step so
+/// the next worker reconciles and resumes. With a `failure` (a transient error) the attempt
+/// counts against the retry budget; without one (the worker is stopping) it does not.
+pub async fn requeue(
     db: &Db,
     id: &str,
     epoch: i64,
     delay_ms: i64,
-    error: &str,
+    failure: Option<&str>,
 ) -> anyhow::Result<()> {
     let now = now_ms();
     let mut tx = db.begin().await?;
     let done = sqlx::query(
         "update deployments set status = 'queued', lease_owner = null, lease_expires_at = null, \
-         attempts = attempts + 1, next_attempt_at = $1, error = $2, updated_at = $3 \
-         where id = $4 and epoch = $5 and status = 'running'",
+         attempts = attempts + $1, next_attempt_at = $2, error = coalesce($3, error), \
+         updated_at = $4 where id = $5 and epoch = $6 and status = 'running'",
     )
+    .bind(i64::from(failure.is_some()))
     .bind(now + delay_ms)
-    .bind(error.to_string())
-    .bind(now)
-    .bind(id.to_string())
-    .bind(epoch)
-    .execute(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    fenced(done.rows_affected(), id)
-}
-
-/// Hands a claimed job back to the queue at once, without counting an attempt (the worker is
-/// stopping). Its durable step is kept, so the next worker reconciles and resumes.
-pub async fn release(db: &Db, id: &str, epoch: i64) -> anyhow::Result<()> {
-    let now = now_ms();
-    let mut tx = db.begin().await?;
-    let done = sqlx::query(
-        "update deployments set status = 'queued', lease_owner = null, lease_expires_at = null, \
-         next_attempt_at = $1, updated_at = $1 where id = $2 and epoch = $3 and status = 'running'",
-    )
+    .bind(failure.map(str::to_string))
     .bind(now)
     .bind(id.to_string())
     .bind(epoch)
