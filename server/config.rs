@@ -58,8 +58,8 @@ pub struct Config {
     pub oidc_client_secret: Secret,
     /// `STACKGATE_AWS_ENDPOINT_URL`: unset means real AWS.
     pub aws_endpoint_url: Option<String>,
-    /// `STACKGATE_AWS_REGION`: region for the portal's own STS calls.
-    pub aws_region: String,
+    /// `STACKGATE_AWS_REGION`: region for the portal's own STS calls (unset: the SDK's chain).
+    pub aws_region: Option<String>,
     /// `STACKGATE_CATALOG_DIR`: blueprints (each a folder with blueprint.toml).
     pub catalog_dir: PathBuf,
     /// `STACKGATE_RULES_DIR`: cfn-guard policy rules.
@@ -252,7 +252,7 @@ impl Config {
                 &file.oidc_client_secret,
             )?),
             aws_endpoint_url: pick("AWS_ENDPOINT_URL", &file.aws_endpoint_url),
-            aws_region: pick("AWS_REGION", &file.aws_region).unwrap_or_else(|| "us-east-1".into()),
+            aws_region: pick("AWS_REGION", &file.aws_region),
             catalog_dir: pick("CATALOG_DIR", &file.catalog_dir)
                 .unwrap_or_else(|| "cloudformation".into())
                 .into(),

@@ -79,6 +79,7 @@ pub async fn run(
     let worker = if state.config.worker_enabled {
         let connector = AwsConnector::new(AwsSettings {
             endpoint_url: state.config.aws_endpoint_url.clone(),
+            sts_region: state.config.aws_region.clone(),
         })
         .await;
         let worker = Worker::new(state.db.clone(), state.config.clone(), connector);

@@ -55,6 +55,9 @@ const FALLBACK_STS_REGION: &str = "us-east-1";
 pub struct AwsSettings {
     /// Endpoint override for every AWS service (the emulator in tests); `None` means real AWS.
     pub endpoint_url: Option<String>,
+    /// Region of the portal's own STS calls; `None` takes the SDK's chain (`AWS_REGION`, profile),
+    /// then us-east-1.
+    pub sts_region: Option<String>,
 }
 
 /// What to assume in a target account. Every field must come from the admin-controlled account
@@ -332,6 +335,9 @@ fn loader(settings: &AwsSettings) -> aws_config::ConfigLoader {
         .timeout_config(timeout_config());
     if let Some(url) = &settings.endpoint_url {
         loader = loader.endpoint_url(url.clone());
+    }
+    if let Some(region) = &settings.sts_region {
+        loader = loader.region(Region::new(region.clone()));
     }
     loader
 }

@@ -29,6 +29,7 @@ async fn connector() -> AwsConnector {
     AwsConnector::with_credentials(
         AwsSettings {
             endpoint_url: Some(endpoint()),
+            sts_region: Some("us-east-1".into()),
         },
         // The emulator accepts any key for the portal itself (account 123456789012).
         Credentials::new("AKIASTACKGATETEST000", "test-secret", None, None, "it"),

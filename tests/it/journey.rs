@@ -214,6 +214,7 @@ async fn journey(backend: Backend) {
     let connector = AwsConnector::with_credentials(
         AwsSettings {
             endpoint_url: Some(endpoint.clone()),
+            sts_region: Some("us-east-1".into()),
         },
         aws_credential_types::Credentials::for_tests(),
     )
