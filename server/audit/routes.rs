@@ -122,5 +122,11 @@ async fn verify_api(
     ApiUser(user): ApiUser,
 ) -> Result<Json<super::Verification>, ApiError> {
     user.require_audit_reader()?;
+    store::append_alone(
+        &state.db,
+        Entry::new(&user.actor(), "audit.verified", "audit_log", "-")
+            .source_ip(user.source_ip.clone()),
+    )
+    .await?;
     Ok(Json(store::verify(&state.db).await?))
 }

@@ -535,3 +535,48 @@ async fn an_unreachable_identity_provider_gets_a_clear_message_and_the_portal_st
     assert_eq!(ready.status(), StatusCode::OK);
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_auditors_and_admins_read_the_audit_log_and_reading_it_is_audited() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let alice = app.login("alice").await;
+    let erin = app.login("erin").await;
+    assert_eq!(alice.get("/audit").await.status(), StatusCode::FORBIDDEN);
+    let (code, _) = alice.api(Method::GET, "/audit/verify", None).await;
+    assert_eq!(code, StatusCode::FORBIDDEN);
+
+    let page = erin.get("/audit").await;
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(
+        page.text()
+            .await
+            .unwrap()
+            .contains("Chain verified up to #")
+    );
+    let (code, v) = erin.api(Method::GET, "/audit/verify", None).await;
+    assert_eq!(code, StatusCode::OK);
+    assert!(
+        v["broken_at"].is_null() && v["verified_up_to"].as_i64().unwrap() >= 3,
+        "{v}"
+    );
+    let export = erin.get("/audit/export").await.text().await.unwrap();
+    let lines: Vec<serde_json::Value> = export
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(lines.iter().any(|r| r["action"] == "auth.login"));
+
+    let actions: Vec<String> = stackgate::audit::store::all(&app.state.db)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.action)
+        .collect();
+    for read in ["audit.read", "audit.verified", "audit.exported"] {
+        assert!(
+            actions.iter().any(|a| a == read),
+            "{read} missing: {actions:?}"
+        );
+    }
+    app.stop().await;
+}
