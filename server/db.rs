@@ -157,12 +157,7 @@ fn prepare_sqlite_url(url: &str) -> anyhow::Result<String> {
     let rest = url
         .trim_start_matches("sqlite://")
         .trim_start_matches("sqlite:");
-    let path = rest.split('?').next().unwrap_or_default();
-    if path.is_empty() || path == ":memory:" {
-        anyhow::bail!(
-            "STACKGATE_DATABASE_URL: give SQLite a file path, e.g. sqlite://data/stackgate.db"
-        );
-    }
+    let path = sqlite_path(url)?;
     if let Some(dir) = std::path::Path::new(path)
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
@@ -177,6 +172,45 @@ fn prepare_sqlite_url(url: &str) -> anyhow::Result<String> {
     } else {
         format!("{url}?mode=rwc")
     })
+}
+
+/// The file path of a `sqlite:` URL.
+fn sqlite_path(url: &str) -> anyhow::Result<&str> {
+    let rest = url
+        .trim_start_matches("sqlite://")
+        .trim_start_matches("sqlite:");
+    let path = rest.split('?').next().unwrap_or_default();
+    if path.is_empty() || path == ":memory:" {
+        anyhow::bail!(
+            "STACKGATE_DATABASE_URL: give SQLite a file path, e.g. sqlite://data/stackgate.db"
+        );
+    }
+    Ok(path)
+}
+
+/// SQLite means one replica: a serving portal holds an exclusive lock on `<database>.lock`, and
+/// a second one refuses to start. `None` for PostgreSQL, where replicas share the database.
+pub fn single_replica_lock(url: &str) -> anyhow::Result<Option<std::sync::Arc<std::fs::File>>> {
+    if !url.starts_with("sqlite:") {
+        return Ok(None);
+    }
+    let lock_path = format!("{}.lock", sqlite_path(url)?);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(false)
+        .open(&lock_path)
+        .with_context(|| format!("opening {lock_path}"))?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(std::sync::Arc::new(file))),
+        Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+            "another stackgate is already serving this SQLite database ({lock_path} is locked): \
+             SQLite means one replica; run several replicas on PostgreSQL"
+        ),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(anyhow::Error::new(e).context(format!("locking {lock_path}")))
+        }
+    }
 }
 
 /// Milliseconds since the Unix epoch, now.

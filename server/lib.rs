@@ -41,6 +41,7 @@ use deployments::engine::Worker;
 /// Connects the database, migrates, checks its settings, seeds the account registry, loads the
 /// catalog and the policy rules: everything the server needs, or a clear error.
 pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
+    let replica_lock = db::single_replica_lock(&config.database_url)?;
     let db = db::Db::connect(&config.database_url).await?;
     db.migrate().await?;
     db.self_check().await?;
@@ -65,6 +66,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         catalog: Arc::new(catalog),
         policy: Arc::new(policy),
         oidc: Arc::new(oidc),
+        replica_lock,
     })
 }
 

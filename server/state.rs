@@ -17,6 +17,8 @@ pub struct AppState {
     pub catalog: Arc<Catalog>,
     pub policy: Arc<PolicyEngine>,
     pub oidc: Arc<Oidc>,
+    /// With SQLite, the lock that keeps a second replica from starting (held while alive).
+    pub replica_lock: Option<Arc<std::fs::File>>,
 }
 
 /// The OIDC client, discovered on first use so the portal starts (and existing sessions keep

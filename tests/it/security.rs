@@ -580,3 +580,12 @@ async fn only_auditors_and_admins_read_the_audit_log_and_reading_it_is_audited()
     }
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_replica_on_the_same_sqlite_database_refuses_to_start() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let second = stackgate::build_state((*app.state.config).clone()).await;
+    let error = second.err().map(|e| format!("{e:#}")).unwrap_or_default();
+    assert!(error.contains("one replica"), "{error}");
+    app.stop().await;
+}
