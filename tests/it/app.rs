@@ -164,6 +164,29 @@ impl TestApp {
         if let Some(s) = self.server.take() {
             let _ = tokio::time::timeout(Duration::from_secs(20), s).await;
         }
+        drop_database(&self.state.config.database_url).await;
+    }
+}
+
+/// Removes a test's database: the SQLite files, or the PostgreSQL database (the shared cluster
+/// must not fill up run after run).
+async fn drop_database(url: &str) {
+    if let Some(path) = url.strip_prefix("sqlite://") {
+        let path = path.split('?').next().unwrap_or_default();
+        for suffix in ["", "-wal", "-shm", ".lock"] {
+            let _ = std::fs::remove_file(format!("{path}{suffix}"));
+        }
+    } else if let Some((_, name)) = url.rsplit_once('/') {
+        let admin = sqlx::AnyPool::connect(&harness_env("STACKGATE_TEST_PG_URL"))
+            .await
+            .unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "drop database if exists {name} with (force)"
+        )))
+        .execute(&admin)
+        .await
+        .unwrap();
+        admin.close().await;
     }
 }
 
