@@ -340,15 +340,8 @@ def patch_delete_stack_failure() -> None:
     CloudFormationResponse.delete_stack = delete_stack_response
 
 
-def patch_kms_key_policy() -> None:
-    """AWS::KMS::Key keeps its KeyPolicy as a JSON string, as KMS does (stock bug 3).
-
-    A CloudFormation template gives KeyPolicy as a JSON object; stock moto stores that dict as
-    the key's policy, after which DescribeKey (and GetKeyPolicy) answer 500. KMS itself only
-    ever holds a policy document string. This serialises an object policy to JSON before the key
-    is created, and lets KeyPolicy be omitted (real CloudFormation then applies the default key
-    policy; stock moto raises KeyError).
-    """
+def _rewrite_kms_key_properties(rewrite: Callable[[dict[str, Any]], None]) -> None:
+    """Wrap AWS::KMS::Key creation so `rewrite` can correct the template's Properties first."""
     from moto.kms.models import Key
 
     original = Key.create_from_cloudformation_json.__func__  # type: ignore[attr-defined]
@@ -358,15 +351,31 @@ def patch_kms_key_policy() -> None:
     ) -> Any:
         cfn = dict(cloudformation_json)
         props = dict(cfn.get("Properties") or {})
+        rewrite(props)
+        cfn["Properties"] = props
+        return original(cls, resource_name, cfn, account_id, region_name, **kwargs)
+
+    Key.create_from_cloudformation_json = classmethod(create_from_cloudformation_json)  # type: ignore[assignment]
+
+
+def patch_kms_key_policy() -> None:
+    """AWS::KMS::Key keeps its KeyPolicy as a JSON string, as KMS does (stock bug 3).
+
+    A CloudFormation template gives KeyPolicy as a JSON object; stock moto stores that dict as
+    the key's policy, after which DescribeKey (and GetKeyPolicy) answer 500. KMS itself only
+    ever holds a policy document string. This serialises an object policy to JSON before the key
+    is created, and lets KeyPolicy be omitted (real CloudFormation then applies the default key
+    policy; stock moto raises KeyError).
+    """
+
+    def rewrite(props: dict[str, Any]) -> None:
         policy = props.get("KeyPolicy")
         if isinstance(policy, (dict, list)):
             props["KeyPolicy"] = json.dumps(policy)
         elif policy is None:
             props["KeyPolicy"] = None
-        cfn["Properties"] = props
-        return original(cls, resource_name, cfn, account_id, region_name, **kwargs)
 
-    Key.create_from_cloudformation_json = classmethod(create_from_cloudformation_json)  # type: ignore[assignment]
+    _rewrite_kms_key_properties(rewrite)
 
 
 def patch_kms_key_tags() -> None:
@@ -378,15 +387,8 @@ def patch_kms_key_tags() -> None:
     tagged key (every stackgate blueprint tags every resource) rolls back. Real CloudFormation
     creates the key with its tags. This translates the spelling before the key is created.
     """
-    from moto.kms.models import Key
 
-    original = Key.create_from_cloudformation_json.__func__  # type: ignore[attr-defined]
-
-    def create_from_cloudformation_json(
-        cls: type, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str, **kwargs: Any
-    ) -> Any:
-        cfn = dict(cloudformation_json)
-        props = dict(cfn.get("Properties") or {})
+    def rewrite(props: dict[str, Any]) -> None:
         tags = props.get("Tags")
         if isinstance(tags, list):
             props["Tags"] = [
@@ -394,10 +396,8 @@ def patch_kms_key_tags() -> None:
                 for t in tags
                 if isinstance(t, dict)
             ]
-        cfn["Properties"] = props
-        return original(cls, resource_name, cfn, account_id, region_name, **kwargs)
 
-    Key.create_from_cloudformation_json = classmethod(create_from_cloudformation_json)  # type: ignore[assignment]
+    _rewrite_kms_key_properties(rewrite)
 
 
 def patch_template_format_errors() -> None:
@@ -962,7 +962,7 @@ def self_check(endpoint: str) -> None:
     try:
         meta = kms.describe_key(KeyId=key_id)["KeyMetadata"]
         policy = json.loads(kms.get_key_policy(KeyId=key_id, PolicyName="default")["Policy"])
-    except ClientError as exc:
+    except (ClientError, TypeError, ValueError) as exc:
         raise SelfCheckFailed(f"patch_kms_key_policy (bug 3): DescribeKey/GetKeyPolicy failed: {exc}") from exc
     _require(meta["KeyId"] == key_id, "bug 3: DescribeKey returned another key")
     _require(policy["Statement"][0]["Sid"] == "root", f"bug 3: key policy round trip gave {policy}")

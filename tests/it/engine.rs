@@ -2050,65 +2050,50 @@ async fn a_request_cancelled_before_the_worker_starts_deploys_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_request_cancelled_behind_the_queue_is_not_deployed_when_the_job_is_claimed() {
-    let s = Scenario::new().await;
-    sqlx::query("update service_requests set status = 'cancelled' where id = $1")
-        .bind(s.request_id.clone())
-        .execute(s.db().pool())
-        .await
-        .unwrap();
-    assert!(s.worker().run_once().await.unwrap());
-    assert!(s.fake.calls().is_empty(), "zero AWS calls");
-    let d = s.deployment().await;
-    assert_eq!(d.status, DeploymentStatus::Cancelled);
-    assert!(d.error.unwrap_or_default().contains("cancelled"));
-    assert_eq!(
-        s.request().await.status,
-        RequestStatus::Cancelled,
-        "stays cancelled"
-    );
-    assert!(s.audit_actions().await.contains(&"deploy.cancelled".into()));
-    s.check_invariants().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_request_changed_after_approval_is_not_deployed() {
-    let s = Scenario::new().await;
-    sqlx::query("update service_requests set content_hash = $1 where id = $2")
-        .bind("0".repeat(64))
-        .bind(s.request_id.clone())
-        .execute(s.db().pool())
-        .await
-        .unwrap();
-    assert!(s.worker().run_once().await.unwrap());
-    assert!(s.fake.calls().is_empty(), "zero AWS calls");
-    let d = s.deployment().await;
-    assert_eq!(d.status, DeploymentStatus::Cancelled);
-    assert!(
-        d.error
-            .unwrap_or_default()
-            .contains("changed after it was approved")
-    );
-    assert_ne!(s.request().await.status, RequestStatus::Deployed);
-    assert!(s.audit_actions().await.contains(&"deploy.cancelled".into()));
-    s.check_invariants().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_request_whose_approval_was_withdrawn_is_not_deployed() {
-    let s = Scenario::new().await;
-    sqlx::query("delete from approvals where request_id = $1")
-        .bind(s.request_id.clone())
-        .execute(s.db().pool())
-        .await
-        .unwrap();
-    assert!(s.worker().run_once().await.unwrap());
-    assert!(s.fake.calls().is_empty(), "zero AWS calls");
-    let d = s.deployment().await;
-    assert_eq!(d.status, DeploymentStatus::Cancelled);
-    assert!(d.error.unwrap_or_default().contains("0 of the 1 approvals"));
-    assert!(s.audit_actions().await.contains(&"deploy.cancelled".into()));
-    s.check_invariants().await;
+async fn a_request_no_longer_approved_as_queued_is_not_deployed_when_the_job_is_claimed() {
+    // Each case changes the request behind the queue; the claim-time check must catch it.
+    let cases = [
+        (
+            "cancelled behind the queue",
+            "update service_requests set status = 'cancelled' where id = $1".to_string(),
+            "cancelled",
+            RequestStatus::Cancelled,
+        ),
+        (
+            "changed after approval",
+            format!(
+                "update service_requests set content_hash = '{}' where id = $1",
+                "0".repeat(64)
+            ),
+            "changed after it was approved",
+            RequestStatus::Failed,
+        ),
+        (
+            "approval withdrawn",
+            "delete from approvals where request_id = $1".to_string(),
+            "0 of the 1 approvals",
+            RequestStatus::Failed,
+        ),
+    ];
+    for (what, sql, reason, request_status) in cases {
+        let s = Scenario::new().await;
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(s.request_id.clone())
+            .execute(s.db().pool())
+            .await
+            .unwrap();
+        assert!(s.worker().run_once().await.unwrap(), "{what}");
+        assert!(s.fake.calls().is_empty(), "{what}: zero AWS calls");
+        let d = s.deployment().await;
+        assert_eq!(d.status, DeploymentStatus::Cancelled, "{what}");
+        assert!(d.error.unwrap_or_default().contains(reason), "{what}");
+        assert_eq!(s.request().await.status, request_status, "{what}");
+        assert!(
+            s.audit_actions().await.contains(&"deploy.cancelled".into()),
+            "{what}"
+        );
+        s.check_invariants().await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
