@@ -49,8 +49,6 @@ enum Outcome {
     },
     /// A transient failure: give the job back to the queue.
     Retry(String),
-    /// The worker is stopping: hand the job back untouched.
-    Stop,
 }
 
 fn done(status: DeploymentStatus, error: Option<String>) -> Outcome {
@@ -321,11 +319,22 @@ impl<C: Connect> Worker<C> {
             let created = match arn.clone() {
                 Some(a) => a,
                 None => match self.create_change_set(ops, job, request).await? {
-                    Ok(a) => a,
+                    Ok(a) => {
+                        // Record the ARN at once, so a recovered job needs no lookup by name.
+                        self.save(
+                            job,
+                            Patch {
+                                change_set_arn: Some(a.clone()),
+                                ..Patch::default()
+                            },
+                        )
+                        .await?;
+                        a
+                    }
                     Err(o) => return Ok(o),
                 },
             };
-            let changes = match self.wait_for_change_set(ops, job, &created).await {
+            let changes = match self.wait_for_change_set(ops, job, &created).await? {
                 Ok(c) => c,
                 Err(o) => return Ok(o),
             };
@@ -492,12 +501,12 @@ impl<C: Connect> Worker<C> {
         ops: &O,
         job: &Deployment,
         arn: &str,
-    ) -> Result<Vec<Change>, Outcome> {
+    ) -> anyhow::Result<Result<Vec<Change>, Outcome>> {
         let mut delay = self.poll();
         for _ in 0..120 {
             match ops.describe_change_set(arn).await {
                 Ok(cs) if cs.status == "CREATE_COMPLETE" => {
-                    return Ok(cs
+                    return Ok(Ok(cs
                         .changes
                         .into_iter()
                         .map(|c| Change {
@@ -506,34 +515,31 @@ impl<C: Connect> Worker<C> {
                             action: c.action,
                             replacement: c.replacement,
                         })
-                        .collect());
+                        .collect()));
                 }
                 Ok(_) => {}
                 Err(DeployError::NoChanges) => {
-                    return Err(done(
+                    return Ok(Err(done(
                         DeploymentStatus::Succeeded,
                         Some("No changes: the stack already matches the template.".into()),
-                    ));
+                    )));
                 }
                 Err(DeployError::ChangeSetFailed(m)) => {
-                    return Err(done(
+                    return Ok(Err(done(
                         DeploymentStatus::Failed,
                         Some(format!("The change set failed: {m}")),
-                    ));
+                    )));
                 }
-                Err(e) => return Err(classify(e)),
+                Err(e) => return Ok(Err(classify(e))),
             }
-            self.extend_lease(job)
-                .await
-                .map_err(|e| Outcome::Retry(e.to_string()))?;
-            if self.pause(delay).await.is_err() {
-                return Err(Outcome::Stop);
-            }
+            // A lost lease ends this worker's part at once (propagated, not retried).
+            self.extend_lease(job).await?;
+            self.pause(delay).await?;
             delay = (delay * 2).min(self.poll() * 10);
         }
-        Err(Outcome::Retry(
+        Ok(Err(Outcome::Retry(
             "the change set is still being created".into(),
-        ))
+        )))
     }
 
     async fn poll_stack<O: StackOps>(&self, ops: &O, job: &Deployment) -> anyhow::Result<Outcome> {
@@ -652,7 +658,6 @@ impl<C: Connect> Worker<C> {
         outcome: Outcome,
     ) -> anyhow::Result<()> {
         let (status, error, outputs) = match outcome {
-            Outcome::Stop => return Err(ShuttingDown.into()),
             Outcome::Done {
                 status,
                 error,
