@@ -603,7 +603,16 @@ async function main() {
     currentPage = alice.page;
     await step('alice sees "deployed" and the VpcId output on her request page', async () => {
       const { page } = alice;
-      await page.reload();
+      // alice's page was left on her pending request: it follows the request by itself (htmx
+      // reloads it when the status moves), so wait for it rather than reloading over it.
+      const deadline = Date.now() + DEPLOY_TIMEOUT_MS;
+      let badge = '';
+      while (Date.now() < deadline) {
+        badge = (await page.locator('.request-head .status').first().textContent({ timeout: 1000 }).catch(() => '')) ?? '';
+        if (badge.trim() === 'deployed') break;
+        await page.waitForTimeout(250);
+      }
+      await page.waitForLoadState('load');
       const status = await text(page.locator('.request-head .status').first());
       check(status === 'deployed', `status badge is "${status}"`);
       const rows = await page.locator('#deployment-panel table.outputs tbody tr').evaluateAll((trs) =>
