@@ -1115,6 +1115,17 @@ struct Scenario {
     stack_name: String,
 }
 
+impl Drop for Scenario {
+    /// Removes the scenario's SQLite files (the pool may still be open: unlinking is fine).
+    fn drop(&mut self) {
+        if let Some(path) = self.state.config.database_url.strip_prefix("sqlite://") {
+            for suffix in ["", "-wal", "-shm", ".lock"] {
+                let _ = std::fs::remove_file(format!("{path}{suffix}"));
+            }
+        }
+    }
+}
+
 async fn insert_user(db: &Db, name: &str, groups: &[&str], roles: Roles) -> CurrentUser {
     let id = uuid::Uuid::new_v4().to_string();
     let groups: Vec<String> = groups.iter().map(|g| g.to_string()).collect();
