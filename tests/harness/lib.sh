@@ -58,25 +58,28 @@ wait_for_file() {
     die "$what did not become ready in 30 s (log: $log)"
 }
 
-start_moto() {
-    rm -f "$RUN_DIR/moto.port"
-    "$ROOT/.venv-moto/bin/python" "$ROOT/tests/harness/moto_launcher.py" --port 0 \
-        --port-file "$RUN_DIR/moto.port" --roles "$ROOT/tests/harness/roles.json" \
-        > "$RUN_DIR/moto.log" 2>&1 &
+# Starts a component in the background and waits for its ready file (READY LOG WHAT CMD...).
+launch() {
+    local ready="$1" log="$2" what="$3"; shift 3
+    rm -f "$ready"
+    "$@" > "$log" 2>&1 &
     local pid=$!
     STARTED_PIDS+=("$pid")
-    wait_for_file "$RUN_DIR/moto.port" "the AWS emulator" "$RUN_DIR/moto.log" "$pid"
+    wait_for_file "$ready" "$what" "$log" "$pid"
+}
+
+start_moto() {
+    launch "$RUN_DIR/moto.port" "$RUN_DIR/moto.log" "the AWS emulator" \
+        "$ROOT/.venv-moto/bin/python" "$ROOT/tests/harness/moto_launcher.py" --port 0 \
+        --port-file "$RUN_DIR/moto.port" --roles "$ROOT/tests/harness/roles.json"
     AWS_ENDPOINT="http://127.0.0.1:$(cat "$RUN_DIR/moto.port")"
     say "AWS emulator (moto) at $AWS_ENDPOINT"
 }
 
 start_idp() {
-    rm -f "$RUN_DIR/idp.url"
-    node "$ROOT/tests/harness/idp.mjs" --port "${1:-0}" --users "$ROOT/tests/harness/users.json" \
-        --ready-file "$RUN_DIR/idp.url" > "$RUN_DIR/idp.log" 2>&1 &
-    local pid=$!
-    STARTED_PIDS+=("$pid")
-    wait_for_file "$RUN_DIR/idp.url" "the OIDC provider" "$RUN_DIR/idp.log" "$pid"
+    launch "$RUN_DIR/idp.url" "$RUN_DIR/idp.log" "the OIDC provider" \
+        node "$ROOT/tests/harness/idp.mjs" --port "${1:-0}" --users "$ROOT/tests/harness/users.json" \
+        --ready-file "$RUN_DIR/idp.url"
     OIDC_ISSUER="$(cat "$RUN_DIR/idp.url")"
     say "OIDC provider at $OIDC_ISSUER"
 }

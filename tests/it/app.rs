@@ -4,15 +4,13 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used)] // test code: failing loudly is the point
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use stackgate::AppState;
-use stackgate::config::Config;
 
 use crate::oidc::{CLIENT_ID, CLIENT_SECRET, browser, issuer, login_via_idp};
-use crate::support::harness_env;
+use crate::support::{harness_env, repo, test_config};
 
 /// Which database a scenario runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,10 +24,6 @@ pub struct TestApp {
     pub state: AppState,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<()>>,
-}
-
-fn repo(path: &str) -> String {
-    format!("{}/{path}", env!("CARGO_MANIFEST_DIR"))
 }
 
 /// A fresh database URL for one test.
@@ -68,35 +62,31 @@ impl TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let base = format!("http://{addr}");
-        let mut vars: BTreeMap<String, String> = [
-            ("STACKGATE_CONFIG", repo("config/demo.toml")),
-            ("STACKGATE_DATABASE_URL", fresh_database(backend).await),
-            ("STACKGATE_PUBLIC_URL", base.clone()),
-            ("STACKGATE_LISTEN", addr.to_string()),
-            ("STACKGATE_OIDC_ISSUER", issuer()),
-            ("STACKGATE_OIDC_CLIENT_ID", CLIENT_ID.to_string()),
-            ("STACKGATE_OIDC_CLIENT_SECRET", CLIENT_SECRET.to_string()),
-            (
-                "STACKGATE_AWS_ENDPOINT_URL",
-                harness_env("STACKGATE_TEST_AWS_ENDPOINT"),
-            ),
-            ("STACKGATE_CATALOG_DIR", repo("tests/fixtures/catalog")),
-            ("STACKGATE_RULES_DIR", repo("cloudformation/rules")),
-            ("STACKGATE_STATIC_DIR", repo("static")),
-            (
-                "STACKGATE_HTMX_PATH",
-                repo("node_modules/htmx.org/dist/htmx.min.js"),
-            ),
-            ("STACKGATE_WORKER_POLL_MS", "50".to_string()),
-            ("STACKGATE_LOG_FORMAT", "pretty".to_string()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
-        for (k, v) in extra {
-            vars.insert(k.to_string(), v.to_string());
-        }
-        let config = Config::from_vars(&vars).expect("test configuration");
+        let config = test_config(
+            vec![
+                ("STACKGATE_CONFIG", repo("config/demo.toml")),
+                ("STACKGATE_DATABASE_URL", fresh_database(backend).await),
+                ("STACKGATE_PUBLIC_URL", base.clone()),
+                ("STACKGATE_LISTEN", addr.to_string()),
+                ("STACKGATE_OIDC_ISSUER", issuer()),
+                ("STACKGATE_OIDC_CLIENT_ID", CLIENT_ID.to_string()),
+                ("STACKGATE_OIDC_CLIENT_SECRET", CLIENT_SECRET.to_string()),
+                (
+                    "STACKGATE_AWS_ENDPOINT_URL",
+                    harness_env("STACKGATE_TEST_AWS_ENDPOINT"),
+                ),
+                ("STACKGATE_CATALOG_DIR", repo("tests/fixtures/catalog")),
+                ("STACKGATE_RULES_DIR", repo("cloudformation/rules")),
+                ("STACKGATE_STATIC_DIR", repo("static")),
+                (
+                    "STACKGATE_HTMX_PATH",
+                    repo("node_modules/htmx.org/dist/htmx.min.js"),
+                ),
+                ("STACKGATE_WORKER_POLL_MS", "50".to_string()),
+                ("STACKGATE_LOG_FORMAT", "pretty".to_string()),
+            ],
+            extra,
+        );
         let state = stackgate::build_state(config).await.expect("build state");
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let server_state = state.clone();

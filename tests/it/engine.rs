@@ -13,7 +13,6 @@ use stackgate::AppState;
 use stackgate::approvals::{self, Decision};
 use stackgate::audit::Record;
 use stackgate::auth::{CurrentUser, Roles};
-use stackgate::config::Config;
 use stackgate::db::{Db, now_ms};
 use stackgate::deployments::aws::{
     AssumeSpec, ChangeSetInput, ChangeSetKind, ChangeSetState, DeployError, ResourceChange,
@@ -24,6 +23,8 @@ use stackgate::deployments::{self, Deployment, DeploymentStatus, Step};
 use stackgate::requests::input::NewRequest;
 use stackgate::requests::{self, RequestStatus, ServiceRequest};
 use tokio::sync::Notify;
+
+use crate::support::{repo, test_config};
 
 const DEV: &str = "200000000001";
 const REGION: &str = "eu-west-2";
@@ -1101,10 +1102,6 @@ impl StackOps for FakeSession {
 // The portal side: a fresh database with one approved request.
 // ---------------------------------------------------------------------------------------------
 
-fn repo(path: &str) -> String {
-    format!("{}/{path}", env!("CARGO_MANIFEST_DIR"))
-}
-
 /// One approved request with its queued deployment, and the fake the worker talks to.
 struct Scenario {
     state: AppState,
@@ -1170,29 +1167,25 @@ impl Scenario {
             dir.display(),
             uuid::Uuid::new_v4().simple()
         );
-        let mut vars: BTreeMap<String, String> = [
-            ("STACKGATE_CONFIG", repo("config/demo.toml")),
-            ("STACKGATE_DATABASE_URL", db_url),
-            (
-                "STACKGATE_OIDC_ISSUER",
-                "http://127.0.0.1:9/not-used".into(),
-            ),
-            ("STACKGATE_OIDC_CLIENT_ID", "not-used".into()),
-            ("STACKGATE_OIDC_CLIENT_SECRET", "not-used".into()),
-            ("STACKGATE_CATALOG_DIR", repo("cloudformation")),
-            ("STACKGATE_RULES_DIR", repo("cloudformation/rules")),
-            ("STACKGATE_WORKER", "false".into()),
-            ("STACKGATE_WORKER_POLL_MS", "5".into()),
-            ("STACKGATE_LEASE_SECONDS", "5".into()),
-            ("STACKGATE_LOG_FORMAT", "pretty".into()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
-        for (k, v) in extra {
-            vars.insert(k.to_string(), v.to_string());
-        }
-        let config = Config::from_vars(&vars).expect("test configuration");
+        let config = test_config(
+            vec![
+                ("STACKGATE_CONFIG", repo("config/demo.toml")),
+                ("STACKGATE_DATABASE_URL", db_url),
+                (
+                    "STACKGATE_OIDC_ISSUER",
+                    "http://127.0.0.1:9/not-used".into(),
+                ),
+                ("STACKGATE_OIDC_CLIENT_ID", "not-used".into()),
+                ("STACKGATE_OIDC_CLIENT_SECRET", "not-used".into()),
+                ("STACKGATE_CATALOG_DIR", repo("cloudformation")),
+                ("STACKGATE_RULES_DIR", repo("cloudformation/rules")),
+                ("STACKGATE_WORKER", "false".into()),
+                ("STACKGATE_WORKER_POLL_MS", "5".into()),
+                ("STACKGATE_LEASE_SECONDS", "5".into()),
+                ("STACKGATE_LOG_FORMAT", "pretty".into()),
+            ],
+            extra,
+        );
         let state = stackgate::build_state(config).await.expect("build state");
         let alice = insert_user(
             &state.db,

@@ -11,3 +11,26 @@ pub fn harness_env(name: &str) -> String {
         ),
     }
 }
+
+/// A path inside the repository.
+pub fn repo(path: &str) -> String {
+    format!("{}/{path}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A configuration from the test's settings, with `extra` settings overriding them.
+pub fn test_config(
+    settings: Vec<(&str, String)>,
+    extra: &[(&str, &str)],
+) -> stackgate::config::Config {
+    let mut vars: std::collections::BTreeMap<String, String> = settings
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+    for (k, v) in extra {
+        vars.insert(k.to_string(), v.to_string());
+    }
+    match stackgate::config::Config::from_vars(&vars) {
+        Ok(config) => config,
+        Err(e) => panic!("test configuration: {e}"),
+    }
+}
