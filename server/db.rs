@@ -152,19 +152,28 @@ impl Db {
     }
 }
 
+/// Creates the folder a SQLite database file lives in, if it is missing, and says so.
+fn ensure_sqlite_folder(path: &str) -> anyhow::Result<()> {
+    let Some(dir) = std::path::Path::new(path)
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+    else {
+        return Ok(());
+    };
+    if !dir.is_dir() {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("creating the database folder {}", dir.display()))?;
+        tracing::info!(db.folder = %dir.display(), "Created the database folder.");
+    }
+    Ok(())
+}
+
 /// Makes sure the SQLite file's folder exists and the URL asks for create-if-missing.
 fn prepare_sqlite_url(url: &str) -> anyhow::Result<String> {
     let rest = url
         .trim_start_matches("sqlite://")
         .trim_start_matches("sqlite:");
-    let path = sqlite_path(url)?;
-    if let Some(dir) = std::path::Path::new(path)
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-    {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("creating the database folder {}", dir.display()))?;
-    }
+    ensure_sqlite_folder(sqlite_path(url)?)?;
     Ok(if rest.contains("mode=") {
         url.to_string()
     } else if rest.contains('?') {
@@ -194,7 +203,9 @@ pub fn single_replica_lock(url: &str) -> anyhow::Result<Option<std::sync::Arc<st
     if !url.starts_with("sqlite:") {
         return Ok(None);
     }
-    let lock_path = format!("{}.lock", sqlite_path(url)?);
+    let path = sqlite_path(url)?;
+    ensure_sqlite_folder(path)?;
+    let lock_path = format!("{path}.lock");
     let file = std::fs::OpenOptions::new()
         .create(true)
         .write(true)
@@ -216,4 +227,24 @@ pub fn single_replica_lock(url: &str) -> anyhow::Result<Option<std::sync::Arc<st
 /// Milliseconds since the Unix epoch, now.
 pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_lock_of_a_database_in_a_missing_folder_creates_the_folder() -> anyhow::Result<()> {
+        let root = std::env::temp_dir().join(format!("sg-db-{}", uuid::Uuid::new_v4().simple()));
+        let url = format!("sqlite://{}/data/portal.db", root.display());
+        let lock = single_replica_lock(&url)?;
+        assert!(lock.is_some());
+        assert!(root.join("data").is_dir());
+        assert!(root.join("data/portal.db.lock").is_file());
+        let second = single_replica_lock(&url).err().map(|e| e.to_string());
+        assert!(second.is_some_and(|m| m.contains("SQLite means one replica")));
+        drop(lock);
+        std::fs::remove_dir_all(&root)?;
+        Ok(())
+    }
 }
