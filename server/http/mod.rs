@@ -2,6 +2,7 @@
 
 pub mod csrf;
 pub mod headers;
+pub mod input_guard;
 pub mod layout;
 
 use std::time::Duration;
@@ -21,6 +22,9 @@ use crate::state::AppState;
 /// Largest request body accepted (forms and JSON); larger bodies get 413.
 pub const BODY_LIMIT: usize = 256 * 1024;
 
+/// How long one HTTP request may take before it is answered 503.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// The whole application, without a listener: tests and `serve` both start from here.
 pub fn app(state: AppState) -> Router {
     let static_files = Router::new()
@@ -29,7 +33,7 @@ pub fn app(state: AppState) -> Router {
             ServeFile::new(&state.config.htmx_path),
         )
         .nest_service("/static", ServeDir::new(&state.config.static_dir));
-    Router::new()
+    let routes = Router::new()
         .merge(crate::auth::routes::router())
         .merge(crate::home::routes::router())
         .merge(crate::requests::routes::router())
@@ -38,22 +42,36 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .merge(static_files)
-        .fallback(not_found)
+        .fallback(not_found);
+    with_edge_layers(routes, &state, REQUEST_TIMEOUT).with_state(state)
+}
+
+/// The middleware every response passes through, innermost first: anti-forgery checks, the body
+/// limit, refusal of control characters, the request timeout, and outermost the security
+/// headers, so that every answer carries them (a timeout's 503 included).
+pub fn with_edge_layers(
+    routes: Router<AppState>,
+    state: &AppState,
+    timeout: Duration,
+) -> Router<AppState> {
+    routes
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             csrf::protect,
         ))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(axum::middleware::from_fn(
+            input_guard::refuse_control_characters,
+        ))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            timeout,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             headers::security_headers,
         ))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::SERVICE_UNAVAILABLE,
-            Duration::from_secs(30),
-        ))
         .layer(TraceLayer::new_for_http())
-        .with_state(state)
 }
 
 async fn healthz() -> &'static str {

@@ -6,6 +6,7 @@ mod aws;
 mod blueprints;
 mod cli;
 mod engine;
+mod input_limits;
 mod journey;
 mod oidc;
 mod security;
