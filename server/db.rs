@@ -224,6 +224,80 @@ pub fn single_replica_lock(url: &str) -> anyhow::Result<Option<std::sync::Arc<st
     }
 }
 
+/// A value bound to a placeholder of a [`Sql`] statement.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Arg {
+    Text(String),
+    Int(i64),
+}
+
+/// A statement built from pieces, with its arguments. Each [`Sql::arg`] writes the next `$n`
+/// placeholder, so placeholders appear in the text in the order they are bound: SQLite numbers
+/// `$n` parameters by first appearance, PostgreSQL by `n`, and this keeps both in step.
+#[derive(Debug, Default, Clone)]
+pub struct Sql {
+    text: String,
+    args: Vec<Arg>,
+}
+
+impl Sql {
+    pub fn new(text: &str) -> Sql {
+        Sql {
+            text: text.to_string(),
+            args: Vec::new(),
+        }
+    }
+
+    /// Appends SQL text.
+    pub fn push(&mut self, text: &str) -> &mut Sql {
+        self.text.push_str(text);
+        self
+    }
+
+    /// Appends a placeholder for `arg`.
+    pub fn arg(&mut self, arg: Arg) -> &mut Sql {
+        self.args.push(arg);
+        self.text.push_str(&format!("${}", self.args.len()));
+        self
+    }
+
+    pub fn text(&mut self, v: &str) -> &mut Sql {
+        self.arg(Arg::Text(v.to_string()))
+    }
+
+    pub fn int(&mut self, v: i64) -> &mut Sql {
+        self.arg(Arg::Int(v))
+    }
+
+    /// Appends `(p1, p2, …)` for a non-empty list of text values.
+    pub fn text_list(&mut self, values: &[&str]) -> &mut Sql {
+        self.push("(");
+        for (i, v) in values.iter().enumerate() {
+            if i > 0 {
+                self.push(", ");
+            }
+            self.text(v);
+        }
+        self.push(")")
+    }
+
+    pub fn sql(&self) -> &str {
+        &self.text
+    }
+
+    /// The statement with its arguments bound, ready to run.
+    pub fn query(&self) -> sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments> {
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(self.text.as_str()));
+        for a in &self.args {
+            q = match a {
+                Arg::Text(v) => q.bind(v.clone()),
+                Arg::Int(v) => q.bind(*v),
+            };
+        }
+        q
+    }
+}
+
 /// Milliseconds since the Unix epoch, now.
 pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()

@@ -9,10 +9,13 @@ pub mod store;
 
 use serde::Serialize;
 
+use crate::accounts::EnvClass;
 use crate::audit::{self, Entry};
 use crate::auth::CurrentUser;
+use crate::db::Db;
 use crate::deployments;
 use crate::error::AppError;
+use crate::requests::store::{Cursor, ListQuery, Order, Summary};
 use crate::requests::{self, RequestStatus, ServiceRequest, Transition};
 use crate::state::AppState;
 
@@ -62,6 +65,40 @@ pub struct DecisionOutcome {
     pub deployment_id: Option<String>,
 }
 
+/// The teams whose requests `user` reviews: `None` for every team (global approvers).
+fn review_scope(user: &CurrentUser) -> Option<Vec<String>> {
+    (!user.roles.global_approver).then(|| user.roles.approver_teams.clone())
+}
+
+/// One page of the approvals inbox: pending requests of the teams `user` approves for, not
+/// their own and not yet decided by them on their current content, oldest first.
+pub async fn inbox_page(
+    db: &Db,
+    user: &CurrentUser,
+    class: Option<EnvClass>,
+    after: Option<&Cursor>,
+    limit: i64,
+) -> Result<(Vec<Summary>, Option<Cursor>), AppError> {
+    let scope = review_scope(user);
+    let statuses = [RequestStatus::PendingApproval];
+    let mut q = ListQuery::new(scope.as_deref(), &statuses);
+    q.undecided_by = Some(&user.id);
+    q.env_class = class;
+    q.order = Order::OldestFirst;
+    q.after = after;
+    q.limit = limit;
+    requests::store::list(db, &q).await
+}
+
+/// How many requests wait for `user`'s review, counting no further than `cap`.
+pub async fn inbox_count(db: &Db, user: &CurrentUser, cap: i64) -> Result<i64, AppError> {
+    let scope = review_scope(user);
+    let statuses = [RequestStatus::PendingApproval];
+    let mut q = ListQuery::new(scope.as_deref(), &statuses);
+    q.undecided_by = Some(&user.id);
+    requests::store::count(db, &q, cap).await
+}
+
 /// Why `user` may not decide on `request`, if they may not. The reason is also the audit action.
 pub fn refusal(user: &CurrentUser, request: &ServiceRequest) -> Option<(&'static str, String)> {
     if request.requester_id == user.id {
@@ -102,7 +139,7 @@ pub async fn decide(
         )]));
     }
     let mut tx = state.db.begin().await?;
-    let request = requests::store::get_in(&mut tx, request_id)
+    let request = requests::store::lock(&mut tx, state.db.backend(), request_id)
         .await?
         .filter(|r| user.can_view_team(&r.team))
         .ok_or(AppError::NotFound)?;
@@ -126,21 +163,22 @@ pub async fn decide(
     store::insert(&mut tx, &request, &user.id, decision, comment).await?;
     let required = state.config.approvals_for(request.env_class);
     let approvals = store::distinct_approvers(&mut tx, &request.id, &request.content_hash).await?;
-    let entry = Entry::new(
-        &user.actor(),
-        match decision {
-            Decision::Approve => "approval.approved",
-            Decision::Reject => "approval.rejected",
-        },
-        "request",
-        request.id.clone(),
-    )
-    .detail(serde_json::json!({
-        "comment": comment, "content_hash": request.content_hash,
-        "approvals": approvals, "required": required,
-    }))
-    .source_ip(user.source_ip.clone());
-    audit::store::append(&mut tx, entry).await?;
+    let mut entries = vec![
+        Entry::new(
+            &user.actor(),
+            match decision {
+                Decision::Approve => "approval.approved",
+                Decision::Reject => "approval.rejected",
+            },
+            "request",
+            request.id.clone(),
+        )
+        .detail(serde_json::json!({
+            "comment": comment, "content_hash": request.content_hash,
+            "approvals": approvals, "required": required,
+        }))
+        .source_ip(user.source_ip.clone()),
+    ];
     let mut outcome = DecisionOutcome {
         status: request.status,
         approvals,
@@ -149,17 +187,22 @@ pub async fn decide(
     };
     if decision == Decision::Reject || approvals >= required as usize {
         requests::store::set_status(&mut tx, &request.id, request.version, next, None).await?;
+        if next == RequestStatus::Approved {
+            outcome.deployment_id = Some(deployments::store::enqueue(&mut tx, &request).await?);
+        }
         let action = match next {
             RequestStatus::Approved => "request.approved",
             _ => "request.rejected",
         };
-        let entry = Entry::new(&user.actor(), action, "request", request.id.clone())
-            .detail(serde_json::json!({ "from": request.status, "to": next }));
-        audit::store::append(&mut tx, entry).await?;
-        if next == RequestStatus::Approved {
-            outcome.deployment_id = Some(deployments::store::enqueue(&mut tx, &request).await?);
-        }
+        entries.push(
+            Entry::new(&user.actor(), action, "request", request.id.clone())
+                .detail(serde_json::json!({ "from": request.status, "to": next })),
+        );
         outcome.status = next;
+    }
+    // The audit chain's lock is always taken last (after the request and deployment rows).
+    for entry in entries {
+        audit::store::append(&mut tx, entry).await?;
     }
     tx.commit().await?;
     Ok(outcome)
@@ -168,7 +211,6 @@ pub async fn decide(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::accounts::EnvClass;
     use crate::auth::Roles;
 
     fn user(id: &str, roles: Roles) -> CurrentUser {

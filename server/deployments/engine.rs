@@ -264,6 +264,7 @@ impl<C: Connect> Worker<C> {
 
     /// Marks the request deploying and announces the change set, before any AWS call.
     async fn start(&self, job: &Deployment, request: &ServiceRequest) -> anyhow::Result<()> {
+        // One lock order everywhere: the request row, then the deployment row, then the chain.
         let mut tx = self.db.begin().await?;
         if request.status == RequestStatus::Approved {
             let next = request.status.apply(Transition::StartDeployment)?;
@@ -271,6 +272,18 @@ impl<C: Connect> Worker<C> {
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
         }
+        store::save(
+            &mut tx,
+            &job.id,
+            job.epoch,
+            self.lease_ms(),
+            Patch {
+                step: Some(Step::ChangeSetRequested),
+                change_set_name: Some(job.change_set_name()),
+                ..Patch::default()
+            },
+        )
+        .await?;
         let token = job.token("start", job.epoch);
         let entry = Entry::new(
             &Actor::system("stackgate-worker"),
@@ -285,18 +298,6 @@ impl<C: Connect> Worker<C> {
         }))
         .correlation(token);
         audit::store::append(&mut tx, entry).await?;
-        store::save(
-            &mut tx,
-            &job.id,
-            job.epoch,
-            self.lease_ms(),
-            Patch {
-                step: Some(Step::ChangeSetRequested),
-                change_set_name: Some(job.change_set_name()),
-                ..Patch::default()
-            },
-        )
-        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -677,6 +678,10 @@ impl<C: Connect> Worker<C> {
             ),
         };
         let mut tx = self.db.begin().await?;
+        // The request row first (its version may have moved meanwhile), then the deployment.
+        let current = requests::store::lock(&mut tx, self.db.backend(), &request.id)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         store::finish(
             &mut tx,
             &job.id,
@@ -686,10 +691,6 @@ impl<C: Connect> Worker<C> {
             &outputs,
         )
         .await?;
-        // Read the request again inside the transaction: its version may have moved.
-        let current = requests::store::get_in(&mut tx, &request.id)
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
         let action = match status {
             DeploymentStatus::Succeeded => "deploy.succeeded",
             DeploymentStatus::Cancelled => "deploy.cancelled",

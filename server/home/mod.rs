@@ -1,9 +1,11 @@
-//! The home page (a team's environments and requests) and the catalog page.
+//! The home page (a team's environments and requests), the catalog page, and the paginated
+//! request list the home sections link to.
 
 pub mod routes;
 
 use crate::http::layout::When;
 use crate::requests::ServiceRequest;
+use crate::requests::store::Summary;
 
 /// A request as a row of a list.
 #[derive(Debug, Clone)]
@@ -25,8 +27,8 @@ pub struct RequestRow {
     pub updated: When,
 }
 
-impl From<&ServiceRequest> for RequestRow {
-    fn from(r: &ServiceRequest) -> Self {
+impl From<&Summary> for RequestRow {
+    fn from(r: &Summary) -> Self {
         RequestRow {
             id: r.id.clone(),
             number: r.number,
@@ -44,5 +46,11 @@ impl From<&ServiceRequest> for RequestRow {
             created: When::at(r.created_at),
             updated: When::at(r.updated_at),
         }
+    }
+}
+
+impl From<&ServiceRequest> for RequestRow {
+    fn from(r: &ServiceRequest) -> Self {
+        RequestRow::from(&r.summary())
     }
 }

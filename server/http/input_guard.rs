@@ -52,7 +52,11 @@ fn bad_json(value: &serde_json::Value, path: &str) -> Option<(String, char)> {
 }
 
 fn refusal(is_api: bool, field: &str, c: char) -> Response {
-    let field = if field.is_empty() { "the request" } else { field };
+    let field = if field.is_empty() {
+        "the request"
+    } else {
+        field
+    };
     let e = AppError::BadRequest(format!(
         "{field} contains a control character (U+{:04X}); remove it and try again.",
         c as u32
@@ -107,7 +111,8 @@ pub async fn refuse_control_characters(request: Request, next: Next) -> Response
     if let Some((field, c)) = check_body(&parts.headers, &bytes) {
         return refusal(is_api, &field, c);
     }
-    next.run(Request::from_parts(parts, Body::from(bytes))).await
+    next.run(Request::from_parts(parts, Body::from(bytes)))
+        .await
 }
 
 #[cfg(test)]

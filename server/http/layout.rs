@@ -5,7 +5,6 @@ use chrono::{DateTime, Utc};
 
 use crate::auth::CurrentUser;
 use crate::error::AppError;
-use crate::requests::{self, RequestStatus};
 use crate::state::AppState;
 
 /// The frame of a signed-in page.
@@ -16,10 +15,22 @@ pub struct Layout {
     pub is_approver: bool,
     pub is_auditor: bool,
     pub can_request: bool,
-    /// Requests waiting for this user's review.
-    pub inbox_count: usize,
+    /// Requests waiting for this user's review, as the badge shows it ("99+" beyond).
+    pub inbox_badge: String,
     /// Which navigation entry is current.
     pub nav: &'static str,
+}
+
+/// The badge counts no further than this.
+pub const BADGE_CAP: i64 = 100;
+
+/// A count as a badge shows it.
+pub fn badge(count: i64) -> String {
+    if count >= BADGE_CAP {
+        format!("{}+", BADGE_CAP - 1)
+    } else {
+        count.to_string()
+    }
 }
 
 impl Layout {
@@ -28,8 +39,8 @@ impl Layout {
         user: &CurrentUser,
         nav: &'static str,
     ) -> Result<Layout, AppError> {
-        let inbox_count = if user.roles.is_approver() {
-            inbox(state, user).await?.len()
+        let inbox = if user.roles.is_approver() {
+            crate::approvals::inbox_count(&state.db, user, BADGE_CAP).await?
         } else {
             0
         };
@@ -39,43 +50,10 @@ impl Layout {
             is_approver: user.roles.is_approver(),
             is_auditor: user.roles.auditor || user.roles.admin,
             can_request: !user.roles.requester_teams.is_empty(),
-            inbox_count,
+            inbox_badge: badge(inbox),
             nav,
         })
     }
-}
-
-/// Requests waiting for `user`'s decision: pending, of a team they approve for, not their own,
-/// and not already decided by them on the current content. Oldest first.
-pub async fn inbox(
-    state: &AppState,
-    user: &CurrentUser,
-) -> Result<Vec<requests::ServiceRequest>, AppError> {
-    let teams = if user.roles.global_approver {
-        None
-    } else {
-        Some(user.roles.approver_teams.clone())
-    };
-    let mut pending = requests::store::list(
-        &state.db,
-        teams.as_deref(),
-        &[RequestStatus::PendingApproval],
-        500,
-    )
-    .await?;
-    pending.retain(|r| r.requester_id != user.id);
-    let mut out = Vec::new();
-    for r in pending {
-        let decided = crate::approvals::store::for_request(&state.db, &r.id)
-            .await?
-            .iter()
-            .any(|a| a.approver_id == user.id && a.content_hash == r.content_hash);
-        if !decided {
-            out.push(r);
-        }
-    }
-    out.reverse();
-    Ok(out)
 }
 
 /// A point in time for display: "12 min ago" with the UTC time for the tooltip.
@@ -108,7 +86,14 @@ fn relative(ago_ms: i64) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::relative;
+    use super::{badge, relative};
+
+    #[test]
+    fn badges_stop_counting_at_the_cap() {
+        assert_eq!(badge(0), "0");
+        assert_eq!(badge(99), "99");
+        assert_eq!(badge(100), "99+");
+    }
 
     #[test]
     fn times_read_as_people_say_them() {

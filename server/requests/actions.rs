@@ -64,7 +64,7 @@ pub async fn submit(
 /// Cancels a request that has not started deploying. The requester, or an admin, may cancel.
 pub async fn cancel(state: &AppState, user: &CurrentUser, id: &str) -> Result<(), AppError> {
     let mut tx = state.db.begin().await?;
-    let request = store::get_in(&mut tx, id)
+    let request = store::lock(&mut tx, state.db.backend(), id)
         .await?
         .filter(|r| user.can_view_team(&r.team))
         .ok_or(AppError::NotFound)?;

@@ -11,6 +11,7 @@ use serde::Deserialize;
 
 use super::input::NewRequest;
 use super::routes::visible_request;
+use super::store::{Cursor, ListQuery};
 use super::{RequestStatus, actions, store};
 use crate::approvals::{self, Decision};
 use crate::auth::CurrentUser;
@@ -79,30 +80,49 @@ async fn blueprints(State(state): State<AppState>, ApiUser(_): ApiUser) -> Json<
 }
 
 #[derive(Deserialize)]
-struct ListQuery {
+#[serde(deny_unknown_fields)]
+struct ListParams {
     status: Option<String>,
+    cursor: Option<String>,
+    limit: Option<i64>,
 }
 
+/// A page of the requests the user may see, newest first; `next` is the cursor of the page
+/// after it (absent on the last page).
 async fn list(
     State(state): State<AppState>,
     ApiUser(user): ApiUser,
-    Query(q): Query<ListQuery>,
+    Query(p): Query<ListParams>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let statuses = match q.status.as_deref() {
+    let statuses = match p.status.as_deref() {
         None | Some("") => vec![],
         Some(s) => vec![
             RequestStatus::parse(s)
                 .ok_or_else(|| AppError::BadRequest(format!("unknown status '{s}'")))?,
         ],
     };
-    let teams = user.visible_teams();
-    let scope = if user.sees_all_teams() {
-        None
-    } else {
-        Some(teams.as_slice())
+    let cursor = match p.cursor.as_deref() {
+        None | Some("") => None,
+        Some(c) => Some(
+            Cursor::decode(c)
+                .ok_or_else(|| AppError::BadRequest("cursor: not a cursor from this API".into()))?,
+        ),
     };
-    let rows = store::list(&state.db, scope, &statuses, 200).await?;
-    Ok(Json(serde_json::json!({ "requests": rows })))
+    let limit = p.limit.unwrap_or(50);
+    if !(1..=store::MAX_PAGE).contains(&limit) {
+        return Err(
+            AppError::BadRequest(format!("limit: between 1 and {}", store::MAX_PAGE)).into(),
+        );
+    }
+    let scope = crate::home::routes::scope(&user);
+    let mut q = ListQuery::new(scope.as_deref(), &statuses);
+    q.after = cursor.as_ref();
+    q.limit = limit;
+    let (rows, next) = store::list(&state.db, &q).await?;
+    Ok(Json(serde_json::json!({
+        "requests": rows,
+        "next": next.map(|c| c.encode()),
+    })))
 }
 
 async fn create(

@@ -172,6 +172,32 @@ pub struct ServiceRequest {
     pub updated_at: i64,
 }
 
+impl ServiceRequest {
+    /// The request as lists show it.
+    pub fn summary(&self) -> store::Summary {
+        store::Summary {
+            id: self.id.clone(),
+            number: self.number,
+            title: self.title.clone(),
+            team: self.team.clone(),
+            requester_id: self.requester_id.clone(),
+            requester_name: self.requester_name.clone(),
+            blueprint_slug: self.blueprint_slug.clone(),
+            blueprint_version: self.blueprint_version.clone(),
+            account_id: self.account_id.clone(),
+            account_name: self.account_name.clone(),
+            region: self.region.clone(),
+            env_class: self.env_class,
+            env_name: self.env_name.clone(),
+            stack_name: self.stack_name.clone(),
+            status: self.status,
+            status_reason: self.status_reason.clone(),
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        }
+    }
+}
+
 /// The digest an approval is bound to: blueprint, rendered template, parameters, account,
 /// region and stack. Any change to one of them gives another hash and voids earlier approvals.
 pub fn content_hash(

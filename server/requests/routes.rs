@@ -20,7 +20,8 @@ use crate::auth::CurrentUser;
 use crate::deployments;
 use crate::error::AppError;
 use crate::home::RequestRow;
-use crate::http::layout::{Layout, When, inbox};
+use crate::http::layout::{Layout, When};
+use crate::requests::store::Cursor;
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -511,6 +512,8 @@ async fn cancel(
 struct InboxQuery {
     #[serde(default)]
     class: String,
+    #[serde(default)]
+    cursor: String,
 }
 
 async fn approvals_inbox(
@@ -519,16 +522,22 @@ async fn approvals_inbox(
     Query(q): Query<InboxQuery>,
 ) -> Result<Html<String>, AppError> {
     user.require_approver()?;
-    let rows = inbox(&state, &user)
-        .await?
-        .iter()
-        .filter(|r| q.class.is_empty() || r.env_class.as_str() == q.class)
-        .map(RequestRow::from)
-        .collect();
+    let class = match q.class.as_str() {
+        "" => None,
+        c => Some(c.parse::<EnvClass>().map_err(AppError::BadRequest)?),
+    };
+    let cursor = match q.cursor.as_str() {
+        "" => None,
+        c => Some(Cursor::decode(c).ok_or_else(|| {
+            AppError::BadRequest("This page link is not valid; start from the first page.".into())
+        })?),
+    };
+    let (items, next) = approvals::inbox_page(&state.db, &user, class, cursor.as_ref(), 50).await?;
     let page = InboxPage {
         layout: Layout::new(&state, &user, "approvals").await?,
-        rows,
+        rows: items.iter().map(RequestRow::from).collect(),
         class_filter: q.class,
+        next: next.map(|c| c.encode()),
     };
     Ok(Html(render(&page)?))
 }

@@ -289,4 +289,6 @@ pub struct InboxPage {
     pub layout: Layout,
     pub rows: Vec<RequestRow>,
     pub class_filter: String,
+    /// Where the next page starts, if there is one.
+    pub next: Option<String>,
 }

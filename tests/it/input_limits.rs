@@ -34,10 +34,16 @@ async fn control_characters_are_refused(backend: Backend) {
         .await;
     assert_eq!(code, StatusCode::BAD_REQUEST, "{body}");
     let message = body["error"].as_str().unwrap();
-    assert!(message.contains("comment") && message.contains("U+0000"), "{message}");
+    assert!(
+        message.contains("comment") && message.contains("U+0000"),
+        "{message}"
+    );
 
     let form = bob
-        .post_form(&format!("/requests/{id}/reject"), &[("comment", "esc\u{1b}[2J")])
+        .post_form(
+            &format!("/requests/{id}/reject"),
+            &[("comment", "esc\u{1b}[2J")],
+        )
         .await;
     assert_eq!(form.status(), StatusCode::BAD_REQUEST);
     assert!(form.text().await.unwrap().contains("U+001B"));
