@@ -8,7 +8,7 @@ use crate::deployments;
 use crate::error::AppError;
 use crate::state::AppState;
 
-use super::input::{NewRequest, prepare};
+use super::input::{NewRequest, Prepared, prepare};
 use super::{RequestStatus, Transition, store};
 
 /// Validates, renders and policy-checks the input, then stores the request as pending approval
@@ -36,6 +36,16 @@ pub async fn submit(
             ),
         )]));
     }
+    record_submission(state, user, &p).await
+}
+
+/// Stores a prepared, policy-passing request as pending approval with its audit record, in one
+/// transaction. Returns its id and number.
+pub async fn record_submission(
+    state: &AppState,
+    user: &CurrentUser,
+    p: &Prepared,
+) -> Result<(String, i64), AppError> {
     let status = RequestStatus::Draft
         .apply(Transition::Submit)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -46,7 +56,7 @@ pub async fn submit(
         })).collect::<Vec<_>>(),
     });
     let mut tx = state.db.begin().await?;
-    let (id, number) = store::insert(&mut tx, &p, &user.id, status, &policy).await?;
+    let (id, number) = store::insert(&mut tx, p, &user.id, status, &policy).await?;
     let entry = Entry::new(&user.actor(), "request.submitted", "request", id.clone())
         .detail(serde_json::json!({
             "number": number, "team": p.team, "blueprint": p.blueprint.slug,

@@ -9,5 +9,6 @@ mod engine;
 mod input_limits;
 mod journey;
 mod oidc;
+mod races;
 mod security;
 mod support;
