@@ -38,6 +38,9 @@ pub struct AccountSeed {
     pub name: String,
     pub env_class: EnvClass,
     pub deploy_role_arn: String,
+    /// The CloudFormation service role in the account (`stackgate-cfn-exec`), if rolled out.
+    #[serde(default)]
+    pub cfn_execution_role_arn: Option<String>,
     pub regions: Vec<String>,
     #[serde(default)]
     pub teams: Vec<String>,
@@ -275,7 +278,7 @@ impl Config {
             .max(1),
             worker_enabled,
             worker_poll_ms: number("WORKER_POLL_MS", &file.worker_poll_ms, 1000)?.max(10) as u64,
-            lease_seconds: number("LEASE_SECONDS", &file.lease_seconds, 60)?.max(5),
+            lease_seconds: number("LEASE_SECONDS", &file.lease_seconds, 60)?.max(1),
             admin_groups: list("ADMIN_GROUPS", &file.admin_groups, "platform-admins"),
             auditor_groups: list("AUDITOR_GROUPS", &file.auditor_groups, "auditors"),
             global_approver_groups: list(

@@ -139,6 +139,56 @@ impl Db {
         self.backend
     }
 
+    /// The text around a statement that turns its rows into one JSON array (text) of objects
+    /// with `columns` as keys, in `order`: the caller writes the inner statement between the two.
+    /// A whole list then comes back as one row and one value instead of a row at a time.
+    pub fn json_rows(&self, columns: &[&str], order: &str) -> (String, String) {
+        let pairs = columns
+            .iter()
+            .map(|c| format!("'{c}', {c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let open = match self.backend {
+            Backend::Sqlite => {
+                format!("select json_group_array(json_object({pairs}) order by {order}) from (")
+            }
+            Backend::Postgres => format!(
+                "select coalesce(json_agg(json_build_object({pairs}) order by {order}), \
+                 '[]'::json)::text from ("
+            ),
+        };
+        (open, ") rows_".to_string())
+    }
+
+    /// Appends a statement whose one value is a JSON object (text): each key's value is the one
+    /// value of the statement `part(sql, index)` writes (a JSON text or a number).
+    pub fn json_object(
+        &self,
+        sql: &mut Sql,
+        keys: &[String],
+        mut part: impl FnMut(&mut Sql, usize),
+    ) {
+        let (open, wrap_open, wrap_close, close) = match self.backend {
+            Backend::Sqlite => ("select json_object(", "json((", "))", ")"),
+            Backend::Postgres => (
+                "select json_build_object(",
+                "((",
+                ")::text)::json",
+                ")::text",
+            ),
+        };
+        sql.push(open);
+        for (i, key) in keys.iter().enumerate() {
+            if i > 0 {
+                sql.push(", ");
+            }
+            sql.push(&format!("'{key}', {wrap_open}"));
+            part(sql, i);
+            sql.push(wrap_close);
+        }
+        sql.push(close);
+    }
+
     /// A cheap query proving the database answers (for `/readyz`).
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
         sqlx::query("SELECT 1")
@@ -285,6 +335,12 @@ impl Sql {
         &self.text
     }
 
+    /// Takes over the arguments of `inner`, whose text this statement embeds unchanged.
+    pub fn take_args(&mut self, inner: Sql) -> &mut Sql {
+        self.args = inner.args;
+        self
+    }
+
     /// The statement with its arguments bound, ready to run.
     pub fn query(&self) -> sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments> {
         let mut q = sqlx::query(sqlx::AssertSqlSafe(self.text.as_str()));
@@ -296,6 +352,17 @@ impl Sql {
         }
         q
     }
+}
+
+/// The database server's clock, in milliseconds since the Unix epoch. Leases are set and compared
+/// on this one clock, so replicas whose own clocks drift cannot take each other's jobs early.
+pub async fn db_now(tx: &mut Tx) -> Result<i64, sqlx::Error> {
+    let sql = if tx.backend_name() == "PostgreSQL" {
+        "select cast(floor(extract(epoch from clock_timestamp()) * 1000) as bigint)"
+    } else {
+        "select cast((julianday('now') - 2440587.5) * 86400000.0 as integer)"
+    };
+    sqlx::query(sql).fetch_one(&mut **tx).await?.try_get(0)
 }
 
 /// Milliseconds since the Unix epoch, now.

@@ -13,6 +13,9 @@ INSERT INTO rendered_templates (digest, body, created_at)
     GROUP BY template_digest;
 ALTER TABLE service_requests DROP COLUMN template_body;
 
+-- The CloudFormation capabilities the approved change set is created with (part of the binding).
+ALTER TABLE service_requests ADD COLUMN capabilities_json TEXT NOT NULL DEFAULT '["CAPABILITY_IAM"]';
+
 -- Monotonic counters (request numbers), taken with an UPDATE … RETURNING under a row lock.
 CREATE TABLE counters (
     name TEXT PRIMARY KEY,

@@ -9,13 +9,12 @@ pub mod store;
 
 use serde::Serialize;
 
-use crate::accounts::EnvClass;
 use crate::audit::{self, Entry};
 use crate::auth::CurrentUser;
 use crate::db::Db;
 use crate::deployments;
 use crate::error::AppError;
-use crate::requests::store::{Cursor, ListQuery, Order, Summary};
+use crate::requests::store::{ListQuery, Order};
 use crate::requests::{self, RequestStatus, ServiceRequest, Transition};
 use crate::state::AppState;
 
@@ -65,38 +64,27 @@ pub struct DecisionOutcome {
     pub deployment_id: Option<String>,
 }
 
-/// The teams whose requests `user` reviews: `None` for every team (global approvers).
-fn review_scope(user: &CurrentUser) -> Option<Vec<String>> {
-    (!user.roles.global_approver).then(|| user.roles.approver_teams.clone())
+const PENDING: [RequestStatus; 1] = [RequestStatus::PendingApproval];
+
+/// The approvals inbox of `user` (for whom `scope` is [`review_scope`]): pending requests of the
+/// teams they approve for, not their own and not yet decided by them on their current content,
+/// oldest first.
+pub fn inbox_query<'a>(user: &'a CurrentUser, scope: Option<&'a [String]>) -> ListQuery<'a> {
+    let mut q = ListQuery::new(scope, &PENDING);
+    q.undecided_by = Some(&user.id);
+    q.order = Order::OldestFirst;
+    q
 }
 
-/// One page of the approvals inbox: pending requests of the teams `user` approves for, not
-/// their own and not yet decided by them on their current content, oldest first.
-pub async fn inbox_page(
-    db: &Db,
-    user: &CurrentUser,
-    class: Option<EnvClass>,
-    after: Option<&Cursor>,
-    limit: i64,
-) -> Result<(Vec<Summary>, Option<Cursor>), AppError> {
-    let scope = review_scope(user);
-    let statuses = [RequestStatus::PendingApproval];
-    let mut q = ListQuery::new(scope.as_deref(), &statuses);
-    q.undecided_by = Some(&user.id);
-    q.env_class = class;
-    q.order = Order::OldestFirst;
-    q.after = after;
-    q.limit = limit;
-    requests::store::list(db, &q).await
+/// The teams whose requests `user` reviews: `None` for every team (global approvers).
+pub fn review_scope(user: &CurrentUser) -> Option<Vec<String>> {
+    (!user.roles.global_approver).then(|| user.roles.approver_teams.clone())
 }
 
 /// How many requests wait for `user`'s review, counting no further than `cap`.
 pub async fn inbox_count(db: &Db, user: &CurrentUser, cap: i64) -> Result<i64, AppError> {
     let scope = review_scope(user);
-    let statuses = [RequestStatus::PendingApproval];
-    let mut q = ListQuery::new(scope.as_deref(), &statuses);
-    q.undecided_by = Some(&user.id);
-    requests::store::count(db, &q, cap).await
+    requests::store::count(db, &inbox_query(user, scope.as_deref()), cap).await
 }
 
 /// Why `user` may not decide on `request`, if they may not. The reason is also the audit action.
@@ -211,6 +199,7 @@ pub async fn decide(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::accounts::EnvClass;
     use crate::auth::Roles;
 
     fn user(id: &str, roles: Roles) -> CurrentUser {
@@ -246,6 +235,7 @@ mod tests {
             params: Default::default(),
             template_body: String::new(),
             template_digest: "t".into(),
+            capabilities: vec![],
             content_hash: "h".into(),
             policy: serde_json::Value::Null,
             status: RequestStatus::PendingApproval,

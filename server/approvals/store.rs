@@ -55,6 +55,44 @@ pub async fn distinct_approvers(
     Ok(n.max(0) as usize)
 }
 
+/// Someone whose approval counts towards a request, as the user is now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Approver {
+    pub user_id: String,
+    pub name: String,
+    /// The IdP groups last confirmed for the user (roles derive from them).
+    pub groups: Vec<String>,
+    pub disabled: bool,
+}
+
+/// The distinct users who approved this content hash of the request, as they are now.
+pub async fn approvers(
+    db: &Db,
+    request_id: &str,
+    content_hash: &str,
+) -> Result<Vec<Approver>, AppError> {
+    let rows = sqlx::query(
+        "select distinct u.id, coalesce(u.name, u.subject), u.groups_json, u.disabled \
+         from approvals a join users u on u.id = a.approver_id \
+         where a.request_id = $1 and a.content_hash = $2 and a.decision = 'approve' order by u.id",
+    )
+    .bind(request_id.to_string())
+    .bind(content_hash.to_string())
+    .fetch_all(db.pool())
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let groups: String = r.try_get(2)?;
+            Ok(Approver {
+                user_id: r.try_get(0)?,
+                name: r.try_get(1)?,
+                groups: serde_json::from_str(&groups).unwrap_or_default(),
+                disabled: r.try_get::<i64, _>(3)? != 0,
+            })
+        })
+        .collect()
+}
+
 /// Every decision on a request, oldest first.
 pub async fn for_request(db: &Db, request_id: &str) -> Result<Vec<Approval>, AppError> {
     let rows = sqlx::query(

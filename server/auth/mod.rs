@@ -57,6 +57,11 @@ impl Roles {
     pub fn is_approver(&self) -> bool {
         self.global_approver || !self.approver_teams.is_empty()
     }
+
+    /// Whether these roles may decide on requests of `team`.
+    pub fn approves_for(&self, team: &str) -> bool {
+        self.global_approver || self.approver_teams.iter().any(|t| t == team)
+    }
 }
 
 /// Team names: lowercase letters, digits and dashes, 2–32 characters.
@@ -110,7 +115,7 @@ impl CurrentUser {
     }
 
     pub fn can_approve_for(&self, team: &str) -> bool {
-        self.roles.global_approver || self.roles.approver_teams.iter().any(|t| t == team)
+        self.roles.approves_for(team)
     }
 
     pub fn require_requester_for(&self, team: &str) -> Result<(), AppError> {

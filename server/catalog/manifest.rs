@@ -21,8 +21,17 @@ pub struct Manifest {
     pub version: String,
     pub summary: String,
     pub description: String,
+    /// CloudFormation capabilities its change sets are created with.
+    pub capabilities: Vec<String>,
     pub parameters: Vec<ParamSpec>,
 }
+
+/// The capabilities a blueprint may ask for.
+pub const KNOWN_CAPABILITIES: [&str; 3] = [
+    "CAPABILITY_IAM",
+    "CAPABILITY_NAMED_IAM",
+    "CAPABILITY_AUTO_EXPAND",
+];
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -32,6 +41,8 @@ struct RawManifest {
     version: String,
     summary: String,
     description: String,
+    #[serde(default)]
+    capabilities: Vec<String>,
     #[serde(default)]
     parameters: Vec<RawParam>,
 }
@@ -98,6 +109,16 @@ impl Manifest {
         {
             bail!("version '{}' must be MAJOR.MINOR.PATCH", raw.version);
         }
+        if let Some(bad) = raw
+            .capabilities
+            .iter()
+            .find(|c| !KNOWN_CAPABILITIES.contains(&c.as_str()))
+        {
+            bail!(
+                "capabilities: '{bad}' is not one of {}",
+                KNOWN_CAPABILITIES.join(", ")
+            );
+        }
         let mut parameters: Vec<ParamSpec> = Vec::new();
         for p in raw.parameters {
             let name = p.name.clone();
@@ -112,6 +133,7 @@ impl Manifest {
             version: raw.version,
             summary: raw.summary,
             description: raw.description,
+            capabilities: raw.capabilities,
             parameters,
         })
     }

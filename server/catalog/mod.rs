@@ -68,6 +68,8 @@ pub struct Blueprint {
     pub summary: String,
     /// Longer description for the blueprint's page.
     pub description: String,
+    /// CloudFormation capabilities its change sets are created with (from the manifest).
+    pub capabilities: Vec<String>,
     /// Parameters in form order.
     pub parameters: Vec<ParamSpec>,
     /// SHA-256 (hex) of the manifest bytes followed by the template bytes.
@@ -104,6 +106,7 @@ impl Blueprint {
             version: m.version,
             summary: m.summary,
             description: m.description,
+            capabilities: m.capabilities,
             parameters: m.parameters,
             digest,
             env,

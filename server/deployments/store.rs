@@ -4,7 +4,7 @@
 use sqlx::Row;
 
 use super::{Change, Deployment, DeploymentStatus, Event, Output, Step};
-use crate::db::{Backend, Db, Tx, now_ms};
+use crate::db::{Backend, Db, Tx, db_now, now_ms};
 use crate::error::AppError;
 use crate::requests::ServiceRequest;
 
@@ -50,7 +50,7 @@ fn from_row(row: &sqlx::any::AnyRow) -> anyhow::Result<Deployment> {
 /// Queues the deployment of an approved request (in the approval's transaction).
 pub async fn enqueue(tx: &mut Tx, request: &ServiceRequest) -> Result<String, AppError> {
     let id = uuid::Uuid::new_v4().to_string();
-    let now = now_ms();
+    let now = db_now(tx).await?;
     let done = sqlx::query(
         "insert into deployments (id, request_id, account_id, region, stack_name, content_hash, \
          status, step, next_attempt_at, created_at, updated_at) \
@@ -89,8 +89,8 @@ fn fenced(rows: u64, id: &str) -> anyhow::Result<()> {
 /// Claims the oldest runnable job (queued and due, or running with an expired lease), bumping
 /// its epoch. Returns the job with its new epoch.
 pub async fn claim(db: &Db, owner: &str, lease_ms: i64) -> anyhow::Result<Option<Deployment>> {
-    let now = now_ms();
     let mut tx = db.begin().await?;
+    let now = db_now(&mut tx).await?;
     let lock = match db.backend() {
         Backend::Postgres => " for update skip locked",
         Backend::Sqlite => "",
@@ -149,7 +149,7 @@ pub async fn save(
     lease_ms: i64,
     patch: Patch,
 ) -> anyhow::Result<()> {
-    let now = now_ms();
+    let now = db_now(tx).await?;
     let changes = match patch.changes {
         Some(c) => Some(serde_json::to_string(&c)?),
         None => None,
@@ -211,8 +211,8 @@ pub async fn requeue(
     delay_ms: i64,
     failure: Option<&str>,
 ) -> anyhow::Result<()> {
-    let now = now_ms();
     let mut tx = db.begin().await?;
+    let now = db_now(&mut tx).await?;
     let done = sqlx::query(
         "update deployments set status = 'queued', lease_owner = null, lease_expires_at = null, \
          attempts = attempts + $1, next_attempt_at = $2, error = coalesce($3, error), \

@@ -10,9 +10,9 @@ use serde::Deserialize;
 use super::RequestRow;
 use crate::auth::CurrentUser;
 use crate::error::AppError;
-use crate::http::layout::{Layout, badge};
+use crate::http::layout::{BADGE_CAP, Layout, badge};
 use crate::requests::RequestStatus;
-use crate::requests::store::{self as requests_store, Cursor, ListQuery};
+use crate::requests::store::{self as requests_store, Cursor, ListQuery, Part};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -63,18 +63,33 @@ async fn home(State(state): State<AppState>, user: CurrentUser) -> Result<Html<S
     let section = |statuses: &'static [RequestStatus]| {
         let mut q = ListQuery::new(scope.as_deref(), statuses);
         q.limit = SECTION_ROWS;
-        q
+        Part::List(q)
     };
-    let (environments, more_env) =
-        requests_store::list(&state.db, &section(&[RequestStatus::Deployed])).await?;
-    let (open, more_open) = requests_store::list(&state.db, &section(&OPEN)).await?;
-    let (recent, _) = requests_store::list(&state.db, &section(&[])).await?;
-    let layout = Layout::new(&state, &user, "home").await?;
+    let review = crate::approvals::review_scope(&user);
+    let mut parts = vec![
+        section(&[RequestStatus::Deployed]),
+        section(&OPEN),
+        section(&[]),
+    ];
+    if user.roles.is_approver() {
+        let mut waiting = crate::approvals::inbox_query(&user, review.as_deref());
+        waiting.limit = SECTION_ROWS;
+        parts.push(Part::List(waiting.clone()));
+        parts.push(Part::Count(waiting, BADGE_CAP));
+    }
+    // Every section and the inbox badge: one statement.
+    let mut read = requests_store::batch(&state.db, &parts).await?;
+    let inbox = read.counts.pop().unwrap_or(0);
     let (waiting, more_waiting) = if user.roles.is_approver() {
-        crate::approvals::inbox_page(&state.db, &user, None, None, SECTION_ROWS).await?
+        read.lists.pop().unwrap_or_default()
     } else {
-        (vec![], None)
+        Default::default()
     };
+    let mut lists = read.lists.into_iter();
+    let (environments, more_env) = lists.next().unwrap_or_default();
+    let (open, more_open) = lists.next().unwrap_or_default();
+    let (recent, _) = lists.next().unwrap_or_default();
+    let layout = Layout::with_inbox(&user, "home", inbox);
     let page = HomePage {
         waiting_badge: layout.inbox_badge.clone(),
         layout,

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use super::content_hash;
+use super::Binding;
 use crate::accounts::{self, Account};
 use crate::auth::CurrentUser;
 use crate::catalog::render::check_env_name;
@@ -141,14 +141,18 @@ pub async fn prepare(
     };
     let stack_name = format!("stackgate-{team}-{}-{}", input.name, account.env_class);
     let policy = state.policy.check(&rendered.body);
-    let content_hash = content_hash(
-        &blueprint.digest,
-        &rendered.digest,
-        &rendered.params,
-        account.id.as_str(),
-        &input.region,
-        &stack_name,
-    );
+    let content_hash = Binding {
+        blueprint_digest: &blueprint.digest,
+        template_digest: &rendered.digest,
+        params: &rendered.params,
+        account_id: account.id.as_str(),
+        region: &input.region,
+        stack_name: &stack_name,
+        deploy_role_arn: account.deploy_role_arn.as_str(),
+        execution_role_arn: account.cfn_execution_role_arn.as_ref().map(|r| r.as_str()),
+        capabilities: &blueprint.capabilities,
+    }
+    .hash();
     Ok(Prepared {
         team,
         region: input.region.clone(),

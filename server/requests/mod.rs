@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 use crate::accounts::EnvClass;
 
 /// Where a request is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RequestStatus {
     Draft,
@@ -28,6 +28,9 @@ pub enum RequestStatus {
     Failed,
     Rejected,
     Cancelled,
+    /// The deployment stopped where a person must decide (a failed rollback, content that no
+    /// longer matches its approval): nothing moves it on automatically.
+    NeedsAttention,
 }
 
 /// What can happen to a request.
@@ -41,6 +44,21 @@ pub enum Transition {
     StartDeployment,
     DeploymentSucceeded,
     DeploymentFailed,
+    /// The worker stopped and a person must look (see [`RequestStatus::NeedsAttention`]).
+    Flag,
+}
+
+impl Transition {
+    pub const ALL: [Transition; 8] = [
+        Transition::Submit,
+        Transition::Approve,
+        Transition::Reject,
+        Transition::Cancel,
+        Transition::StartDeployment,
+        Transition::DeploymentSucceeded,
+        Transition::DeploymentFailed,
+        Transition::Flag,
+    ];
 }
 
 /// A transition that is not allowed from the current status.
@@ -52,7 +70,7 @@ pub struct InvalidTransition {
 }
 
 impl RequestStatus {
-    pub const ALL: [RequestStatus; 8] = [
+    pub const ALL: [RequestStatus; 9] = [
         RequestStatus::Draft,
         RequestStatus::PendingApproval,
         RequestStatus::Approved,
@@ -61,6 +79,7 @@ impl RequestStatus {
         RequestStatus::Failed,
         RequestStatus::Rejected,
         RequestStatus::Cancelled,
+        RequestStatus::NeedsAttention,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -73,6 +92,7 @@ impl RequestStatus {
             RequestStatus::Failed => "failed",
             RequestStatus::Rejected => "rejected",
             RequestStatus::Cancelled => "cancelled",
+            RequestStatus::NeedsAttention => "needs_attention",
         }
     }
 
@@ -91,6 +111,7 @@ impl RequestStatus {
             RequestStatus::Failed => "failed",
             RequestStatus::Rejected => "rejected",
             RequestStatus::Cancelled => "cancelled",
+            RequestStatus::NeedsAttention => "needs attention",
         }
     }
 
@@ -102,6 +123,7 @@ impl RequestStatus {
                 | RequestStatus::Failed
                 | RequestStatus::Rejected
                 | RequestStatus::Cancelled
+                | RequestStatus::NeedsAttention
         )
     }
 
@@ -117,6 +139,7 @@ impl RequestStatus {
             (S::Approved, T::StartDeployment) => Some(S::Deploying),
             (S::Deploying, T::DeploymentSucceeded) => Some(S::Deployed),
             (S::Approved | S::Deploying, T::DeploymentFailed) => Some(S::Failed),
+            (S::Approved | S::Deploying, T::Flag) => Some(S::NeedsAttention),
             _ => None,
         };
         next.ok_or(InvalidTransition {
@@ -129,6 +152,7 @@ impl RequestStatus {
                 T::StartDeployment => "deployed",
                 T::DeploymentSucceeded => "marked deployed",
                 T::DeploymentFailed => "marked failed",
+                T::Flag => "flagged for attention",
             },
         })
     }
@@ -162,7 +186,9 @@ pub struct ServiceRequest {
     #[serde(skip)]
     pub template_body: String,
     pub template_digest: String,
-    /// What an approval covers: see [`content_hash`].
+    /// CloudFormation capabilities of the change set (from the blueprint, bound by the hash).
+    pub capabilities: Vec<String>,
+    /// What an approval covers: see [`Binding`].
     pub content_hash: String,
     pub policy: serde_json::Value,
     pub status: RequestStatus,
@@ -198,26 +224,45 @@ impl ServiceRequest {
     }
 }
 
-/// The digest an approval is bound to: blueprint, rendered template, parameters, account,
-/// region and stack. Any change to one of them gives another hash and voids earlier approvals.
-pub fn content_hash(
-    blueprint_digest: &str,
-    template_digest: &str,
-    params: &BTreeMap<String, serde_json::Value>,
-    account_id: &str,
-    region: &str,
-    stack_name: &str,
-) -> String {
-    let canonical = serde_json::json!([
-        blueprint_digest,
-        template_digest,
-        params,
-        account_id,
-        region,
-        stack_name
-    ])
-    .to_string();
-    hex::encode(Sha256::digest(canonical.as_bytes()))
+/// Everything an approval covers: what is deployed (blueprint and rendered template, with its
+/// parameters), where (account, region, stack) and as whom (the deploy role, the CloudFormation
+/// execution role and the capabilities granted). The worker recomputes it from what is stored at
+/// the moment it acts; any difference voids the approval.
+#[derive(Debug, Clone, Serialize)]
+pub struct Binding<'a> {
+    pub blueprint_digest: &'a str,
+    pub template_digest: &'a str,
+    pub params: &'a BTreeMap<String, serde_json::Value>,
+    pub account_id: &'a str,
+    pub region: &'a str,
+    pub stack_name: &'a str,
+    pub deploy_role_arn: &'a str,
+    pub execution_role_arn: Option<&'a str>,
+    pub capabilities: &'a [String],
+}
+
+impl Binding<'_> {
+    /// The content hash: SHA-256 over the fields in a fixed order.
+    pub fn hash(&self) -> String {
+        let canonical = serde_json::json!([
+            self.blueprint_digest,
+            self.template_digest,
+            self.params,
+            self.account_id,
+            self.region,
+            self.stack_name,
+            self.deploy_role_arn,
+            self.execution_role_arn,
+            self.capabilities,
+        ])
+        .to_string();
+        hex::encode(Sha256::digest(canonical.as_bytes()))
+    }
+}
+
+/// SHA-256 (hex) of a rendered template's bytes.
+pub fn template_digest(body: &str) -> String {
+    hex::encode(Sha256::digest(body.as_bytes()))
 }
 
 #[cfg(test)]
@@ -243,29 +288,38 @@ mod tests {
         assert_eq!(s, S::Deployed);
     }
 
+    /// The whole table: every status × every transition, allowed or refused.
     #[test]
-    fn terminal_states_absorb_every_transition() {
-        let all = [
-            T::Submit,
-            T::Approve,
-            T::Reject,
-            T::Cancel,
-            T::StartDeployment,
-            T::DeploymentSucceeded,
-            T::DeploymentFailed,
+    fn every_status_and_transition_pair_does_what_the_table_says() {
+        let allowed = [
+            (S::Draft, T::Submit, S::PendingApproval),
+            (S::Draft, T::Cancel, S::Cancelled),
+            (S::PendingApproval, T::Approve, S::Approved),
+            (S::PendingApproval, T::Reject, S::Rejected),
+            (S::PendingApproval, T::Cancel, S::Cancelled),
+            (S::Approved, T::Cancel, S::Cancelled),
+            (S::Approved, T::StartDeployment, S::Deploying),
+            (S::Approved, T::DeploymentFailed, S::Failed),
+            (S::Approved, T::Flag, S::NeedsAttention),
+            (S::Deploying, T::DeploymentSucceeded, S::Deployed),
+            (S::Deploying, T::DeploymentFailed, S::Failed),
+            (S::Deploying, T::Flag, S::NeedsAttention),
         ];
-        for s in S::ALL.into_iter().filter(|s| s.is_terminal()) {
-            for t in all {
-                assert!(s.apply(t).is_err(), "{s:?} accepted {t:?}");
+        let mut checked = 0;
+        for from in S::ALL {
+            for t in T::ALL {
+                let want = allowed
+                    .iter()
+                    .find(|(f, tr, _)| *f == from && *tr == t)
+                    .map(|(_, _, to)| *to);
+                assert_eq!(from.apply(t).ok(), want, "{from:?} + {t:?}");
+                if from.is_terminal() {
+                    assert!(from.apply(t).is_err(), "terminal {from:?} accepted {t:?}");
+                }
+                checked += 1;
             }
         }
-    }
-
-    #[test]
-    fn deploying_cannot_be_cancelled_or_rejected() {
-        assert!(S::Deploying.apply(T::Cancel).is_err());
-        assert!(S::Deploying.apply(T::Reject).is_err());
-        assert!(S::Approved.apply(T::Approve).is_err());
+        assert_eq!(checked, S::ALL.len() * T::ALL.len());
         let e = S::Deployed.apply(T::Cancel).err().map(|e| e.to_string());
         assert_eq!(
             e.as_deref(),
@@ -281,27 +335,66 @@ mod tests {
     }
 
     #[test]
-    fn the_content_hash_changes_with_any_bound_field() {
+    fn the_content_hash_changes_with_each_bound_field() {
         let p: BTreeMap<String, serde_json::Value> =
             [("vpc_cidr".to_string(), serde_json::json!("10.0.0.0/16"))].into();
-        let base = content_hash("b", "t", &p, "111111111111", "eu-west-2", "s");
-        assert_eq!(
-            base,
-            content_hash("b", "t", &p, "111111111111", "eu-west-2", "s")
-        );
-        assert_ne!(
-            base,
-            content_hash("b", "t", &p, "111111111111", "eu-west-1", "s")
-        );
-        assert_ne!(
-            base,
-            content_hash("b", "t2", &p, "111111111111", "eu-west-2", "s")
-        );
         let mut p2 = p.clone();
         p2.insert("az_count".into(), serde_json::json!(3));
-        assert_ne!(
-            base,
-            content_hash("b", "t", &p2, "111111111111", "eu-west-2", "s")
-        );
+        let caps = vec!["CAPABILITY_IAM".to_string()];
+        let named = vec!["CAPABILITY_NAMED_IAM".to_string()];
+        let base = Binding {
+            blueprint_digest: "b",
+            template_digest: "t",
+            params: &p,
+            account_id: "111111111111",
+            region: "eu-west-2",
+            stack_name: "s",
+            deploy_role_arn: "arn:aws:iam::111111111111:role/deploy",
+            execution_role_arn: Some("arn:aws:iam::111111111111:role/exec"),
+            capabilities: &caps,
+        };
+        assert_eq!(base.hash(), base.clone().hash());
+        let variants = [
+            Binding {
+                blueprint_digest: "b2",
+                ..base.clone()
+            },
+            Binding {
+                template_digest: "t2",
+                ..base.clone()
+            },
+            Binding {
+                params: &p2,
+                ..base.clone()
+            },
+            Binding {
+                account_id: "222222222222",
+                ..base.clone()
+            },
+            Binding {
+                region: "eu-west-1",
+                ..base.clone()
+            },
+            Binding {
+                stack_name: "s2",
+                ..base.clone()
+            },
+            Binding {
+                deploy_role_arn: "arn:aws:iam::111111111111:role/other",
+                ..base.clone()
+            },
+            Binding {
+                execution_role_arn: None,
+                ..base.clone()
+            },
+            Binding {
+                capabilities: &named,
+                ..base.clone()
+            },
+        ];
+        let mut seen = std::collections::BTreeSet::from([base.hash()]);
+        for v in &variants {
+            assert!(seen.insert(v.hash()), "{v:?} hashes like another binding");
+        }
     }
 }

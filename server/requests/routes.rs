@@ -20,8 +20,8 @@ use crate::auth::CurrentUser;
 use crate::deployments;
 use crate::error::AppError;
 use crate::home::RequestRow;
-use crate::http::layout::{Layout, When};
-use crate::requests::store::Cursor;
+use crate::http::layout::{BADGE_CAP, Layout, When};
+use crate::requests::store::{Cursor, Part};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -519,24 +519,32 @@ struct InboxQuery {
 async fn approvals_inbox(
     State(state): State<AppState>,
     user: CurrentUser,
-    Query(q): Query<InboxQuery>,
+    Query(params): Query<InboxQuery>,
 ) -> Result<Html<String>, AppError> {
     user.require_approver()?;
-    let class = match q.class.as_str() {
+    let class = match params.class.as_str() {
         "" => None,
         c => Some(c.parse::<EnvClass>().map_err(AppError::BadRequest)?),
     };
-    let cursor = match q.cursor.as_str() {
+    let cursor = match params.cursor.as_str() {
         "" => None,
         c => Some(Cursor::decode(c).ok_or_else(|| {
             AppError::BadRequest("This page link is not valid; start from the first page.".into())
         })?),
     };
-    let (items, next) = approvals::inbox_page(&state.db, &user, class, cursor.as_ref(), 50).await?;
+    let scope = approvals::review_scope(&user);
+    let mut q = approvals::inbox_query(&user, scope.as_deref());
+    q.env_class = class;
+    q.after = cursor.as_ref();
+    q.limit = 50;
+    // The page and the badge (every class), in one statement.
+    let badge = approvals::inbox_query(&user, scope.as_deref());
+    let mut read = store::batch(&state.db, &[Part::List(q), Part::Count(badge, BADGE_CAP)]).await?;
+    let (items, next) = read.lists.pop().unwrap_or_default();
     let page = InboxPage {
-        layout: Layout::new(&state, &user, "approvals").await?,
+        layout: Layout::with_inbox(&user, "approvals", read.counts.pop().unwrap_or(0)),
         rows: items.iter().map(RequestRow::from).collect(),
-        class_filter: q.class,
+        class_filter: params.class,
         next: next.map(|c| c.encode()),
     };
     Ok(Html(render(&page)?))

@@ -1301,6 +1301,16 @@ impl Scenario {
         assert_eq!(done.rows_affected(), 1, "{sql}");
     }
 
+    /// Runs a statement about the request (`$1` is its id); it must change something.
+    async fn exec_request(&self, sql: &str) {
+        let done = sqlx::query(sqlx::AssertSqlSafe(sql.to_string()))
+            .bind(self.request_id.clone())
+            .execute(self.db().pool())
+            .await
+            .unwrap();
+        assert!(done.rows_affected() >= 1, "{sql}");
+    }
+
     /// The job's backoff is over (instead of sleeping).
     async fn make_due(&self) {
         self.exec("update deployments set next_attempt_at = 0 where id = $1")
@@ -1540,25 +1550,11 @@ async fn a_change_set_created_but_whose_answer_was_lost_is_found_again_and_not_c
     assert_eq!(d.status, DeploymentStatus::Succeeded, "{:?}", d.error);
     assert_eq!(d.epoch, 2);
 
-    // The retry asked CloudFormation again under the same change-set name (epoch 2's token)
-    // and was told it exists; it adopted that change set instead of making another.
+    // The retry found a stack under review without tags: before anything else it asked for this
+    // deployment's change set on it by stack and name, found it, and created nothing more.
     let creates = calls_of(&s.fake.calls(), Op::CreateChangeSet);
-    assert_eq!(creates.len(), 2);
-    assert!(creates[0].applied && !creates[1].applied);
-    assert_eq!(creates[0].change_set, creates[1].change_set);
-    assert_eq!(
-        creates[1].token.as_deref(),
-        Some(format!("dep-{}-changeset-2", d.id).as_str())
-    );
-    assert!(
-        creates[1]
-            .answer
-            .as_deref()
-            .unwrap_or("")
-            .contains("already exists"),
-        "{:?}",
-        creates[1].answer
-    );
+    assert_eq!(creates.len(), 1, "{creates:?}");
+    assert!(creates[0].applied);
     // It found the existing change set by stack and name (a bare name is not enough for
     // CloudFormation), and used its ARN from then on.
     let lookups: Vec<Call> = calls_of(&s.fake.calls(), Op::DescribeChangeSet)
@@ -1567,6 +1563,10 @@ async fn a_change_set_created_but_whose_answer_was_lost_is_found_again_and_not_c
         .collect();
     assert_eq!(lookups.len(), 1, "{lookups:?}");
     assert_eq!(lookups[0].change_set, creates[0].change_set);
+    assert!(
+        calls_of(&s.fake.calls(), Op::ExecuteChangeSet).len() == 1,
+        "executed once"
+    );
     let change_sets = s.fake.world(|w| w.change_sets_of(&s.stack_name));
     assert_eq!(change_sets.len(), 1, "one change set for the deployment");
     assert_eq!(
@@ -1802,7 +1802,7 @@ async fn an_approved_change_set_that_became_obsolete_is_not_executed_and_needs_a
     let create = &calls_of(&s.fake.calls(), Op::CreateChangeSet)[0];
     assert_eq!(create.kind, Some(ChangeSetKind::Update));
     let request = s.request().await;
-    assert_eq!(request.status, RequestStatus::Failed);
+    assert_eq!(request.status, RequestStatus::NeedsAttention);
     assert!(
         request
             .status_reason
@@ -1906,7 +1906,7 @@ async fn an_update_whose_rollback_failed_needs_attention_and_nothing_is_retried(
         Some(ChangeSetKind::Update)
     );
     let request = s.request().await;
-    assert_eq!(request.status, RequestStatus::Failed);
+    assert_eq!(request.status, RequestStatus::NeedsAttention);
     assert!(
         request
             .status_reason
@@ -2030,7 +2030,7 @@ async fn transient_failures_are_retried_with_growing_backoff_and_stop_at_needs_a
         0,
         "nothing mutating was attempted"
     );
-    assert_eq!(s.request().await.status, RequestStatus::Failed);
+    assert_eq!(s.request().await.status, RequestStatus::NeedsAttention);
     assert!(
         s.audit_actions()
             .await
@@ -2055,45 +2055,92 @@ async fn a_request_cancelled_before_the_worker_starts_deploys_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_no_longer_approved_as_queued_is_not_deployed_when_the_job_is_claimed() {
-    // Each case changes the request behind the queue; the claim-time check must catch it.
+    // A request cancelled behind the queue is simply not deployed.
+    let s = Scenario::new().await;
+    s.exec_request("update service_requests set status = 'cancelled' where id = $1")
+        .await;
+    assert!(s.worker().run_once().await.unwrap());
+    assert!(s.fake.calls().is_empty(), "zero AWS calls");
+    let d = s.deployment().await;
+    assert_eq!(d.status, DeploymentStatus::Cancelled);
+    assert!(d.error.unwrap_or_default().contains("cancelled"));
+    assert_eq!(s.request().await.status, RequestStatus::Cancelled);
+    assert!(s.audit_actions().await.contains(&"deploy.cancelled".into()));
+    s.check_invariants().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn content_edited_in_the_database_after_approval_is_refused_without_any_aws_call() {
+    // Each case edits what was approved, behind the portal's back; the worker re-derives the
+    // digest, the binding and the approvals from what is stored and refuses to act.
     let cases = [
         (
-            "cancelled behind the queue",
-            "update service_requests set status = 'cancelled' where id = $1".to_string(),
-            "cancelled",
-            RequestStatus::Cancelled,
+            "the template body",
+            "update rendered_templates set body = body || ' ' where digest = \
+             (select template_digest from service_requests where id = $1)",
+            "no longer matches the digest",
         ),
         (
+            "the request's content hash",
+            "update service_requests set content_hash = '0000' where id = $1",
             "changed after approval",
-            format!(
-                "update service_requests set content_hash = '{}' where id = $1",
-                "0".repeat(64)
-            ),
-            "changed after it was approved",
-            RequestStatus::Failed,
         ),
         (
-            "approval withdrawn",
-            "delete from approvals where request_id = $1".to_string(),
-            "0 of the 1 approvals",
-            RequestStatus::Failed,
+            "the request's parameters",
+            "update service_requests set params_json = '{\"vpc_cidr\":\"10.0.0.0/16\"}' where id = $1",
+            "changed after approval",
+        ),
+        (
+            "the deployment's stack",
+            "update deployments set stack_name = 'stackgate-lending--x-dev' where request_id = $1",
+            "not the approved",
+        ),
+        (
+            "the deployment's account",
+            "update deployments set account_id = '200000000002' where request_id = $1",
+            "not the approved",
+        ),
+        (
+            "the account's deploy role",
+            "update accounts set deploy_role_arn = 'arn:aws:iam::200000000001:role/other' \
+             where id = (select account_id from service_requests where id = $1)",
+            "roles changed",
+        ),
+        (
+            "an approval withdrawn",
+            "delete from approvals where request_id = $1",
+            "0 of the 1 valid approvals",
+        ),
+        (
+            "the approver disabled",
+            "update users set disabled = 1 where id in \
+             (select approver_id from approvals where request_id = $1)",
+            "has been disabled",
+        ),
+        (
+            "the approver's groups gone",
+            "update users set groups_json = '[]' where id in \
+             (select approver_id from approvals where request_id = $1)",
+            "no longer an approver",
         ),
     ];
-    for (what, sql, reason, request_status) in cases {
+    for (what, sql, reason) in cases {
         let s = Scenario::new().await;
-        sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(s.request_id.clone())
-            .execute(s.db().pool())
-            .await
-            .unwrap();
+        s.exec_request(sql).await;
         assert!(s.worker().run_once().await.unwrap(), "{what}");
         assert!(s.fake.calls().is_empty(), "{what}: zero AWS calls");
         let d = s.deployment().await;
-        assert_eq!(d.status, DeploymentStatus::Cancelled, "{what}");
-        assert!(d.error.unwrap_or_default().contains(reason), "{what}");
-        assert_eq!(s.request().await.status, request_status, "{what}");
+        assert_eq!(d.status, DeploymentStatus::NeedsAttention, "{what}");
+        let error = d.error.unwrap_or_default();
+        assert!(error.contains(reason), "{what}: {error}");
+        assert!(error.contains("refused to deploy"), "{what}: {error}");
+        let request = s.request().await;
+        assert_eq!(request.status, RequestStatus::NeedsAttention, "{what}");
+        let audit = s.audit().await;
+        let last = audit.last().unwrap();
+        assert_eq!(last.action, "deploy.needs_attention", "{what}");
         assert!(
-            s.audit_actions().await.contains(&"deploy.cancelled".into()),
+            last.detail["error"].as_str().unwrap().contains(reason),
             "{what}"
         );
         s.check_invariants().await;
@@ -2351,5 +2398,60 @@ async fn a_worker_asked_to_stop_while_polling_hands_the_job_back_and_the_next_wo
         "the next worker did not execute again"
     );
     assert_eq!(s.request().await.status, RequestStatus::Deployed);
+    s.check_invariants().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stack_this_request_does_not_own_is_never_touched_and_no_other_team_is_named() {
+    // (a) another team's stack with the same name; (b) a stack under review (no tags yet) that
+    // holds someone else's change set, not this deployment's.
+    for (what, status, team) in [
+        ("tagged for another team", "UPDATE_COMPLETE", "lending"),
+        ("under review, not ours", "REVIEW_IN_PROGRESS", ""),
+    ] {
+        let s = Scenario::new().await;
+        let stack = s.stack_name.clone();
+        s.fake.world(|w| {
+            w.seed_stack(&stack, status, team);
+            if let Some(st) = w.stacks.get_mut(&stack).filter(|_| team.is_empty()) {
+                st.tags.clear();
+            }
+        });
+        assert!(s.worker().run_once().await.unwrap(), "{what}");
+        let d = s.deployment().await;
+        assert_eq!(d.status, DeploymentStatus::Failed, "{what}");
+        let error = d.error.unwrap_or_default();
+        assert!(error.contains("already exists"), "{what}: {error}");
+        assert!(
+            !error.contains("lending"),
+            "{what}: names another team: {error}"
+        );
+        assert_eq!(s.fake.count(Op::CreateChangeSet), 0, "{what}");
+        assert_eq!(s.fake.count(Op::ExecuteChangeSet), 0, "{what}");
+        s.check_invariants().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_aws_call_slower_than_the_lease_keeps_the_job_with_its_worker() {
+    // A one-second lease; CloudFormation takes three seconds to answer DescribeChangeSet.
+    let s = Scenario::with(&[("STACKGATE_LEASE_SECONDS", "1")]).await;
+    let (reached, release) = s.fake.pause_before(Op::DescribeChangeSet, 0);
+    let first = s.worker();
+    let running = tokio::spawn(async move { first.run_once().await });
+    reached.notified().await;
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    // Another worker finds nothing to take: the first one kept its lease alive while it waited.
+    assert!(
+        !s.worker().run_once().await.unwrap(),
+        "the job was taken over"
+    );
+    assert!(s.column("lease_expires_at").await.unwrap() > now_ms());
+    release.notify_one();
+    assert!(running.await.unwrap().unwrap());
+    let d = s.deployment().await;
+    assert_eq!(d.status, DeploymentStatus::Succeeded, "{:?}", d.error);
+    assert_eq!(d.epoch, 1, "one claim only");
+    assert_eq!(s.fake.count(Op::ExecuteChangeSet), 1);
     s.check_invariants().await;
 }

@@ -1,0 +1,385 @@
+//! The AWS side of one deployment, step by step from its last durable step: create the change
+//! set (or find the one a lost answer created), wait for it, re-check the approval, execute it
+//! (or recognise it was executed), then follow the stack to a terminal status. Every AWS call
+//! runs under the lease heartbeat ([`Worker::beat`]); every mutating call is fenced by the lease.
+
+use super::outcome::{Outcome, classify, done};
+use super::{Connect, Worker};
+use crate::accounts::Account;
+use crate::audit::{self, Actor, Entry};
+use crate::deployments::aws::{
+    ChangeSetInput, ChangeSetKind, DeployError, StackOps, StatusClass, stack_status_class,
+};
+use crate::deployments::store::{self, Patch};
+use crate::deployments::{Change, Deployment, DeploymentStatus, Event, Output, Step};
+use crate::requests::ServiceRequest;
+
+impl<C: Connect> Worker<C> {
+    /// Takes a deployment from its last durable step to an outcome.
+    pub(super) async fn drive<O: StackOps>(
+        &self,
+        ops: &O,
+        job: &Deployment,
+        request: &ServiceRequest,
+        account: &Account,
+    ) -> anyhow::Result<Outcome> {
+        let mut step = if job.step == Step::Start {
+            Step::ChangeSetRequested
+        } else {
+            job.step
+        };
+        let mut arn = job.change_set_arn.clone();
+        if step == Step::ChangeSetRequested {
+            let created = match arn.clone() {
+                Some(a) => a,
+                None => match self.create_change_set(ops, job, request, account).await? {
+                    Ok(a) => {
+                        // Record the ARN at once, so a recovered job needs no lookup by name.
+                        self.save(
+                            job,
+                            Patch {
+                                change_set_arn: Some(a.clone()),
+                                ..Patch::default()
+                            },
+                        )
+                        .await?;
+                        a
+                    }
+                    Err(o) => return Ok(o),
+                },
+            };
+            let changes = match self.wait_for_change_set(ops, job, &created).await? {
+                Ok(c) => c,
+                Err(o) => return Ok(o),
+            };
+            let mut tx = self.db.begin().await?;
+            store::save(
+                &mut tx,
+                &job.id,
+                job.epoch,
+                self.lease_ms(),
+                Patch {
+                    step: Some(Step::ExecuteRequested),
+                    change_set_arn: Some(created.clone()),
+                    changes: Some(changes.clone()),
+                    ..Patch::default()
+                },
+            )
+            .await?;
+            let entry = Entry::new(&Actor::system("stackgate-worker"), "deploy.change_set_created", "request", request.id.clone())
+                .detail(serde_json::json!({ "change_set_arn": created, "changes": changes.len(), "account_id": account.id }))
+                .correlation(job.token("changeset", job.epoch));
+            audit::store::append(&mut tx, entry).await?;
+            tx.commit().await?;
+            arn = Some(created);
+            step = Step::ExecuteRequested;
+        }
+        if step != Step::ExecuteRequested {
+            return Ok(done(
+                DeploymentStatus::NeedsAttention,
+                Some(format!("unexpected step {}", step.as_str())),
+            ));
+        }
+        let Some(arn) = arn else {
+            return Ok(done(
+                DeploymentStatus::NeedsAttention,
+                Some("the change set ARN was not recorded".into()),
+            ));
+        };
+        // Reconcile before executing: execute only a change set that is still available.
+        match self.beat(job, ops.describe_change_set(&arn)).await? {
+            Ok(cs) if cs.execution_status == "AVAILABLE" => {
+                // Re-derive the approval right before the last mutating call.
+                if let Some(flag) = self.recheck(job).await? {
+                    return Ok(flag);
+                }
+                // Fence: prove this epoch still owns the job right before the call.
+                self.extend_lease(job).await?;
+                let token = job.token("execute", job.epoch);
+                if let Err(e) = self.beat(job, ops.execute_change_set(&arn, &token)).await? {
+                    return Ok(match e {
+                        e if e.is_retryable() => Outcome::Retry(e.to_string()),
+                        e => done(DeploymentStatus::Failed, Some(e.to_string())),
+                    });
+                }
+            }
+            Ok(cs) if cs.execution_status == "OBSOLETE" => {
+                return Ok(done(
+                    DeploymentStatus::NeedsAttention,
+                    Some("The approved change set is obsolete: the stack changed after approval. Submit a new request.".into()),
+                ));
+            }
+            // Executed already (in progress, complete, failed).
+            Ok(_) => {}
+            // Gone: removed after its execution, or deleted before anyone executed it. Only the
+            // stack's events tell: an execution of this deployment carries its token (bar F3).
+            Err(DeployError::NotFound(_)) => {
+                let mine = format!("dep-{}-execute-", job.id);
+                match self.beat(job, ops.stack_events(&job.stack_name)).await? {
+                    Ok(events)
+                        if events.iter().any(|e| {
+                            e.client_request_token
+                                .as_deref()
+                                .is_some_and(|t| t.starts_with(&mine))
+                        }) => {}
+                    Ok(_) | Err(DeployError::NotFound(_)) => {
+                        return Ok(done(
+                            DeploymentStatus::NeedsAttention,
+                            Some("The approved change set was removed before it was executed; nothing was deployed. Submit a new request.".into()),
+                        ));
+                    }
+                    Err(e) => return Ok(classify(e)),
+                }
+            }
+            Err(e) if e.is_retryable() => return Ok(Outcome::Retry(e.to_string())),
+            Err(e) => return Ok(done(DeploymentStatus::Failed, Some(e.to_string()))),
+        }
+        self.poll_stack(ops, job).await
+    }
+
+    pub(super) async fn create_change_set<O: StackOps>(
+        &self,
+        ops: &O,
+        job: &Deployment,
+        request: &ServiceRequest,
+        account: &Account,
+    ) -> anyhow::Result<Result<String, Outcome>> {
+        let existing = match self.beat(job, ops.describe_stack(&job.stack_name)).await? {
+            Ok(s) => s,
+            Err(e) => return Ok(Err(classify(e))),
+        };
+        // Never touch a stack this team does not own, even with the same name, and whatever its
+        // state. A stack under review shows no tags yet: it is ours only if it holds this
+        // deployment's change set (a create whose answer was lost). The message names no team.
+        if let Some(s) = &existing {
+            let owner = s
+                .tags
+                .iter()
+                .find(|(k, _)| k == "stackgate:team")
+                .map(|(_, v)| v.as_str());
+            let ours = match owner {
+                Some(team) => team == request.team,
+                None if s.status == "REVIEW_IN_PROGRESS" => {
+                    let name = job.change_set_name();
+                    match self
+                        .beat(job, ops.change_set_arn(&job.stack_name, &name))
+                        .await?
+                    {
+                        // Created by this deployment already: use it, create nothing.
+                        Ok(arn) => return Ok(Ok(arn)),
+                        Err(DeployError::NotFound(_)) => false,
+                        Err(e) => return Ok(Err(classify(e))),
+                    }
+                }
+                None => false,
+            };
+            if !ours {
+                return Ok(Err(done(
+                    DeploymentStatus::Failed,
+                    Some(format!(
+                        "A stack named {} already exists in account {} and was not created by \
+                         this request: choose another environment name.",
+                        job.stack_name, job.account_id
+                    )),
+                )));
+            }
+        }
+        let kind = match &existing {
+            None => ChangeSetKind::Create,
+            Some(s) if s.status == "REVIEW_IN_PROGRESS" => ChangeSetKind::Create,
+            Some(_) => ChangeSetKind::Update,
+        };
+        let input = ChangeSetInput {
+            stack_name: job.stack_name.clone(),
+            change_set_name: job.change_set_name(),
+            template_body: request.template_body.clone(),
+            change_set_type: kind,
+            tags: vec![
+                ("stackgate:team".into(), request.team.clone()),
+                ("stackgate:request".into(), request.number.to_string()),
+                (
+                    "stackgate:environment-class".into(),
+                    request.env_class.to_string(),
+                ),
+                (
+                    "stackgate:blueprint".into(),
+                    format!("{}@{}", request.blueprint_slug, request.blueprint_version),
+                ),
+            ],
+            client_token: job.token("changeset", job.epoch),
+            capabilities: request.capabilities.clone(),
+            role_arn: account
+                .cfn_execution_role_arn
+                .as_ref()
+                .map(|r| r.to_string()),
+        };
+        // Fence: prove this epoch still owns the job right before the call.
+        self.extend_lease(job).await?;
+        Ok(match self.beat(job, ops.create_change_set(input)).await? {
+            Ok(arn) => Ok(arn),
+            // A retried create whose first attempt went through: find it by its stable name
+            // (CloudFormation resolves a change-set name only together with its stack).
+            Err(DeployError::AlreadyExists(_)) => self
+                .beat(
+                    job,
+                    ops.change_set_arn(&job.stack_name, &job.change_set_name()),
+                )
+                .await?
+                .map_err(classify),
+            Err(DeployError::NoChanges) => Err(done(
+                DeploymentStatus::Succeeded,
+                Some("No changes: the stack already matches the template.".into()),
+            )),
+            Err(DeployError::TemplateRejected(m)) => Err(done(
+                DeploymentStatus::Failed,
+                Some(format!("CloudFormation rejected the template: {m}")),
+            )),
+            Err(e) => Err(classify(e)),
+        })
+    }
+
+    pub(super) async fn wait_for_change_set<O: StackOps>(
+        &self,
+        ops: &O,
+        job: &Deployment,
+        arn: &str,
+    ) -> anyhow::Result<Result<Vec<Change>, Outcome>> {
+        let mut delay = self.poll();
+        for _ in 0..120 {
+            match self.beat(job, ops.describe_change_set(arn)).await? {
+                Ok(cs) if cs.status == "CREATE_COMPLETE" => {
+                    return Ok(Ok(cs
+                        .changes
+                        .into_iter()
+                        .map(|c| Change {
+                            logical_id: c.logical_id,
+                            resource_type: c.resource_type,
+                            action: c.action,
+                            replacement: c.replacement,
+                        })
+                        .collect()));
+                }
+                Ok(_) => {}
+                Err(DeployError::NoChanges) => {
+                    return Ok(Err(done(
+                        DeploymentStatus::Succeeded,
+                        Some("No changes: the stack already matches the template.".into()),
+                    )));
+                }
+                Err(DeployError::ChangeSetFailed(m)) => {
+                    return Ok(Err(done(
+                        DeploymentStatus::Failed,
+                        Some(format!("The change set failed: {m}")),
+                    )));
+                }
+                Err(e) => return Ok(Err(classify(e))),
+            }
+            // A lost lease ends this worker's part at once (propagated, not retried).
+            self.extend_lease(job).await?;
+            self.pause(delay).await?;
+            delay = (delay * 2).min(self.poll() * 10);
+        }
+        Ok(Err(Outcome::Retry(
+            "the change set is still being created".into(),
+        )))
+    }
+
+    pub(super) async fn poll_stack<O: StackOps>(
+        &self,
+        ops: &O,
+        job: &Deployment,
+    ) -> anyhow::Result<Outcome> {
+        let mut delay = self.poll();
+        loop {
+            let stack = match self.beat(job, ops.describe_stack(&job.stack_name)).await? {
+                Ok(Some(s)) => s,
+                Ok(None) => {
+                    return Ok(done(
+                        DeploymentStatus::Failed,
+                        Some("The stack disappeared during the deployment.".into()),
+                    ));
+                }
+                Err(e) => return Ok(classify(e)),
+            };
+            let events = match self.beat(job, ops.stack_events(&job.stack_name)).await? {
+                Ok(evs) => evs,
+                Err(e) if e.is_retryable() => return Ok(Outcome::Retry(e.to_string())),
+                Err(_) => vec![],
+            };
+            let since = job.created_at - 60_000;
+            let mine: Vec<Event> = events
+                .iter()
+                .filter(|e| e.timestamp.timestamp_millis() >= since)
+                .map(|e| Event {
+                    at: e.timestamp.timestamp_millis(),
+                    logical_id: e.logical_id.clone(),
+                    resource_type: e.resource_type.clone(),
+                    status: e.status.clone(),
+                    reason: e.reason.clone().filter(|r| !r.is_empty()),
+                })
+                .collect();
+            store::record_events(&self.db, &job.id, &mine).await?;
+            let first_failure = || {
+                mine.iter()
+                    .rev()
+                    .find(|e| e.status.ends_with("_FAILED") && e.reason.is_some())
+                    .and_then(|e| e.reason.clone().map(|r| format!("{}: {r}", e.logical_id)))
+                    .or_else(|| stack.status_reason.clone())
+                    .unwrap_or_else(|| stack.status.clone())
+            };
+            match stack_status_class(&stack.status) {
+                StatusClass::InProgress => {}
+                StatusClass::Succeeded => {
+                    let outputs = stack
+                        .outputs
+                        .iter()
+                        .map(|(k, v, d)| Output {
+                            key: k.clone(),
+                            value: v.clone(),
+                            description: d.clone(),
+                        })
+                        .collect();
+                    self.save(
+                        job,
+                        Patch {
+                            stack_id: Some(stack.stack_id.clone()),
+                            ..Patch::default()
+                        },
+                    )
+                    .await?;
+                    return Ok(Outcome::Done {
+                        status: DeploymentStatus::Succeeded,
+                        error: None,
+                        outputs,
+                    });
+                }
+                StatusClass::RolledBack => {
+                    return Ok(done(
+                        DeploymentStatus::RolledBack,
+                        Some(format!(
+                            "The deployment failed and was rolled back ({}). {}",
+                            stack.status,
+                            first_failure()
+                        )),
+                    ));
+                }
+                StatusClass::Failed => {
+                    return Ok(done(DeploymentStatus::Failed, Some(first_failure())));
+                }
+                StatusClass::NeedsAttention => {
+                    return Ok(done(
+                        DeploymentStatus::NeedsAttention,
+                        Some(format!(
+                            "The stack is {}: a person must decide what to do. {}",
+                            stack.status,
+                            first_failure()
+                        )),
+                    ));
+                }
+            }
+            self.extend_lease(job).await?;
+            self.pause(delay).await?;
+            delay = (delay * 2).min(self.poll() * 10);
+        }
+    }
+}

@@ -1,0 +1,363 @@
+//! Lists of requests: bounded keyset pages and capped counts, each one statement; and all the
+//! lists and counts a page shows together in one statement ([`batch`]).
+
+use sqlx::Row;
+
+use crate::accounts::EnvClass;
+use crate::db::{Db, Sql};
+use crate::error::AppError;
+use crate::requests::RequestStatus;
+
+/// A request as a list shows it: no parameters, policy or template.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Summary {
+    pub id: String,
+    pub number: i64,
+    pub title: String,
+    pub team: String,
+    pub requester_id: String,
+    pub requester_name: String,
+    pub blueprint_slug: String,
+    pub blueprint_version: String,
+    pub account_id: String,
+    pub account_name: String,
+    pub region: String,
+    pub env_class: EnvClass,
+    pub env_name: String,
+    pub stack_name: String,
+    pub status: RequestStatus,
+    pub status_reason: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+const SUMMARY: &str = "select r.id, r.number, r.title, r.team, r.requester_id, \
+    coalesce(u.name, u.subject) as requester_name, r.blueprint_slug, r.blueprint_version, \
+    r.account_id, a.name as account_name, r.region, r.env_class, r.env_name, r.stack_name, \
+    r.status, r.status_reason, r.created_at, r.updated_at \
+    from service_requests r join users u on u.id = r.requester_id \
+    join accounts a on a.id = r.account_id";
+
+/// The columns of [`SUMMARY`], named as [`Summary`]'s fields.
+const SUMMARY_COLUMNS: [&str; 18] = [
+    "id",
+    "number",
+    "title",
+    "team",
+    "requester_id",
+    "requester_name",
+    "blueprint_slug",
+    "blueprint_version",
+    "account_id",
+    "account_name",
+    "region",
+    "env_class",
+    "env_name",
+    "stack_name",
+    "status",
+    "status_reason",
+    "created_at",
+    "updated_at",
+];
+
+/// A position in a list: the `(created_at, id)` of the last row shown. Opaque to clients.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cursor {
+    pub created_at: i64,
+    pub id: String,
+}
+
+impl Cursor {
+    pub fn after(s: &Summary) -> Cursor {
+        Cursor {
+            created_at: s.created_at,
+            id: s.id.clone(),
+        }
+    }
+
+    pub fn encode(&self) -> String {
+        use base64::Engine;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(format!("{}.{}", self.created_at, self.id))
+    }
+
+    /// `None` for anything this portal did not hand out.
+    pub fn decode(s: &str) -> Option<Cursor> {
+        use base64::Engine;
+        let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(s)
+            .ok()?;
+        let text = String::from_utf8(raw).ok()?;
+        let (at, id) = text.split_once('.')?;
+        let valid_id = !id.is_empty()
+            && id.len() <= 64
+            && id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-');
+        if !valid_id {
+            return None;
+        }
+        Some(Cursor {
+            created_at: at.parse().ok()?,
+            id: id.to_string(),
+        })
+    }
+}
+
+/// Which way a list runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Order {
+    NewestFirst,
+    OldestFirst,
+}
+
+/// What to list. `teams: None` means every team (auditors, admins, global approvers).
+#[derive(Debug, Clone)]
+pub struct ListQuery<'a> {
+    pub teams: Option<&'a [String]>,
+    /// Statuses to include; empty means any.
+    pub statuses: &'a [RequestStatus],
+    /// Only pending requests that this user may still decide on: not theirs, and not decided by
+    /// them on the current content (the approvals inbox).
+    pub undecided_by: Option<&'a str>,
+    /// Only this blueprint.
+    pub blueprint: Option<&'a str>,
+    /// Only this class of environment.
+    pub env_class: Option<EnvClass>,
+    pub order: Order,
+    pub after: Option<&'a Cursor>,
+    pub limit: i64,
+}
+
+impl<'a> ListQuery<'a> {
+    pub fn new(teams: Option<&'a [String]>, statuses: &'a [RequestStatus]) -> ListQuery<'a> {
+        ListQuery {
+            teams,
+            statuses,
+            undecided_by: None,
+            blueprint: None,
+            env_class: None,
+            order: Order::NewestFirst,
+            after: None,
+            limit: 20,
+        }
+    }
+}
+
+/// The largest page any list returns.
+pub const MAX_PAGE: i64 = 100;
+
+/// The conditions of one (team, status) slice, appended to `sql`.
+fn slice_filter(sql: &mut Sql, q: &ListQuery<'_>, team: Option<&str>, st: Option<RequestStatus>) {
+    sql.push(" where 1 = 1");
+    if let Some(team) = team {
+        sql.push(" and r.team = ").text(team);
+    }
+    if let Some(st) = st {
+        sql.push(" and r.status = ").text(st.as_str());
+    }
+    if let Some(bp) = q.blueprint {
+        sql.push(" and r.blueprint_slug = ").text(bp);
+    }
+    if let Some(class) = q.env_class {
+        sql.push(" and r.env_class = ").text(class.as_str());
+    }
+    if let Some(user) = q.undecided_by {
+        sql.push(" and r.requester_id <> ").text(user);
+        sql.push(
+            " and not exists (select 1 from approvals p where p.request_id = r.id \
+             and p.content_hash = r.content_hash and p.approver_id = ",
+        )
+        .text(user)
+        .push(")");
+    }
+    if let Some(c) = q.after {
+        let cmp = match q.order {
+            Order::NewestFirst => "<",
+            Order::OldestFirst => ">",
+        };
+        sql.push(&format!(" and (r.created_at, r.id) {cmp} ("))
+            .int(c.created_at)
+            .push(", ")
+            .text(&c.id)
+            .push(")");
+    }
+}
+
+/// Every (team, status) pair the query spans: each is one index range (team, status, time, id),
+/// so each slice is read in order and stops at the page size.
+fn slices<'a>(q: &ListQuery<'a>) -> Vec<(Option<&'a str>, Option<RequestStatus>)> {
+    let teams: Vec<Option<&str>> = match q.teams {
+        Some(t) => t.iter().map(|t| Some(t.as_str())).collect(),
+        None => vec![None],
+    };
+    let statuses: Vec<Option<RequestStatus>> = if q.statuses.is_empty() {
+        vec![None]
+    } else {
+        q.statuses.iter().copied().map(Some).collect()
+    };
+    teams
+        .iter()
+        .flat_map(|t| statuses.iter().map(move |s| (*t, *s)))
+        .collect()
+}
+
+fn direction(order: Order) -> &'static str {
+    match order {
+        Order::NewestFirst => "desc",
+        Order::OldestFirst => "asc",
+    }
+}
+
+/// Appends one page of `q` (one row per request, plus one to tell whether a next page exists):
+/// the union of its slices, each already ordered and cut at the page size, merged and cut again.
+/// Limits are literals (clamped integers): SQLite re-prepares a statement whose `LIMIT` is a
+/// bound parameter every time it is re-bound.
+fn push_page(sql: &mut Sql, q: &ListQuery<'_>) {
+    let (limit, dir) = (q.limit.clamp(1, MAX_PAGE) + 1, direction(q.order));
+    sql.push("select * from (");
+    for (i, (team, st)) in slices(q).into_iter().enumerate() {
+        if i > 0 {
+            sql.push(" union all ");
+        }
+        sql.push("select * from (").push(SUMMARY);
+        slice_filter(sql, q, team, st);
+        sql.push(&format!(
+            " order by r.created_at {dir}, r.id {dir} limit {limit}) s{i}"
+        ));
+    }
+    sql.push(&format!(
+        ") page order by created_at {dir}, id {dir} limit {limit}"
+    ));
+}
+
+/// Appends a statement whose one value is the page of `q`, as a JSON array of [`Summary`]: the
+/// page comes back as one row, not a row at a time.
+fn push_list(sql: &mut Sql, db: &Db, q: &ListQuery<'_>) {
+    let dir = direction(q.order);
+    let (open, close) = db.json_rows(&SUMMARY_COLUMNS, &format!("created_at {dir}, id {dir}"));
+    sql.push(&open);
+    if q.teams.is_some_and(|t| t.is_empty()) {
+        sql.push(SUMMARY).push(" where 1 = 0");
+    } else {
+        push_page(sql, q);
+    }
+    sql.push(&close);
+}
+
+/// Appends a statement counting the requests `q` spans, no further than `cap`.
+fn push_count(sql: &mut Sql, q: &ListQuery<'_>, cap: i64) {
+    if q.teams.is_some_and(|t| t.is_empty()) {
+        sql.push("select 0");
+        return;
+    }
+    sql.push("select count(*) from (");
+    for (i, (team, st)) in slices(q).into_iter().enumerate() {
+        if i > 0 {
+            sql.push(" union all ");
+        }
+        sql.push("select * from (select r.id from service_requests r");
+        slice_filter(sql, q, team, st);
+        sql.push(&format!(" limit {}) s{i}", cap.max(1)));
+    }
+    sql.push(") counted");
+}
+
+/// Splits a page read with one extra row into the page and the cursor of the next one.
+fn into_page(mut items: Vec<Summary>, q: &ListQuery<'_>) -> (Vec<Summary>, Option<Cursor>) {
+    let limit = q.limit.clamp(1, MAX_PAGE) as usize;
+    if items.len() > limit {
+        items.truncate(limit);
+        let next = items.last().map(Cursor::after);
+        (items, next)
+    } else {
+        (items, None)
+    }
+}
+
+fn parse_list(value: serde_json::Value) -> Result<Vec<Summary>, AppError> {
+    serde_json::from_value(value)
+        .map_err(|e| anyhow::anyhow!("reading a list of requests: {e}").into())
+}
+
+/// One page of a list, and where the next one starts (`None` at the end): one statement.
+pub async fn list(db: &Db, q: &ListQuery<'_>) -> Result<(Vec<Summary>, Option<Cursor>), AppError> {
+    let mut sql = Sql::default();
+    push_list(&mut sql, db, q);
+    let text: String = sql.query().fetch_one(db.pool()).await?.try_get(0)?;
+    let items: Vec<Summary> = serde_json::from_str(&text)
+        .map_err(|e| anyhow::anyhow!("reading a list of requests: {e}"))?;
+    Ok(into_page(items, q))
+}
+
+/// How many requests the query spans, counting no further than `cap` (pages show "cap+").
+pub async fn count(db: &Db, q: &ListQuery<'_>, cap: i64) -> Result<i64, AppError> {
+    let mut sql = Sql::default();
+    push_count(&mut sql, q, cap);
+    let n: i64 = sql.query().fetch_one(db.pool()).await?.try_get(0)?;
+    Ok(n.min(cap))
+}
+
+/// One part of what a page reads in one [`batch`].
+pub enum Part<'a> {
+    List(ListQuery<'a>),
+    Count(ListQuery<'a>, i64),
+}
+
+/// What a [`batch`] read: its lists (each a page and the next cursor) and its counts, each in the
+/// order of the parts.
+#[derive(Debug, Default)]
+pub struct Batch {
+    pub lists: Vec<(Vec<Summary>, Option<Cursor>)>,
+    pub counts: Vec<i64>,
+}
+
+/// Reads every list and count a page shows in one statement and one round trip: each part stays
+/// bounded (a keyset page or a capped count); the whole comes back as one JSON object.
+pub async fn batch(db: &Db, parts: &[Part<'_>]) -> Result<Batch, AppError> {
+    let keys: Vec<String> = (0..parts.len()).map(|i| format!("p{i}")).collect();
+    let mut sql = Sql::default();
+    db.json_object(&mut sql, &keys, |sql, i| match &parts[i] {
+        Part::List(q) => push_list(sql, db, q),
+        Part::Count(q, cap) => push_count(sql, q, *cap),
+    });
+    let text: String = sql.query().fetch_one(db.pool()).await?.try_get(0)?;
+    let mut object: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("reading a page's lists: {e}"))?;
+    let mut out = Batch::default();
+    for (part, key) in parts.iter().zip(&keys) {
+        let value = object.remove(key).unwrap_or_default();
+        match part {
+            Part::List(q) => out.lists.push(into_page(parse_list(value)?, q)),
+            Part::Count(_, cap) => out.counts.push(value.as_i64().unwrap_or(0).min(*cap)),
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_refuse_anything_else() {
+        let c = Cursor {
+            created_at: 1_764_000_000_123,
+            id: "0b3e0a0e-7d4f-4f6e-9a55-6b0f7f1d2c3a".into(),
+        };
+        assert_eq!(Cursor::decode(&c.encode()), Some(c));
+        for bad in ["", "!!", "bm90LWEtY3Vyc29y", "MTIzLg", "YWJjLjEyMw"] {
+            assert_eq!(Cursor::decode(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_list_spans_one_slice_per_team_and_status() {
+        let teams = vec!["a".to_string(), "b".to_string()];
+        let statuses = [RequestStatus::Draft, RequestStatus::Deployed];
+        assert_eq!(slices(&ListQuery::new(Some(&teams), &statuses)).len(), 4);
+        assert_eq!(slices(&ListQuery::new(None, &[])).len(), 1);
+        let q = ListQuery::new(Some(&teams), &[]);
+        let mut sql = Sql::new("");
+        slice_filter(&mut sql, &q, Some("a"), None);
+        assert_eq!(sql.sql(), " where 1 = 1 and r.team = $1");
+    }
+}
