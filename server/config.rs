@@ -46,6 +46,21 @@ pub struct AccountSeed {
     pub teams: Vec<String>,
 }
 
+/// A team as written in the config file's `[[teams]]` tables: which IdP groups make its
+/// requesters and its approvers. Nothing else grants a team role.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct TeamConfig {
+    pub name: String,
+    #[serde(default)]
+    pub requester_groups: Vec<String>,
+    #[serde(default)]
+    pub approver_groups: Vec<String>,
+    /// Cost centre the team's resources are tagged with.
+    #[serde(default)]
+    pub cost_centre: Option<String>,
+}
+
 /// The whole configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -86,6 +101,16 @@ pub struct Config {
     pub global_approver_groups: Vec<String>,
     /// `STACKGATE_APPROVALS_DEV` / `_TEST` / `_PROD`: distinct approvals a request needs.
     pub approvals_required: BTreeMap<EnvClass, u32>,
+    /// `[[teams]]` in the config file: each team and the IdP groups of its requesters/approvers.
+    pub teams: Vec<TeamConfig>,
+    /// `STACKGATE_GROUPS_REFRESH_SECONDS`: how old the IdP's confirmation of a user's groups may
+    /// be; older, the portal asks the IdP's userinfo endpoint again (always before a decision).
+    pub groups_refresh_seconds: i64,
+    /// `STACKGATE_SESSION_CACHE_MS`: how long a reading request may reuse a session check of
+    /// this replica (writes always check the database); 0 turns the cache off.
+    pub session_cache_ms: u64,
+    /// `STACKGATE_LOGIN_RATE_PER_MINUTE`: sign-in starts and callbacks allowed per client address.
+    pub login_rate_per_minute: u32,
     /// `[[accounts]]` in the config file: the account registry, upserted at start.
     pub accounts: Vec<AccountSeed>,
     /// `STACKGATE_LOG_FORMAT`: `json` (default) or `pretty`.
@@ -119,7 +144,12 @@ struct FileConfig {
     approvals_dev: Option<String>,
     approvals_test: Option<String>,
     approvals_prod: Option<String>,
+    groups_refresh_seconds: Option<String>,
+    session_cache_ms: Option<String>,
+    login_rate_per_minute: Option<String>,
     log_format: Option<String>,
+    #[serde(default)]
+    teams: Vec<TeamConfig>,
     #[serde(default)]
     accounts: Vec<AccountSeed>,
 }
@@ -137,6 +167,30 @@ fn err(setting: &str, message: impl Into<String>) -> ConfigError {
         setting: setting.to_string(),
         message: message.into(),
     }
+}
+
+/// Team names are unique and well formed, and every team names at least one group.
+fn checked_teams(teams: Vec<TeamConfig>) -> Result<Vec<TeamConfig>, ConfigError> {
+    let mut seen = std::collections::BTreeSet::new();
+    for t in &teams {
+        let setting = format!("STACKGATE_CONFIG: [[teams]] {}", t.name);
+        if !crate::auth::valid_team(&t.name) {
+            return Err(err(
+                &setting,
+                "a team name is 2-32 lowercase letters, digits and '-', starting with a letter",
+            ));
+        }
+        if !seen.insert(t.name.clone()) {
+            return Err(err(&setting, "is listed twice"));
+        }
+        if t.requester_groups.is_empty() && t.approver_groups.is_empty() {
+            return Err(err(
+                &setting,
+                "name its requester_groups or approver_groups (IdP group names)",
+            ));
+        }
+    }
+    Ok(teams)
 }
 
 impl Config {
@@ -287,6 +341,16 @@ impl Config {
                 "security-approvers",
             ),
             approvals_required,
+            teams: checked_teams(file.teams)?,
+            groups_refresh_seconds: number(
+                "GROUPS_REFRESH_SECONDS",
+                &file.groups_refresh_seconds,
+                300,
+            )?,
+            session_cache_ms: number("SESSION_CACHE_MS", &file.session_cache_ms, 1000)?.min(60_000)
+                as u64,
+            login_rate_per_minute: number("LOGIN_RATE_PER_MINUTE", &file.login_rate_per_minute, 20)?
+                .clamp(1, 100_000) as u32,
             accounts: file.accounts,
             log_json: log_format == "json",
         })
@@ -307,6 +371,31 @@ impl Config {
     pub fn approvals_for(&self, class: EnvClass) -> u32 {
         self.approvals_required.get(&class).copied().unwrap_or(1)
     }
+}
+
+/// A configuration for unit tests: the required settings and one team, `payments`, whose
+/// requesters are `payments-requesters` and approvers `payments-approvers` or `pay-leads`.
+#[cfg(test)]
+pub fn for_tests() -> Config {
+    let vars: BTreeMap<String, String> = [
+        ("STACKGATE_OIDC_ISSUER", "http://127.0.0.1:9"),
+        ("STACKGATE_OIDC_CLIENT_ID", "stackgate"),
+        ("STACKGATE_OIDC_CLIENT_SECRET", "s3cret"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let mut c = match Config::from_vars(&vars) {
+        Ok(c) => c,
+        Err(e) => panic!("{e}"),
+    };
+    c.teams.push(TeamConfig {
+        name: "payments".into(),
+        requester_groups: vec!["payments-requesters".into()],
+        approver_groups: vec!["payments-approvers".into(), "pay-leads".into()],
+        cost_centre: Some("CC-1042".into()),
+    });
+    c
 }
 
 #[cfg(test)]

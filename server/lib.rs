@@ -61,6 +61,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         redirect_url: config.callback_url(),
     });
     Ok(AppState {
+        sessions: Arc::new(auth::extract::SessionCache::new(config.session_cache_ms)),
         config: Arc::new(config),
         db,
         catalog: Arc::new(catalog),

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use tokio::sync::RwLock;
 
+use crate::auth::extract::SessionCache;
 use crate::auth::oidc::{LoginError, OidcClient, OidcSettings};
 use crate::catalog::Catalog;
 use crate::catalog::policy::PolicyEngine;
@@ -19,6 +20,8 @@ pub struct AppState {
     pub oidc: Arc<Oidc>,
     /// With SQLite, the lock that keeps a second replica from starting (held while alive).
     pub replica_lock: Option<Arc<std::fs::File>>,
+    /// Session checks this replica made recently (see `auth::extract`).
+    pub sessions: Arc<SessionCache>,
 }
 
 /// The OIDC client, discovered on first use so the portal starts (and existing sessions keep

@@ -212,6 +212,9 @@ mod tests {
             roles,
             csrf_token: String::new(),
             source_ip: None,
+            groups_checked_at: 0,
+            auth_time: None,
+            session: None,
         }
     }
 

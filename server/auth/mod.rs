@@ -1,12 +1,18 @@
 //! Sign-in with OpenID Connect, server-side sessions, and what a signed-in user may do.
 //!
-//! Authentication is the [`CurrentUser`] extractor; authorization is a visible call in each
-//! handler (`user.require_approver_for(team)?`), backed by the roles derived from the IdP's
-//! `groups` claim at every request (never a snapshot taken at login).
+//! Authentication is the [`CurrentUser`] extractor (`extract`); authorization is a visible call in
+//! each handler (`user.require_approver()?`), backed by the roles derived at every request from
+//! the groups the IdP last confirmed (at sign-in, then re-confirmed at an interval and before
+//! every decision; see `extract`).
 
+pub mod cookies;
+pub mod extract;
 pub mod oidc;
 pub mod routes;
-pub mod session;
+pub mod seal;
+pub mod store;
+
+pub use extract::PassiveUser;
 
 use serde::Serialize;
 
@@ -28,29 +34,26 @@ pub struct Roles {
 }
 
 impl Roles {
-    /// Maps IdP groups to roles with the configured group names.
+    /// Maps IdP groups to roles with the configured group names only: a team role comes from
+    /// the groups its `[[teams]]` entry names, never from the shape of a group's name.
     pub fn from_groups(groups: &[String], config: &Config) -> Roles {
-        let mut roles = Roles::default();
-        for g in groups {
-            if config.admin_groups.contains(g) {
-                roles.admin = true;
+        let has = |names: &[String]| names.iter().any(|n| groups.contains(n));
+        let mut roles = Roles {
+            admin: has(&config.admin_groups),
+            auditor: has(&config.auditor_groups),
+            global_approver: has(&config.global_approver_groups),
+            ..Roles::default()
+        };
+        for team in &config.teams {
+            if has(&team.requester_groups) {
+                roles.requester_teams.push(team.name.clone());
             }
-            if config.auditor_groups.contains(g) {
-                roles.auditor = true;
-            }
-            if config.global_approver_groups.contains(g) {
-                roles.global_approver = true;
-            } else if let Some(team) = g.strip_suffix("-approvers").filter(|t| valid_team(t)) {
-                roles.approver_teams.push(team.to_string());
-            }
-            if let Some(team) = g.strip_suffix("-requesters").filter(|t| valid_team(t)) {
-                roles.requester_teams.push(team.to_string());
+            if has(&team.approver_groups) {
+                roles.approver_teams.push(team.name.clone());
             }
         }
         roles.requester_teams.sort();
-        roles.requester_teams.dedup();
         roles.approver_teams.sort();
-        roles.approver_teams.dedup();
         roles
     }
 
@@ -86,6 +89,27 @@ pub struct CurrentUser {
     pub csrf_token: String,
     #[serde(skip)]
     pub source_ip: Option<String>,
+    /// When the IdP last confirmed the groups the roles come from (ms since the epoch).
+    pub groups_checked_at: i64,
+    /// When the user last authenticated at the IdP, if it said.
+    pub auth_time: Option<i64>,
+    /// The session this request runs in (absent for users made up by tests and the worker).
+    #[serde(skip)]
+    pub session: Option<SessionKey>,
+}
+
+/// A session's token hash and the browser's token itself (which opens the session's sealed
+/// access token). Never printed.
+#[derive(Clone)]
+pub struct SessionKey {
+    pub id_hash: String,
+    pub token: String,
+}
+
+impl std::fmt::Debug for SessionKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SessionKey([redacted])")
+    }
 }
 
 impl CurrentUser {
@@ -123,8 +147,8 @@ impl CurrentUser {
             Ok(())
         } else {
             Err(AppError::Forbidden(format!(
-                "You are not a requester for team '{team}'. Ask your team lead to add you to the \
-                 '{team}-requesters' group."
+                "You are not a requester for team '{team}'. Ask your team lead to add you to \
+                 one of the team's requester groups."
             )))
         }
     }
@@ -153,34 +177,24 @@ impl CurrentUser {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::BTreeMap;
-
-    fn config() -> Config {
-        let vars: BTreeMap<String, String> = [
-            ("STACKGATE_OIDC_ISSUER", "http://127.0.0.1:9"),
-            ("STACKGATE_OIDC_CLIENT_ID", "c"),
-            ("STACKGATE_OIDC_CLIENT_SECRET", "s"),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-        match Config::from_vars(&vars) {
-            Ok(c) => c,
-            Err(e) => panic!("{e}"),
-        }
-    }
 
     #[test]
-    fn groups_map_to_roles() {
-        let c = config();
+    fn only_the_configured_groups_grant_roles() {
+        let c = crate::config::for_tests();
         let g = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         let alice = Roles::from_groups(&g(&["payments-requesters"]), &c);
         assert_eq!(alice.requester_teams, vec!["payments"]);
         assert!(!alice.is_approver());
+        let lead = Roles::from_groups(&g(&["pay-leads"]), &c);
+        assert_eq!(lead.approver_teams, vec!["payments"]);
+        assert!(lead.approves_for("payments") && !lead.approves_for("lending"));
+        // A group shaped like a team role grants nothing unless configured.
+        let stranger = Roles::from_groups(&g(&["lending-approvers", "lending-requesters"]), &c);
+        assert_eq!(stranger, Roles::default());
         let carol = Roles::from_groups(&g(&["security-approvers"]), &c);
-        assert!(carol.global_approver);
+        assert!(carol.global_approver && carol.approves_for("lending"));
         assert!(carol.approver_teams.is_empty());
-        let dave = Roles::from_groups(&g(&["platform-admins", "Bad Team-requesters"]), &c);
+        let dave = Roles::from_groups(&g(&["platform-admins"]), &c);
         assert!(dave.admin);
         assert!(dave.requester_teams.is_empty());
         let erin = Roles::from_groups(&g(&["auditors"]), &c);

@@ -291,6 +291,28 @@ impl Identity {
     }
 }
 
+/// The access token a login received: the portal keeps it (sealed) to ask the IdP's userinfo
+/// endpoint for the user's current groups while the session lasts.
+#[derive(Clone, Debug)]
+pub struct AccessGrant {
+    /// The token (its `Debug` is redacted).
+    pub token: AccessToken,
+    /// When the IdP said it expires, if it did.
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// Why the IdP did not confirm a user's groups.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GroupsError {
+    /// The IdP refused the token (expired, revoked) or answered for another subject: the groups
+    /// cannot be confirmed with it any more.
+    #[error("the identity provider refused to confirm the user's groups: {0}")]
+    Rejected(&'static str),
+    /// The IdP could not be asked (unreachable, an error on its side, no userinfo endpoint).
+    #[error("the identity provider could not be asked for the user's groups")]
+    Unavailable,
+}
+
 /// Options for [`OidcClient::begin_with`].
 #[derive(Clone, Debug, Default)]
 pub struct BeginOptions {
@@ -499,6 +521,17 @@ impl OidcClient {
     /// and verifies the ID token (see the module documentation). The caller has already checked
     /// `state` and removed `pending` from storage.
     pub async fn finish(&self, code: &str, pending: PendingLogin) -> Result<Identity, LoginError> {
+        self.finish_with_grant(code, pending)
+            .await
+            .map(|(identity, _)| identity)
+    }
+
+    /// [`OidcClient::finish`], also returning the access token the IdP issued.
+    pub async fn finish_with_grant(
+        &self,
+        code: &str,
+        pending: PendingLogin,
+    ) -> Result<(Identity, AccessGrant), LoginError> {
         if pending.is_expired(Utc::now()) {
             return Err(LoginError::LoginExpired);
         }
@@ -528,7 +561,45 @@ impl OidcClient {
             // After the exchange: the IdP minted the token just now.
             now: Utc::now(),
         };
-        self.verify_with_key_refresh(id_token, &checks).await
+        let identity = self.verify_with_key_refresh(id_token, &checks).await?;
+        let grant = AccessGrant {
+            token: response.access_token().clone(),
+            expires_at: response
+                .expires_in()
+                .and_then(|d| TimeDelta::from_std(d).ok())
+                .map(|d| checks.now + d),
+        };
+        Ok((identity, grant))
+    }
+
+    /// The user's groups as the IdP's userinfo endpoint reports them now, for the access token a
+    /// login received; the answer must be about `subject`.
+    pub async fn current_groups(
+        &self,
+        access_token: &AccessToken,
+        subject: &str,
+    ) -> Result<Vec<String>, GroupsError> {
+        let request = self
+            .client
+            .user_info(
+                access_token.clone(),
+                Some(openidconnect::SubjectIdentifier::new(subject.to_owned())),
+            )
+            .map_err(|_| GroupsError::Unavailable)?;
+        let claims: openidconnect::UserInfoClaims<GroupsClaim, CoreGenderClaim> =
+            match request.request_async(&self.http).await {
+                Ok(claims) => claims,
+                Err(openidconnect::UserInfoError::Response(status, _, _))
+                    if status.as_u16() == 401 || status.as_u16() == 403 =>
+                {
+                    return Err(GroupsError::Rejected("token refused"));
+                }
+                Err(openidconnect::UserInfoError::ClaimsVerification(_)) => {
+                    return Err(GroupsError::Rejected("answer about another subject"));
+                }
+                Err(_) => return Err(GroupsError::Unavailable),
+            };
+        Ok(claims.additional_claims().groups.clone())
     }
 
     /// Verifies an ID token with the current keys; on an unknown key, refetches the JWKS (rate

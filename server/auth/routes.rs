@@ -1,10 +1,8 @@
 //! Sign-in pages and the OIDC redirect dance; the [`CurrentUser`] extractor.
 
-use std::net::SocketAddr;
-
 use askama::Template;
 use axum::Router;
-use axum::extract::{ConnectInfo, FromRequestParts, Query, State};
+use axum::extract::{Query, State};
 use axum::http::header::{LOCATION, SET_COOKIE};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
@@ -12,10 +10,11 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 
-use super::session::{self, Cookies};
+use super::cookies::Cookies;
+use super::extract::client_ip;
+use super::store;
 use super::{CurrentUser, Roles};
 use crate::audit::{self, Actor, Entry};
-use crate::db::now_ms;
 use crate::error::AppError;
 use crate::state::AppState;
 
@@ -86,9 +85,9 @@ async fn start_login(
     };
     let (url, pending) = client.begin();
     let pending_json = serde_json::to_vec(&pending).map_err(anyhow::Error::from)?;
-    let token = session::new_token();
+    let token = store::new_token();
     let return_to = safe_return_to(q.return_to.as_deref());
-    session::save_pending_login(&state.db, &token, &pending_json, &return_to).await?;
+    store::save_pending_login(&state.db, &token, &pending_json, &return_to).await?;
     let c = cookies(&state);
     Ok((
         StatusCode::SEE_OTHER,
@@ -113,6 +112,8 @@ struct CallbackQuery {
     code: Option<String>,
     state: Option<String>,
     error: Option<String>,
+    /// The issuer of the authorization response (RFC 9207), when the IdP sends it.
+    iss: Option<String>,
 }
 
 /// Records a refused sign-in (one audit record with a machine-readable reason) and answers
@@ -142,23 +143,23 @@ async fn refuse(state: &AppState, reason: &str, ip: Option<String>) -> Result<Re
 
 async fn callback(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    ClientIp(ip): ClientIp,
+    parts: Parts,
     Query(q): Query<CallbackQuery>,
 ) -> Result<Response, AppError> {
+    let ip = client_ip(&parts);
     let c = cookies(&state);
     if q.error.is_some() {
         return refuse(&state, "idp_error", ip).await;
     }
-    let Some(cookie_token) = session::cookie(&headers, c.login_name()) else {
+    let Some(cookie_token) = c.get(&parts.headers, c.login_name()) else {
         return refuse(&state, "no_preauth_cookie", ip).await;
     };
     let Some((plain, return_to, age_ms)) =
-        session::take_pending_login(&state.db, &cookie_token).await?
+        store::take_pending_login(&state.db, &cookie_token).await?
     else {
         return refuse(&state, "unknown_login", ip).await;
     };
-    if age_ms > session::LOGIN_TTL_MS {
+    if age_ms > store::LOGIN_TTL_MS {
         return refuse(&state, "login_expired", ip).await;
     }
     let Ok(pending) = serde_json::from_slice::<super::oidc::PendingLogin>(&plain) else {
@@ -174,12 +175,16 @@ async fn callback(
         Ok(client) => client,
         Err(e) => return refuse(&state, e.reason(), ip).await,
     };
-    let identity = match client.finish(&code, pending).await {
-        Ok(identity) => identity,
+    // A response naming another issuer is a mix-up attack: refuse before redeeming the code.
+    if !client.callback_issuer_matches(q.iss.as_deref()) {
+        return refuse(&state, "callback_issuer_mismatch", ip).await;
+    }
+    let (identity, grant) = match client.finish_with_grant(&code, pending).await {
+        Ok(done) => done,
         Err(e) => return refuse(&state, e.reason(), ip).await,
     };
     let mut tx = state.db.begin().await?;
-    let user_id = session::upsert_user(
+    let user_id = store::upsert_user(
         &mut tx,
         &identity.issuer,
         &identity.subject,
@@ -188,15 +193,16 @@ async fn callback(
         &identity.groups,
     )
     .await?;
-    if session::is_disabled(&mut tx, &user_id).await? {
+    if store::is_disabled(&mut tx, &user_id).await? {
         tx.commit().await?;
         return refuse(&state, "user_disabled", ip).await;
     }
-    let token = session::create_session(
+    let token = store::create_session(
         &mut tx,
         &user_id,
         state.config.session_absolute_hours,
         identity.auth_time.map(|t| t.timestamp_millis()),
+        Some(&grant),
     )
     .await?;
     let name = identity
@@ -236,9 +242,11 @@ async fn logout(
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
     let c = cookies(&state);
-    if let Some(token) = session::cookie(&headers, c.session_name()) {
+    if let Some(token) = c.get(&headers, c.session_name()) {
+        let id_hash = store::token_hash("session", &token);
+        state.sessions.forget(&id_hash);
         let mut tx = state.db.begin().await?;
-        session::delete_session(&mut tx, &session::token_hash("session", &token)).await?;
+        store::delete_session(&mut tx, &id_hash).await?;
         let entry = Entry::new(&user.actor(), "auth.logout", "user", user.id.clone())
             .source_ip(user.source_ip.clone());
         audit::store::append(&mut tx, entry).await?;
@@ -252,82 +260,6 @@ async fn logout(
         ],
     )
         .into_response())
-}
-
-/// The client's address, when the server was started with connection info.
-pub struct ClientIp(pub Option<String>);
-
-impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(ClientIp(
-            parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|c| c.0.ip().to_string()),
-        ))
-    }
-}
-
-/// Loads the session named by the cookie, enforcing idle and absolute lifetimes and disabled
-/// users. `None` when there is no valid session.
-pub async fn load_user(state: &AppState, parts: &Parts) -> Result<Option<CurrentUser>, AppError> {
-    let c = cookies(state);
-    let Some(token) = session::cookie(&parts.headers, c.session_name()) else {
-        return Ok(None);
-    };
-    let Some(row) = session::find_session(&state.db, &token).await? else {
-        return Ok(None);
-    };
-    let now = now_ms();
-    let idle_ms = state.config.session_idle_minutes * 60_000;
-    if row.disabled || now > row.expires_at || now - row.last_seen_at > idle_ms {
-        let mut tx = state.db.begin().await?;
-        session::delete_session(&mut tx, &row.id_hash).await?;
-        tx.commit().await?;
-        return Ok(None);
-    }
-    if now - row.last_seen_at > 30_000 {
-        session::touch_session(&state.db, &row.id_hash).await?;
-    }
-    let source_ip = parts
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip().to_string());
-    Ok(Some(CurrentUser {
-        id: row.user_id,
-        roles: Roles::from_groups(&row.groups, &state.config),
-        issuer: row.issuer,
-        subject: row.subject,
-        name: row.name,
-        email: row.email,
-        csrf_token: row.csrf_token,
-        source_ip,
-    }))
-}
-
-impl FromRequestParts<AppState> for CurrentUser {
-    type Rejection = AppError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
-        if let Some(user) = parts.extensions.get::<CurrentUser>() {
-            return Ok(user.clone());
-        }
-        match load_user(state, parts).await? {
-            Some(user) => {
-                parts.extensions.insert(user.clone());
-                Ok(user)
-            }
-            None => Err(AppError::Unauthenticated {
-                return_to: parts
-                    .uri
-                    .path_and_query()
-                    .map(|p| p.as_str().to_string())
-                    .unwrap_or_else(|| "/".into()),
-            }),
-        }
-    }
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use subtle::ConstantTimeEq;
 
 use super::BODY_LIMIT;
-use crate::auth::routes::load_user;
+use crate::auth::extract::{Use, load_user};
 use crate::error::AppError;
 use crate::state::AppState;
 
@@ -48,7 +48,7 @@ pub async fn protect(State(state): State<AppState>, request: Request, next: Next
         return forbidden();
     }
     let (mut parts, body) = request.into_parts();
-    let user = match load_user(&state, &parts).await {
+    let user = match load_user(&state, &parts, Use::Write).await {
         Ok(Some(user)) => user,
         Ok(None) if parts.uri.path().starts_with("/api/") => {
             return crate::error::ApiError(AppError::Unauthenticated {

@@ -159,11 +159,13 @@ struct CommentBody {
 /// Approve or reject, by the last path segment.
 async fn decide(
     State(state): State<AppState>,
-    ApiUser(user): ApiUser,
+    ApiUser(mut user): ApiUser,
     Path((id, decision)): Path<(String, String)>,
     ApiJson(body): ApiJson<CommentBody>,
 ) -> Result<Json<approvals::DecisionOutcome>, ApiError> {
     let decision = Decision::from_path(&decision).ok_or(AppError::NotFound)?;
+    // A decision counts only with roles the IdP confirms now.
+    crate::auth::extract::confirm_groups(&state, &mut user, &format!("/requests/{id}")).await?;
     Ok(Json(
         approvals::decide(&state, &user, &id, decision, &body.comment).await?,
     ))

@@ -72,8 +72,8 @@ fn pick_team(user: &CurrentUser, named: Option<&str>) -> Result<String, AppError
         None => match user.roles.requester_teams.as_slice() {
             [only] => Ok(only.clone()),
             [] => Err(AppError::Forbidden(
-                "You are not a requester for any team. Ask your team lead to add you to a \
-                 '<team>-requesters' group."
+                "You are not a requester for any team. Ask your team lead to add you to your \
+                 team's requester group."
                     .into(),
             )),
             _ => Err(AppError::Invalid(vec![FieldError::new(

@@ -16,7 +16,7 @@ use super::views::*;
 use super::{RequestStatus, ServiceRequest, actions, store};
 use crate::accounts::{self, EnvClass};
 use crate::approvals::{self, Decision};
-use crate::auth::CurrentUser;
+use crate::auth::{CurrentUser, PassiveUser};
 use crate::deployments;
 use crate::error::AppError;
 use crate::home::RequestRow;
@@ -442,7 +442,7 @@ struct PanelQuery {
 /// page was drawn (approved, deployed…), htmx is told to reload the whole page instead.
 async fn deployment_fragment(
     State(state): State<AppState>,
-    user: CurrentUser,
+    PassiveUser(user): PassiveUser,
     Path(id): Path<String>,
     Query(q): Query<PanelQuery>,
 ) -> Result<Response, AppError> {
@@ -490,11 +490,13 @@ async fn after_action(
 /// Approve or reject (the form's action names which).
 async fn decide(
     State(state): State<AppState>,
-    user: CurrentUser,
+    mut user: CurrentUser,
     Path((id, decision)): Path<(String, String)>,
     Form(f): Form<CommentForm>,
 ) -> Result<Response, AppError> {
     let decision = Decision::from_path(&decision).ok_or(AppError::NotFound)?;
+    // A decision counts only with roles the IdP confirms now.
+    crate::auth::extract::confirm_groups(&state, &mut user, &format!("/requests/{id}")).await?;
     let result = approvals::decide(&state, &user, &id, decision, &f.comment).await;
     after_action(&state, &user, &id, result.map(|_| ())).await
 }

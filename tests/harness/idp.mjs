@@ -232,6 +232,13 @@ async function main() {
   const oidcHandler = provider.callback();
   server.on('request', (req, res) => {
     const url = new URL(req.url, issuer);
+    // Test control: PUT /test/users/<login>/groups with a JSON array changes what the IdP reports
+    // for that user from now on (ID tokens and userinfo), as a directory change would.
+    const groupsMatch = /^\/test\/users\/([a-z0-9_-]+)\/groups$/.exec(url.pathname);
+    if (groupsMatch && req.method === 'PUT') {
+      setGroups(req, res, groupsMatch[1]).catch((err) => send(res, 400, err.message));
+      return;
+    }
     const match = /^\/interaction\/([A-Za-z0-9_-]+)(?:\/login)?$/.exec(url.pathname);
     if (match) {
       interaction(req, res).catch((err) => {
@@ -331,6 +338,17 @@ function readBody(req) {
     req.on('end', () => resolve(body));
     req.on('error', reject);
   });
+}
+
+async function setGroups(req, res, login) {
+  const user = usersByLogin.get(login);
+  if (!user) return send(res, 404, `unknown user ${login}`);
+  const groups = JSON.parse(await readBody(req));
+  if (!Array.isArray(groups) || groups.some((g) => typeof g !== 'string')) {
+    return send(res, 400, 'expected a JSON array of group names');
+  }
+  user.groups = groups;
+  return send(res, 204, '');
 }
 
 function send(res, status, message) {

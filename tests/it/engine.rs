@@ -1149,6 +1149,9 @@ async fn insert_user(db: &Db, name: &str, groups: &[&str], roles: Roles) -> Curr
         roles,
         csrf_token: String::new(),
         source_ip: Some("192.0.2.10".into()),
+        groups_checked_at: 0,
+        auth_time: None,
+        session: None,
     }
 }
 

@@ -11,4 +11,5 @@ mod journey;
 mod oidc;
 mod races;
 mod security;
+mod sessions;
 mod support;

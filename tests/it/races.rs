@@ -21,7 +21,7 @@ const ITERATIONS: usize = 200;
 /// A user row and the signed-in user the actions take.
 async fn user(app: &TestApp, login: &str, roles: Roles) -> CurrentUser {
     let mut tx = app.state.db.begin().await.unwrap();
-    let id = stackgate::auth::session::upsert_user(
+    let id = stackgate::auth::store::upsert_user(
         &mut tx,
         "https://idp.test",
         &format!("sub-{login}"),
@@ -41,6 +41,9 @@ async fn user(app: &TestApp, login: &str, roles: Roles) -> CurrentUser {
         roles,
         csrf_token: String::new(),
         source_ip: None,
+        groups_checked_at: 0,
+        auth_time: None,
+        session: None,
     }
 }
 

@@ -441,7 +441,8 @@ async fn a_deploy_role_that_cannot_be_assumed_fails_the_request_with_a_clear_mes
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_expired_and_disabled_sessions_are_refused_at_the_next_request() {
-    let app = TestApp::spawn(Backend::Sqlite).await;
+    // Without the short read cache: every request checks the stored session.
+    let app = TestApp::spawn_with(Backend::Sqlite, &[("STACKGATE_SESSION_CACHE_MS", "0")]).await;
     let pool = app.state.db.pool();
     let now = chrono::Utc::now().timestamp_millis();
     // Each case: sign in, move the clock of the stored session (or disable the user), and the

@@ -125,18 +125,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     fn config() -> Config {
-        let vars: BTreeMap<String, String> = [
-            ("STACKGATE_OIDC_ISSUER", "http://127.0.0.1:9"),
-            ("STACKGATE_OIDC_CLIENT_ID", "c"),
-            ("STACKGATE_OIDC_CLIENT_SECRET", "s"),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-        match Config::from_vars(&vars) {
-            Ok(c) => c,
-            Err(e) => panic!("{e}"),
-        }
+        crate::config::for_tests()
     }
 
     fn account() -> Account {

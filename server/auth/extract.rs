@@ -1,0 +1,278 @@
+//! Who is asking: the session named by the cookie, checked (idle and absolute lifetime, disabled
+//! user), with roles from the groups the IdP last confirmed. The [`CurrentUser`] extractor counts
+//! as activity; [`PassiveUser`] (background polls) does not extend an idle session.
+//!
+//! Groups are re-confirmed with the IdP's userinfo endpoint once the last confirmation is older
+//! than `STACKGATE_GROUPS_REFRESH_SECONDS`, and always before a decision ([`confirm_groups`]).
+//! If the IdP refuses the session's token the session ends; if it cannot be reached, the last
+//! confirmed groups stand for reading (existing sessions keep working while the IdP is down),
+//! but a decision waits until they can be confirmed.
+//!
+//! A reading request may reuse this replica's check of a session for `STACKGATE_SESSION_CACHE_MS`
+//! (1 s by default); every write checks the database.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::Method;
+use axum::http::request::Parts;
+
+use super::cookies::Cookies;
+use super::oidc::GroupsError;
+use super::store::{self, SessionRow};
+use super::{CurrentUser, Roles, SessionKey};
+use crate::db::now_ms;
+use crate::error::AppError;
+use crate::state::AppState;
+
+/// Sessions checked recently on this replica, by token hash.
+pub struct SessionCache {
+    ttl: Duration,
+    cache: moka::sync::Cache<String, (SessionRow, Instant)>,
+}
+
+impl SessionCache {
+    pub fn new(ttl_ms: u64) -> SessionCache {
+        SessionCache {
+            ttl: Duration::from_millis(ttl_ms),
+            cache: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(Duration::from_millis(ttl_ms.max(1)))
+                .build(),
+        }
+    }
+
+    fn get(&self, id_hash: &str) -> Option<SessionRow> {
+        if self.ttl.is_zero() {
+            return None;
+        }
+        self.cache
+            .get(id_hash)
+            .filter(|(_, at)| at.elapsed() < self.ttl)
+            .map(|(row, _)| row)
+    }
+
+    fn put(&self, row: &SessionRow) {
+        if !self.ttl.is_zero() {
+            self.cache
+                .insert(row.id_hash.clone(), (row.clone(), Instant::now()));
+        }
+    }
+
+    /// Forgets a session at once (signed out, ended, its user disabled).
+    pub fn forget(&self, id_hash: &str) {
+        self.cache.invalidate(id_hash);
+    }
+}
+
+/// How a request uses the session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Use {
+    /// A page or API read: counts as activity; a recent check on this replica may be reused.
+    Read,
+    /// A write: counts as activity; always checked in the database.
+    Write,
+    /// A background poll: the session must be valid, but this does not keep it alive.
+    Passive,
+}
+
+fn cookies(state: &AppState) -> Cookies {
+    Cookies {
+        secure: state.config.secure_cookies(),
+    }
+}
+
+/// The session of this request, checked; `None` when there is no valid session (an ended one is
+/// deleted on the way).
+async fn session(state: &AppState, token: &str, how: Use) -> Result<Option<SessionRow>, AppError> {
+    let id_hash = store::token_hash("session", token);
+    let cached = match how {
+        Use::Write => None,
+        Use::Read | Use::Passive => state.sessions.get(&id_hash),
+    };
+    let mut row = match cached {
+        Some(row) => row,
+        None => match store::find_session(&state.db, token).await? {
+            Some(row) => row,
+            None => return Ok(None),
+        },
+    };
+    let now = now_ms();
+    let idle_ms = state.config.session_idle_minutes * 60_000;
+    if row.disabled || now > row.expires_at || now - row.last_seen_at > idle_ms {
+        end_session(state, &row.id_hash).await?;
+        return Ok(None);
+    }
+    if how != Use::Passive && now - row.last_seen_at > 30_000 {
+        store::touch_session(&state.db, &row.id_hash).await?;
+        row.last_seen_at = now;
+    }
+    state.sessions.put(&row);
+    Ok(Some(row))
+}
+
+async fn end_session(state: &AppState, id_hash: &str) -> Result<(), AppError> {
+    state.sessions.forget(id_hash);
+    let mut tx = state.db.begin().await?;
+    store::delete_session(&mut tx, id_hash).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Asks the IdP for the user's groups now and records them. `Ok(false)` when the IdP could not
+/// confirm them (unreachable, or the session holds no usable token); the session is ended when
+/// the IdP refuses its token.
+async fn refresh_groups(
+    state: &AppState,
+    token: &str,
+    row: &mut SessionRow,
+) -> Result<bool, AppError> {
+    let Some(access) = store::access_token(token, row) else {
+        return Ok(false);
+    };
+    let Ok(client) = state.oidc.client().await else {
+        return Ok(false);
+    };
+    match client.current_groups(&access, &row.subject).await {
+        Ok(groups) => {
+            let at = store::record_groups(&state.db, &row.user_id, &row.id_hash, &groups).await?;
+            row.groups = groups;
+            row.groups_checked_at = at;
+            state.sessions.put(row);
+            Ok(true)
+        }
+        Err(GroupsError::Rejected(why)) => {
+            tracing::info!(user.id = %row.user_id, "The identity provider refused a session's token ({why}); the session ends.");
+            end_session(state, &row.id_hash).await?;
+            Err(AppError::Unauthenticated {
+                return_to: "/".into(),
+            })
+        }
+        Err(GroupsError::Unavailable) => Ok(false),
+    }
+}
+
+fn user_of(state: &AppState, row: SessionRow, token: &str, parts: &Parts) -> CurrentUser {
+    CurrentUser {
+        id: row.user_id,
+        roles: Roles::from_groups(&row.groups, &state.config),
+        issuer: row.issuer,
+        subject: row.subject,
+        name: row.name,
+        email: row.email,
+        csrf_token: row.csrf_token,
+        source_ip: client_ip(parts),
+        groups_checked_at: row.groups_checked_at,
+        auth_time: row.auth_time,
+        session: Some(SessionKey {
+            id_hash: row.id_hash,
+            token: token.to_string(),
+        }),
+    }
+}
+
+/// Loads the user of the session the request's cookie names. `None` without a valid session.
+pub async fn load_user(
+    state: &AppState,
+    parts: &Parts,
+    how: Use,
+) -> Result<Option<CurrentUser>, AppError> {
+    let Some(token) = cookies(state).get(&parts.headers, cookies(state).session_name()) else {
+        return Ok(None);
+    };
+    let Some(mut row) = session(state, &token, how).await? else {
+        return Ok(None);
+    };
+    let stale = now_ms() - row.groups_checked_at > state.config.groups_refresh_seconds * 1000;
+    if how != Use::Passive && stale {
+        refresh_groups(state, &token, &mut row).await?;
+    }
+    Ok(Some(user_of(state, row, &token, parts)))
+}
+
+/// Before a decision: the user's groups confirmed by the IdP just now, and their roles from
+/// them. When the IdP cannot confirm them, the user is sent to sign in again and comes back to
+/// `return_to`.
+pub async fn confirm_groups(
+    state: &AppState,
+    user: &mut CurrentUser,
+    return_to: &str,
+) -> Result<(), AppError> {
+    let again = || AppError::Unauthenticated {
+        return_to: return_to.to_string(),
+    };
+    let Some(key) = user.session.clone() else {
+        return Err(again());
+    };
+    let Some(mut row) = store::find_session(&state.db, &key.token).await? else {
+        return Err(again());
+    };
+    match refresh_groups(state, &key.token, &mut row).await {
+        Ok(true) => {
+            user.roles = Roles::from_groups(&row.groups, &state.config);
+            user.groups_checked_at = row.groups_checked_at;
+            Ok(())
+        }
+        Ok(false) | Err(AppError::Unauthenticated { .. }) => Err(again()),
+        Err(e) => Err(e),
+    }
+}
+
+/// The client's address, when the server was started with connection info.
+pub fn client_ip(parts: &Parts) -> Option<String> {
+    parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip().to_string())
+}
+
+/// Where to send a caller who is not signed in, after signing in.
+fn here(parts: &Parts) -> String {
+    parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "/".into())
+}
+
+impl FromRequestParts<AppState> for CurrentUser {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        if let Some(user) = parts.extensions.get::<CurrentUser>() {
+            return Ok(user.clone());
+        }
+        let how = if matches!(parts.method, Method::GET | Method::HEAD) {
+            Use::Read
+        } else {
+            Use::Write
+        };
+        match load_user(state, parts, how).await? {
+            Some(user) => {
+                parts.extensions.insert(user.clone());
+                Ok(user)
+            }
+            None => Err(AppError::Unauthenticated {
+                return_to: here(parts),
+            }),
+        }
+    }
+}
+
+/// The signed-in user of a background poll: the session must be valid, but polling does not
+/// count as activity, so an idle session still ends while a page polls.
+pub struct PassiveUser(pub CurrentUser);
+
+impl FromRequestParts<AppState> for PassiveUser {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        match load_user(state, parts, Use::Passive).await? {
+            Some(user) => Ok(PassiveUser(user)),
+            None => Err(AppError::Unauthenticated {
+                return_to: here(parts),
+            }),
+        }
+    }
+}

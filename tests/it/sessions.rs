@@ -1,0 +1,280 @@
+//! Sessions over time and roles that follow the IdP: the idle and absolute limits with their
+//! negative controls, background polls that do not keep a session alive, the short read cache
+//! (writes always check the database), groups re-confirmed with the IdP's userinfo endpoint
+//! (always before a decision), and the sealed login in progress.
+
+#![allow(clippy::expect_used, clippy::unwrap_used)] // test code: failing loudly is the point
+
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use sqlx::Row;
+
+use crate::app::{Backend, TestApp, UserClient};
+use crate::oidc::{browser, issuer, login_via_idp};
+
+async fn last_seen(app: &TestApp) -> i64 {
+    sqlx::query("select max(last_seen_at) from sessions")
+        .fetch_one(app.state.db.pool())
+        .await
+        .unwrap()
+        .try_get(0)
+        .unwrap()
+}
+
+async fn exec(app: &TestApp, sql: String) {
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .execute(app.state.db.pool())
+        .await
+        .unwrap();
+}
+
+fn now() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// What the IdP reports for `login` from now on.
+async fn set_idp_groups(login: &str, groups: &[&str]) {
+    let resp = reqwest::Client::new()
+        .put(format!("{}/test/users/{login}/groups", issuer()))
+        .json(&groups)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_just_inside_its_idle_and_absolute_limits_still_works() {
+    let app = TestApp::spawn_with(Backend::Sqlite, &[("STACKGATE_SESSION_CACHE_MS", "0")]).await;
+    let alice = app.login("alice").await;
+    // 14 of the 15 idle minutes gone, and one minute of absolute life left.
+    exec(
+        &app,
+        format!(
+            "update sessions set last_seen_at = {}, expires_at = {}",
+            now() - 14 * 60_000,
+            now() + 60_000
+        ),
+    )
+    .await;
+    assert_eq!(alice.get("/").await.status(), StatusCode::OK);
+    assert!(
+        last_seen(&app).await > now() - 5_000,
+        "the visit counted as activity"
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn background_polls_do_not_keep_an_idle_session_alive() {
+    let app = TestApp::spawn_with(Backend::Sqlite, &[("STACKGATE_SESSION_CACHE_MS", "0")]).await;
+    let alice = app.login("alice").await;
+    let id = alice.submit("network", "200000000001", "polled").await;
+    let ten_minutes_ago = now() - 10 * 60_000;
+    exec(
+        &app,
+        format!("update sessions set last_seen_at = {ten_minutes_ago}"),
+    )
+    .await;
+    // The request page polls its deployment panel: each poll is answered, none counts.
+    for _ in 0..3 {
+        let poll = alice.get(&format!("/requests/{id}/deployment")).await;
+        assert_eq!(poll.status(), StatusCode::OK);
+    }
+    assert_eq!(last_seen(&app).await, ten_minutes_ago);
+    // Sixteen idle minutes: the next poll is refused, and the session is gone.
+    exec(
+        &app,
+        format!("update sessions set last_seen_at = {}", now() - 16 * 60_000),
+    )
+    .await;
+    let poll = alice.get(&format!("/requests/{id}/deployment")).await;
+    assert_eq!(poll.status(), StatusCode::SEE_OTHER);
+    assert_eq!(alice.get("/").await.status(), StatusCode::SEE_OTHER);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disabled_user_is_refused_at_once_for_writes_and_within_the_cache_window_for_reads() {
+    let app = TestApp::spawn_with(Backend::Sqlite, &[("STACKGATE_SESSION_CACHE_MS", "1000")]).await;
+    // Reads: a check of this replica is reused for at most the cache window.
+    let alice = app.login("alice").await;
+    assert_eq!(alice.get("/").await.status(), StatusCode::OK);
+    exec(&app, "update users set disabled = 1".into()).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(alice.get("/").await.status(), StatusCode::SEE_OTHER);
+    exec(&app, "update users set disabled = 0".into()).await;
+    // Writes: always checked in the database, so refused at once.
+    let alice = app.login("alice").await;
+    assert_eq!(alice.get("/").await.status(), StatusCode::OK);
+    exec(&app, "update users set disabled = 1".into()).await;
+    let body = serde_json::json!({
+        "blueprint": "network", "account_id": "200000000001", "region": "eu-west-2", "name": "late"
+    });
+    let (code, _) = alice.api(Method::POST, "/requests", Some(body)).await;
+    assert_eq!(code, StatusCode::UNAUTHORIZED);
+    let count: i64 = sqlx::query("select count(*) from service_requests")
+        .fetch_one(app.state.db.pool())
+        .await
+        .unwrap()
+        .try_get(0)
+        .unwrap();
+    assert_eq!(count, 0, "nothing stored");
+    app.stop().await;
+}
+
+/// Signs `login` in and returns the client.
+async fn signed_in(app: &TestApp, login: &str) -> UserClient {
+    app.login(login).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_decision_uses_the_groups_the_idp_reports_now_not_those_of_the_sign_in() {
+    set_idp_groups("henry", &["payments-approvers"]).await;
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let alice = signed_in(&app, "alice").await;
+    let henry = signed_in(&app, "henry").await;
+    let id = alice.submit("network", "200000000001", "regroup").await;
+    // The directory removes henry from the approvers after he signed in.
+    set_idp_groups("henry", &[]).await;
+    let (code, body) = henry
+        .api(
+            Method::POST,
+            &format!("/requests/{id}/approve"),
+            Some(serde_json::json!({ "comment": "" })),
+        )
+        .await;
+    set_idp_groups("henry", &["payments-approvers"]).await;
+    assert_eq!(
+        code,
+        StatusCode::NOT_FOUND,
+        "no longer sees the team: {body}"
+    );
+    let (_, shown) = alice
+        .api(Method::GET, &format!("/requests/{id}"), None)
+        .await;
+    assert_eq!(shown["request"]["status"], "pending_approval");
+    assert!(shown["approvals"].as_array().unwrap().is_empty());
+    // Given back, the role counts again at the next decision.
+    let outcome = henry.approve(&id, "Looks right.").await;
+    assert_eq!(outcome["status"], "approved");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn groups_are_reconfirmed_with_the_idp_when_the_last_confirmation_is_old() {
+    set_idp_groups("henry", &["payments-approvers"]).await;
+    let app = TestApp::spawn_with(
+        Backend::Sqlite,
+        &[
+            ("STACKGATE_GROUPS_REFRESH_SECONDS", "0"),
+            ("STACKGATE_SESSION_CACHE_MS", "0"),
+        ],
+    )
+    .await;
+    let henry = signed_in(&app, "henry").await;
+    assert_eq!(henry.get("/approvals").await.status(), StatusCode::OK);
+    set_idp_groups("henry", &[]).await;
+    let after = henry.get("/approvals").await;
+    set_idp_groups("henry", &["payments-approvers"]).await;
+    assert_eq!(
+        after.status(),
+        StatusCode::FORBIDDEN,
+        "roles follow the IdP"
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_decision_whose_groups_cannot_be_confirmed_sends_the_approver_to_sign_in_again() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let alice = signed_in(&app, "alice").await;
+    let bob = signed_in(&app, "bob").await;
+    let id = alice.submit("network", "200000000001", "confirm").await;
+    // The session's sealed access token is no longer usable (as after its expiry).
+    exec(&app, "update sessions set access_token_sealed = 'x'".into()).await;
+    let page = bob
+        .post_form(&format!("/requests/{id}/approve"), &[("comment", "")])
+        .await;
+    assert_eq!(page.status(), StatusCode::SEE_OTHER);
+    let location = page.headers()["location"].to_str().unwrap().to_string();
+    assert!(
+        location.starts_with("/login?return_to=") && location.contains(&id),
+        "comes back to the same request: {location}"
+    );
+    let (code, _) = bob
+        .api(
+            Method::POST,
+            &format!("/requests/{id}/approve"),
+            Some(serde_json::json!({ "comment": "" })),
+        )
+        .await;
+    assert_eq!(code, StatusCode::UNAUTHORIZED);
+    let (_, shown) = alice
+        .api(Method::GET, &format!("/requests/{id}"), None)
+        .await;
+    assert!(
+        shown["approvals"].as_array().unwrap().is_empty(),
+        "nothing decided"
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_in_progress_whose_stored_fields_were_changed_is_refused() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let client = browser();
+    let start = client
+        .get(format!("{}/auth/login?return_to=/requests", app.base))
+        .send()
+        .await
+        .unwrap();
+    let authorize = start.headers()["location"].to_str().unwrap().to_string();
+    let callback = login_via_idp(&client, &authorize, "alice").await;
+    exec(&app, "update pending_logins set return_to = '/evil'".into()).await;
+    let resp = client.get(&callback).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    let count: i64 = sqlx::query("select count(*) from sessions")
+        .fetch_one(app.state.db.pool())
+        .await
+        .unwrap()
+        .try_get(0)
+        .unwrap();
+    assert_eq!(count, 0, "no session");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_callback_naming_another_issuer_is_refused_before_the_code_is_redeemed() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let client = browser();
+    let start = client
+        .get(format!("{}/auth/login", app.base))
+        .send()
+        .await
+        .unwrap();
+    let authorize = start.headers()["location"].to_str().unwrap().to_string();
+    let callback = login_via_idp(&client, &authorize, "alice").await;
+    let mut url = url::Url::parse(&callback).unwrap();
+    let pairs: Vec<(String, String)> = url
+        .query_pairs()
+        .filter(|(k, _)| k != "iss")
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    url.query_pairs_mut()
+        .clear()
+        .extend_pairs(pairs)
+        .append_pair("iss", "https://idp.evil.example");
+    let resp = client.get(url.as_str()).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    let reasons: Vec<String> = stackgate::audit::store::all(&app.state.db)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.action == "auth.login_failed")
+        .map(|r| r.detail["reason"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(reasons, vec!["callback_issuer_mismatch".to_string()]);
+    app.stop().await;
+}
