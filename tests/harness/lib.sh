@@ -68,9 +68,10 @@ launch() {
     wait_for_file "$ready" "$what" "$log" "$pid"
 }
 
+# The AWS emulator (tests/harness/emulator/README.md): moto with its patches proven at start-up.
 start_moto() {
     launch "$RUN_DIR/moto.port" "$RUN_DIR/moto.log" "the AWS emulator" \
-        "$ROOT/.venv-moto/bin/python" "$ROOT/tests/harness/moto_launcher.py" --port 0 \
+        env PYTHONPATH="$ROOT/tests/harness" "$ROOT/.venv-moto/bin/python" -m emulator --port 0 \
         --port-file "$RUN_DIR/moto.port" --roles "$ROOT/tests/harness/roles.json"
     AWS_ENDPOINT="http://127.0.0.1:$(cat "$RUN_DIR/moto.port")"
     say "AWS emulator (moto) at $AWS_ENDPOINT"

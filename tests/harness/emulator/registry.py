@@ -1,0 +1,44 @@
+"""The patches, in the order they are applied and proven.
+
+Order matters where proofs lean on other patches: serialising first (every later request goes
+through it), AssumeRole enforcement before anything that assumes a role, the change-set execution
+before the proofs that deploy stacks.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+from .patches import (
+    assume_role,
+    delete_stack_failure,
+    execute_change_set,
+    kms_key_policy,
+    kms_key_tags,
+    model_data_filter,
+    resource_failure_attribution,
+    route_table_delete,
+    serialize_requests,
+    template_format_errors,
+)
+
+PATCHES: list[ModuleType] = [
+    serialize_requests,
+    assume_role,
+    resource_failure_attribution,
+    execute_change_set,
+    route_table_delete,
+    delete_stack_failure,
+    kms_key_policy,
+    kms_key_tags,
+    template_format_errors,
+    model_data_filter,
+]
+
+
+def by_name(name: str) -> ModuleType | None:
+    """A patch by NAME (the launcher's old `patch_` prefix is accepted too)."""
+    name = name.removeprefix("patch_")
+    if name == "assume_role_enforces_roles" or name == "assume_role":
+        name = assume_role.NAME
+    return next((p for p in PATCHES if p.NAME == name), None)
