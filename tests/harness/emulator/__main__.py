@@ -131,8 +131,8 @@ def main() -> int:
     from .roles import create_role
 
     assume_role.LOG_REFUSALS[0] = True
-    for role_arn, external_id in args.role_specs:  # nobody else knows the port yet: the backends are ours alone
-        create_role(role_arn, external_id)
+    for spec in args.role_specs:  # nobody else knows the port yet: the backends are ours alone
+        create_role(spec)
     if args.port_file:
         write_atomically(args.port_file, f"{port}\n")
 

@@ -54,15 +54,15 @@ class ProofContext:
     def credentials(self, account: str) -> dict[str, str]:
         """Credentials of the proof role in `account` (created on first use), from a real AssumeRole."""
         if account not in self._credentials:
-            from moto.iam.models import iam_backends
-
-            from .roles import create_role
+            from .roles import RoleSpec, create_role
 
             arn = f"arn:aws:iam::{account}:role/{PROOF_ROLE}"
-            if not any(r.name == PROOF_ROLE for r in iam_backends[account]["aws"].get_roles()):
-                create_role(arn, None)
+            create_role(RoleSpec(arn=arn), exist_ok=True)
             sts = self.client("sts")
-            self._credentials[account] = sts.assume_role(RoleArn=arn, RoleSessionName=PROOF_SESSION)["Credentials"]
+            self._credentials[account] = sts.assume_role(
+                RoleArn=arn, RoleSessionName=PROOF_SESSION, SourceIdentity="emulator-proof",
+                ExternalId="emulator-proof",
+            )["Credentials"]
         return self._credentials[account]
 
     def credentials_client(self, service: str, creds: dict[str, str], region: str = "us-east-1") -> Any:

@@ -2,9 +2,9 @@
 
 Not a correctness bug but a speed one: the stock endpoint serialises every tracked model of every
 service (default VPCs, subnets, ... of every account and region touched), megabytes that grow with
-every test, seconds per call. The tests only read `sts` -> `AssumedRole`. Without the query
-parameters the answer is the stock one, so a test asking with them also works against a stock
-server.
+every test, seconds per call. The tests only read `sts` -> `AssumedRole` (and
+`AssumeRoleRefusal`, see assume_role). Without the query parameters the answer is the stock one,
+so a test asking with them also works against a stock server.
 """
 
 from __future__ import annotations
