@@ -7,7 +7,7 @@ service's error), `ROLLBACK_IN_PROGRESS`, deletion of what was created, and `ROL
 on a failed update, `UPDATE_ROLLBACK_IN_PROGRESS` back to the previous template and
 `UPDATE_ROLLBACK_COMPLETE` (or `*_ROLLBACK_FAILED` if the rollback itself fails). It refuses to
 execute a change set whose ExecutionStatus is not AVAILABLE (`InvalidChangeSetStatus`), and the
-execution's events carry its ClientRequestToken.
+execution's events carry its ClientRequestToken. A rolled-back create shows no Outputs.
 
 Stock moto 5.2.5 applies the change set but (bug 1) never rebuilds the stack's output map, so a
 stack created by change set has no Outputs and registers no exports; (bug 6) lets any resource
@@ -30,6 +30,7 @@ NAME = "execute_change_set"
 def apply() -> None:
     from moto.cloudformation.exceptions import CloudFormationError, ValidationError
     from moto.cloudformation.models import CloudFormationBackend, Event, Stack
+    from moto.cloudformation.parsing import OutputMap
     from moto.cloudformation.responses import CloudFormationResponse
     from moto.core.responses import EmptyResult
 
@@ -134,7 +135,9 @@ def apply() -> None:
             try:
                 if creating:
                     stack.resource_map.delete()
-                    stack.output_map = stack._create_output_map()
+                    # A rolled-back create has no outputs: evaluating them again would raise (a
+                    # 500 from DescribeStacks) or re-create what the rollback just deleted.
+                    stack.output_map = OutputMap(stack.resource_map, {"Outputs": {}}, stack.stack_id)
                 else:
                     stack.template = old_template
                     stack._parse_template()
@@ -200,6 +203,15 @@ def prove(ctx: ProofContext) -> None:
     require(events[0]["ResourceStatus"] == "ROLLBACK_COMPLETE", "(bug 6) the newest event is not ROLLBACK_COMPLETE")
     require(all(e.get("ClientRequestToken") == token for e in events[:4]), "(bug 9) the events lack the token")
     require({v["VpcId"] for v in ec2.describe_vpcs()["Vpcs"]} == vpcs_before, "(bug 6) the rollback leaked the VPC")
+
+    # An output that cannot be evaluated fails the create; DescribeStacks then answers without outputs
+    # (moto accepts an unknown SNS attribute at CreateChangeSet and fails evaluating it).
+    stack = unique("proof-bad-output")
+    run_change_set(cfn, stack, {"Resources": {"Topic": {"Type": "AWS::SNS::Topic", "Properties": {}}},
+                                "Outputs": {"Bad": {"Value": {"Fn::GetAtt": ["Topic", "NoSuchAttribute"]}}}})
+    described = describe(cfn, stack)  # stock-patched: HTTP 500, the outputs evaluated again
+    require(described["StackStatus"] == "ROLLBACK_COMPLETE" and not described.get("Outputs"),
+            f"a create failing on its outputs reads {described['StackStatus']} with outputs {described.get('Outputs')}")
 
     # Bug 6, update flavour: a failing update rolls back to the previous template and outputs.
     stack = unique("proof-update")
