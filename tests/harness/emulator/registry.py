@@ -11,6 +11,7 @@ from types import ModuleType
 
 from .patches import (
     assume_role,
+    cfn_delete_order,
     cfn_model_attributes,
     delete_stack_failure,
     execute_change_set,
@@ -34,6 +35,7 @@ PATCHES: list[ModuleType] = [
     kms_key_tags,
     template_format_errors,
     model_data_filter,
+    cfn_delete_order,
     cfn_model_attributes,
 ]
 

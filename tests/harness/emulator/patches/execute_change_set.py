@@ -89,6 +89,20 @@ def apply() -> None:
         stack_name: str | None = None,
         client_request_token: str | None = None,
     ) -> None:
+        stack = self.stacks.get(find_change_set(self, change_set_name).stack_id)
+        first_event = len(stack.events) if stack is not None else 0
+        try:
+            execute(self, change_set_name, stack_name, client_request_token)
+        finally:  # every event of the execution, resource events too, carries its token
+            for event in stack.events[first_event:] if stack is not None else []:
+                event.client_request_token = client_request_token
+
+    def execute(
+        self: CloudFormationBackend,
+        change_set_name: str,
+        stack_name: str | None = None,
+        client_request_token: str | None = None,
+    ) -> None:
         change_set = find_change_set(self, change_set_name)
         if change_set.execution_status != "AVAILABLE":
             raise InvalidChangeSetStatusError(
