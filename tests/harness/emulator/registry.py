@@ -13,6 +13,7 @@ from .patches import (
     assume_role,
     cfn_delete_order,
     cfn_model_attributes,
+    cfn_rds,
     delete_stack_failure,
     execute_change_set,
     kms_key_policy,
@@ -37,6 +38,7 @@ PATCHES: list[ModuleType] = [
     model_data_filter,
     cfn_delete_order,
     cfn_model_attributes,
+    cfn_rds,
 ]
 
 
