@@ -12,6 +12,7 @@ from types import ModuleType
 from .patches import (
     assume_role,
     cfn_delete_order,
+    cfn_ec2_network,
     cfn_model_attributes,
     cfn_rds,
     delete_stack_failure,
@@ -39,6 +40,7 @@ PATCHES: list[ModuleType] = [
     cfn_delete_order,
     cfn_model_attributes,
     cfn_rds,
+    cfn_ec2_network,
 ]
 
 
