@@ -15,6 +15,7 @@ from .patches import (
     cfn_ec2_network,
     cfn_model_attributes,
     cfn_rds,
+    cfn_unmodelled_types,
     delete_stack_failure,
     execute_change_set,
     kms_key_policy,
@@ -41,6 +42,7 @@ PATCHES: list[ModuleType] = [
     cfn_model_attributes,
     cfn_rds,
     cfn_ec2_network,
+    cfn_unmodelled_types,
 ]
 
 
