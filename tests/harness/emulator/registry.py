@@ -15,6 +15,7 @@ from .patches import (
     cfn_ec2_network,
     cfn_model_attributes,
     cfn_rds,
+    cfn_s3,
     cfn_unmodelled_types,
     delete_stack_failure,
     execute_change_set,
@@ -43,6 +44,7 @@ PATCHES: list[ModuleType] = [
     cfn_rds,
     cfn_ec2_network,
     cfn_unmodelled_types,
+    cfn_s3,
 ]
 
 
