@@ -17,6 +17,7 @@ from .patches import (
     cfn_rds,
     cfn_s3,
     cfn_unmodelled_types,
+    cfn_wafv2,
     delete_stack_failure,
     execute_change_set,
     kms_key_policy,
@@ -45,6 +46,7 @@ PATCHES: list[ModuleType] = [
     cfn_ec2_network,
     cfn_unmodelled_types,
     cfn_s3,
+    cfn_wafv2,
 ]
 
 
