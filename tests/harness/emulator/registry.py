@@ -11,6 +11,7 @@ from types import ModuleType
 
 from .patches import (
     assume_role,
+    cfn_alarms_scaling,
     cfn_delete_order,
     cfn_ec2_network,
     cfn_model_attributes,
@@ -47,6 +48,7 @@ PATCHES: list[ModuleType] = [
     cfn_unmodelled_types,
     cfn_s3,
     cfn_wafv2,
+    cfn_alarms_scaling,
 ]
 
 
