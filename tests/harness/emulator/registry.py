@@ -17,6 +17,7 @@ from .patches import (
     cfn_model_attributes,
     cfn_rds,
     cfn_s3,
+    cfn_secrets,
     cfn_unmodelled_types,
     cfn_wafv2,
     delete_stack_failure,
@@ -49,6 +50,7 @@ PATCHES: list[ModuleType] = [
     cfn_s3,
     cfn_wafv2,
     cfn_alarms_scaling,
+    cfn_secrets,
 ]
 
 
