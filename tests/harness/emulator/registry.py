@@ -14,6 +14,7 @@ from .patches import (
     cfn_alarms_scaling,
     cfn_delete_order,
     cfn_ec2_network,
+    cfn_elasticache,
     cfn_model_attributes,
     cfn_rds,
     cfn_s3,
@@ -51,6 +52,7 @@ PATCHES: list[ModuleType] = [
     cfn_wafv2,
     cfn_alarms_scaling,
     cfn_secrets,
+    cfn_elasticache,
 ]
 
 
