@@ -11,6 +11,7 @@ from types import ModuleType
 
 from .patches import (
     assume_role,
+    cfn_account_baseline,
     cfn_alarms_scaling,
     cfn_delete_order,
     cfn_ec2_network,
@@ -53,6 +54,7 @@ PATCHES: list[ModuleType] = [
     cfn_alarms_scaling,
     cfn_secrets,
     cfn_elasticache,
+    cfn_account_baseline,
 ]
 
 
