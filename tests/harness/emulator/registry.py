@@ -17,6 +17,7 @@ from .patches import (
     cfn_ec2_network,
     cfn_elasticache,
     cfn_model_attributes,
+    cfn_organizations,
     cfn_rds,
     cfn_s3,
     cfn_secrets,
@@ -55,6 +56,7 @@ PATCHES: list[ModuleType] = [
     cfn_secrets,
     cfn_elasticache,
     cfn_account_baseline,
+    cfn_organizations,
 ]
 
 
