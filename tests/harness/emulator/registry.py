@@ -16,6 +16,7 @@ from .patches import (
     cfn_delete_order,
     cfn_ec2_network,
     cfn_elasticache,
+    cfn_iam_managed_policy,
     cfn_model_attributes,
     cfn_organizations,
     cfn_rds,
@@ -57,6 +58,7 @@ PATCHES: list[ModuleType] = [
     cfn_elasticache,
     cfn_account_baseline,
     cfn_organizations,
+    cfn_iam_managed_policy,
 ]
 
 
