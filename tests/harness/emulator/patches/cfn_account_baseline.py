@@ -24,6 +24,16 @@ from ..cfn_types import Created, Request, TypeSpec, call, define_type, tags_dict
 from ..proof import ProofContext, delete_ok, deploy_ok, require
 
 NAME = "cfn_account_baseline"
+# What this patch does to each resource type (emulator.probe_table reads it for README.md).
+TYPES = {
+    'AWS::CloudTrail::Trail': "created in moto's CloudTrail backend (bucket policy checked, logging started)",
+    'AWS::GuardDuty::Detector': "created in moto's GuardDuty backend",
+    'AWS::Config::ConfigurationRecorder': "created in moto's Config backend (not started)",
+    'AWS::Config::DeliveryChannel': "created in moto's Config backend",
+    'AWS::Config::ConfigRule': "created in moto's Config backend",
+    'AWS::SecurityHub::Hub': "created in moto's Security Hub backend",
+    'AWS::SecurityHub::Standard': 'checked against the hub and recorded (moto has no standards)',
+}
 
 
 def camel(value: Any) -> Any:

@@ -17,6 +17,11 @@ from ..cfn_types import Created, Request, TypeSpec, call, define_type
 from ..proof import ProofContext, delete_ok, deploy_ok, require
 
 NAME = "cfn_alarms_scaling"
+# What this patch does to each resource type (emulator.probe_table reads it for README.md).
+TYPES = {
+    'AWS::CloudWatch::Alarm': "created in moto's CloudWatch backend",
+    'AWS::AutoScaling::ScalingPolicy': "created in moto's Auto Scaling backend",
+}
 
 
 def create_alarm(req: Request) -> Created:

@@ -23,6 +23,15 @@ from ..cfn_types import Created, Request, TypeSpec, define_type, hex_id
 from ..proof import ProofContext, delete_ok, deploy_ok, require
 
 NAME = "cfn_ec2_network"
+# What this patch does to each resource type (emulator.probe_table reads it for README.md).
+TYPES = {
+    'AWS::EC2::SecurityGroupEgress': "created in moto's EC2 backend (Ref/Id: the rule id)",
+    'AWS::EC2::TransitGatewayAttachment': 'recorded placeholder `tgw-attach-...` (VPC and subnets checked)',
+    'AWS::EC2::TransitGatewayVpcAttachment': 'recorded placeholder `tgw-attach-...` (VPC and subnets checked)',
+    'AWS::EC2::NetworkAcl': 'recorded placeholder `acl-...` (VPC checked)',
+    'AWS::EC2::NetworkAclEntry': 'recorded placeholder',
+    'AWS::EC2::SubnetNetworkAclAssociation': 'recorded placeholder `aclassoc-...` (subnet checked)',
+}
 
 
 def _ec2(account_id: str, region: str) -> Any:

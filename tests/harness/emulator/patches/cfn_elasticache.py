@@ -18,6 +18,11 @@ from ..cfn_types import Created, Request, TypeSpec, call, define_type
 from ..proof import ProofContext, delete_ok, deploy_ok, require
 
 NAME = "cfn_elasticache"
+# What this patch does to each resource type (emulator.probe_table reads it for README.md).
+TYPES = {
+    'AWS::ElastiCache::SubnetGroup': "created in moto's ElastiCache backend",
+    'AWS::ElastiCache::ReplicationGroup': "created in moto's ElastiCache backend (endpoints as attributes; AuthToken checks)",
+}
 
 
 def _backend(account_id: str, region: str) -> Any:

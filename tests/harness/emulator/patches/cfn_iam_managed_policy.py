@@ -16,6 +16,10 @@ from ..cfn_types import add_attributes
 from ..proof import ProofContext, delete_ok, deploy_ok, require
 
 NAME = "cfn_iam_managed_policy"
+# What this patch does to each resource type (emulator.probe_table reads it for README.md).
+TYPES = {
+    'AWS::IAM::ManagedPolicy': 'delete detaches and deletes; adds PolicyArn, PolicyId',
+}
 
 
 def apply() -> None:

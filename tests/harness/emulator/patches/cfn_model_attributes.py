@@ -21,6 +21,19 @@ from ..cfn_types import add_attributes, hex_id, set_ref
 from ..proof import ProofContext, delete_ok, deploy_ok, require
 
 NAME = "cfn_model_attributes"
+# What this patch does to each resource type (emulator.probe_table reads it for README.md).
+TYPES = {
+    'AWS::EC2::SecurityGroup': 'adds GetAtt VpcId',
+    'AWS::EC2::SecurityGroupIngress': 'Ref/Id: a rule id `sgr-...` (was an object repr)',
+    'AWS::EC2::VPCEndpoint': 'adds GetAtt Id, DnsEntries, NetworkInterfaceIds, CreationTimestamp',
+    'AWS::SNS::Topic': 'adds GetAtt TopicArn',
+    'AWS::ElasticLoadBalancingV2::LoadBalancer': 'adds GetAtt LoadBalancerArn, CanonicalHostedZoneID, LoadBalancerFullName, SecurityGroups',
+    'AWS::ElasticLoadBalancingV2::TargetGroup': 'adds GetAtt TargetGroupArn, TargetGroupFullName, TargetGroupName, LoadBalancerArns',
+    'AWS::ElasticLoadBalancingV2::Listener': 'adds GetAtt ListenerArn',
+    'AWS::KMS::Key': 'adds GetAtt KeyId',
+    'AWS::SQS::Queue': 'adds GetAtt QueueUrl',
+    'AWS::Logs::LogGroup': 'GetAtt Arn ends `:*`, as in CloudFormation',
+}
 
 # ELBv2 (ALB/NLB) hosted zone ids of the regions the portal deploys to.
 ELB_ZONES = {"us-east-1": "Z35SXDOTRQ7X7K", "eu-west-1": "Z32O12XQLNTSW2", "eu-west-2": "ZHURV8PSTC4K8"}

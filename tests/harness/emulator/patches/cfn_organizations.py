@@ -20,6 +20,10 @@ from ..cfn_types import Created, Request, TypeSpec, define_type
 from ..proof import ProofContext, delete_ok, deploy_ok, describe, failure_reason, require, run_change_set, unique
 
 NAME = "cfn_organizations"
+# What this patch does to each resource type (emulator.probe_table reads it for README.md).
+TYPES = {
+    'AWS::Organizations::Policy': "created and attached in moto's Organizations backend (needs an organization)",
+}
 
 
 def _backend(account_id: str) -> Any:

@@ -30,6 +30,11 @@ from ..cfn_types import add_attributes, set_ref
 from ..proof import ProofContext, delete_ok, deploy_ok, require
 
 NAME = "cfn_rds"
+# What this patch does to each resource type (emulator.probe_table reads it for README.md).
+TYPES = {
+    'AWS::RDS::DBInstance': "all properties mapped (managed master secret, VPCSecurityGroups, monitoring, IAM auth, engine port; replicas keep the source's port); adds DBInstanceArn, DbiResourceId, MasterUserSecret.SecretArn",
+    'AWS::RDS::DBSubnetGroup': "Ref: the group's name (was an object repr)",
+}
 
 
 def db_kwargs(props: dict[str, Any], identifier: str) -> dict[str, Any]:

@@ -27,6 +27,11 @@ from ..cfn_types import Created, Request, TypeSpec, define_type
 from ..proof import ProofContext, delete_ok, deploy_ok, describe, failure_reason, require
 
 NAME = "cfn_s3"
+# What this patch does to each resource type (emulator.probe_table reads it for README.md).
+TYPES = {
+    'AWS::S3::Bucket': "applies Versioning, ObjectLock, PublicAccessBlock, Lifecycle, Logging, OwnershipControls, AccessControl; a non-empty bucket's delete fails",
+    'AWS::S3::BucketPolicy': "created in moto's S3 backend (put/delete bucket policy)",
+}
 
 
 def _backend(account_id: str) -> Any:

@@ -26,6 +26,11 @@ from ..cfn_types import Created, Request, TypeSpec, call, cfn_suffix, define_typ
 from ..proof import ProofContext, delete_ok, deploy_ok, describe, failure_reason, require, run_change_set, unique
 
 NAME = "cfn_secrets"
+# What this patch does to each resource type (emulator.probe_table reads it for README.md).
+TYPES = {
+    'AWS::SecretsManager::Secret': "created in moto's Secrets Manager backend (GenerateSecretString honoured)",
+    '{{resolve:secretsmanager:...}} / {{resolve:ssm:...}}': "resolved against the account's Secrets Manager / SSM",
+}
 REFERENCE = re.compile(r"\{\{resolve:(secretsmanager|ssm|ssm-secure):([^}]*)\}\}")
 
 

@@ -21,6 +21,12 @@ from ..cfn_types import Created, Request, TypeSpec, call, define_type
 from ..proof import ProofContext, delete_ok, deploy_ok, require
 
 NAME = "cfn_wafv2"
+# What this patch does to each resource type (emulator.probe_table reads it for README.md).
+TYPES = {
+    'AWS::WAFv2::WebACL': "created in moto's WAFv2 backend (Ref name|id|scope, Arn, Id, LabelNamespace)",
+    'AWS::WAFv2::WebACLAssociation': "created in moto's WAFv2 backend",
+    'AWS::WAFv2::LoggingConfiguration': "created in moto's WAFv2 backend (destinations named aws-waf-logs-...)",
+}
 
 
 def _backend(account_id: str, region: str, scope_or_arn: str) -> Any:
