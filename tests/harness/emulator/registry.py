@@ -32,6 +32,7 @@ from .patches import (
     resource_failure_attribution,
     route_table_delete,
     serialize_requests,
+    servicecatalog_portfolios,
     template_format_errors,
 )
 
@@ -59,6 +60,7 @@ PATCHES: list[ModuleType] = [
     cfn_account_baseline,
     cfn_organizations,
     cfn_iam_managed_policy,
+    servicecatalog_portfolios,
 ]
 
 
