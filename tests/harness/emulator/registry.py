@@ -33,6 +33,7 @@ from .patches import (
     route_table_delete,
     serialize_requests,
     servicecatalog_portfolios,
+    servicecatalog_products,
     template_format_errors,
 )
 
@@ -61,6 +62,7 @@ PATCHES: list[ModuleType] = [
     cfn_organizations,
     cfn_iam_managed_policy,
     servicecatalog_portfolios,
+    servicecatalog_products,
 ]
 
 
