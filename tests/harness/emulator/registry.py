@@ -32,6 +32,7 @@ from .patches import (
     resource_failure_attribution,
     route_table_delete,
     serialize_requests,
+    servicecatalog_artifacts,
     servicecatalog_portfolios,
     servicecatalog_products,
     template_format_errors,
@@ -63,6 +64,7 @@ PATCHES: list[ModuleType] = [
     cfn_iam_managed_policy,
     servicecatalog_portfolios,
     servicecatalog_products,
+    servicecatalog_artifacts,
 ]
 
 
