@@ -31,6 +31,7 @@ from .patches import (
     model_data_filter,
     resource_failure_attribution,
     route_table_delete,
+    s3_object_lock,
     serialize_requests,
     servicecatalog_artifacts,
     servicecatalog_portfolios,
@@ -65,6 +66,7 @@ PATCHES: list[ModuleType] = [
     servicecatalog_portfolios,
     servicecatalog_products,
     servicecatalog_artifacts,
+    s3_object_lock,
 ]
 
 
