@@ -2,10 +2,9 @@
 
     PYTHONPATH=tests/harness .venv-moto/bin/python -m emulator --port 0 --port-file F --roles roles.json
 
-Layout: `__main__` (the command line and the server's life), `registry` (the patches in order),
-`patches/` (one module per patch: `NAME`, a docstring naming the moto bug, `apply()` and
-`prove(ctx)`), `proof` (what proofs share: clients for an assumed account, a change-set runner),
-`roles` (the --roles file).
+`__main__` runs it; `registry` lists the patches in order; `patches/` holds one module per patch
+(`NAME`, a docstring naming the moto bug, `apply()`, `prove(ctx)`); `proof` is what proofs share.
+README.md has the layout, every patch and proof, and what the emulator does not model.
 """
 
 MOTO_VERSION = "5.2.5"

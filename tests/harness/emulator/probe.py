@@ -179,7 +179,15 @@ def main() -> int:
     parser = argparse.ArgumentParser(prog="emulator.probe", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mode", choices=["baseline", "patched"], help="probe one mode and print JSON (internal)")
     parser.add_argument("--json", metavar="FILE", help="also write both modes' raw results here")
+    parser.add_argument("--table", metavar="FILE", help="print the table of results an earlier --json wrote, without probing")
     args = parser.parse_args()
+    if args.table:
+        from .probe_table import table
+
+        with open(args.table) as fh:
+            saved = json.load(fh)
+        print(table(saved["baseline"], saved["patched"]))
+        return 0
     if args.mode:
         json.dump(run(args.mode), sys.stdout, indent=1)
         return 0

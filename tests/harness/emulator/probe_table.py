@@ -23,8 +23,8 @@ def failure(text: str) -> str:
     return _short(text, 80)
 
 
-def outcome(result: dict[str, Any]) -> str:
-    """One cell: what happened to the case's Subject."""
+def outcome(result: dict[str, Any], placeholder: bool = False) -> str:
+    """One cell: what happened to the case's Subject (`placeholder`: the patch only records it)."""
     create = result["create"]
     if create != "COMPLETE":
         return "**breaks**: " + _short(create)
@@ -34,7 +34,7 @@ def outcome(result: dict[str, Any]) -> str:
     elif not phys:
         cell = "accepted, **no physical id**"
     else:
-        cell = "created"
+        cell = "recorded (placeholder)" if placeholder else "created"
     bad = []
     for name, got in result.get("outputs", {}).items():
         label = "Ref" if name == "Ref" else f"GetAtt {name}"
@@ -74,5 +74,6 @@ def table(baseline: list[dict[str, Any]], patched: list[dict[str, Any]]) -> str:
     ]
     for before, after in zip(baseline, patched):
         how = "<br>".join(notes.get(before["type"], [])) or "—"
-        lines.append(f"| {before['label']} | {before['blueprint']} | {outcome(before)} | {outcome(after)} | {how} |")
+        recorded = "placeholder" in how or "recorded" in how
+        lines.append(f"| {before['label']} | {before['blueprint']} | {outcome(before)} | {outcome(after, recorded)} | {how} |")
     return "\n".join(lines)
