@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import inspect
 import random
-import string
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -22,11 +21,6 @@ _HEX = "0123456789abcdef"
 def hex_id(prefix: str, length: int = 17) -> str:
     """An EC2-style id: `prefix-` and `length` hex digits."""
     return f"{prefix}-{''.join(random.choice(_HEX) for _ in range(length))}"
-
-
-def cfn_suffix(length: int = 12) -> str:
-    """The random suffix CloudFormation appends to generated names."""
-    return "".join(random.choice(string.ascii_uppercase + string.digits) for _ in range(length))
 
 
 def call(fn: Callable[..., Any], **kwargs: Any) -> Any:
@@ -49,10 +43,14 @@ class Request:
     region: str
     logical_id: str
     stack_name: str
-    name: str  # the name property's value, or the name CloudFormation would generate
+    name: str  # the name property's value, or the name CloudFormation generated (kept across updates)
 
-    def generated_name(self, max_length: int = 128) -> str:
-        return f"{self.stack_name}-{self.logical_id}-{cfn_suffix()}"[-max_length:].lstrip("-")
+    def short(self, limit: int) -> str:
+        """The name within `limit` characters: the stack-and-logical-id part cut, the suffix kept."""
+        if len(self.name) <= limit:
+            return self.name
+        head, _, tail = self.name.rpartition("-")
+        return f"{head[: max(limit - len(tail) - 1, 1)].rstrip('-')}-{tail}"[:limit]
 
 
 @dataclass
@@ -95,6 +93,7 @@ def define_type(spec: TypeSpec, module: str = "moto.cloudformation.stackgate") -
         self.region_name = request.region
         self.logical_id = request.logical_id
         self.stack_name = request.stack_name
+        self.name = request.name
 
     def create(cls: type, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str, **kwargs: Any) -> Any:
         props = dict(cloudformation_json.get("Properties") or {})
@@ -103,11 +102,13 @@ def define_type(spec: TypeSpec, module: str = "moto.cloudformation.stackgate") -
 
     def update(cls: type, original_resource: Any, new_resource_name: str, cloudformation_json: Any, account_id: str,
                region_name: str) -> Any:
-        # Replacement: CloudFormation's behaviour for most property changes of these types.
+        # Delete, then create from the new properties. The name (hence Ref) is kept unless the
+        # template renames the resource, as in CloudFormation's updates without replacement.
         original_resource.delete(account_id, region_name)
         props = dict(cloudformation_json.get("Properties") or {})
+        renamed = bool(spec.name_property) and spec.name_property in props
         request = Request(props, account_id, region_name, original_resource.logical_id, original_resource.stack_name,
-                          new_resource_name)
+                          new_resource_name if renamed else original_resource.name)
         return cls(spec.create(request), request)
 
     def delete(self: Any, account_id: str, region_name: str) -> None:

@@ -58,7 +58,7 @@ def create_trail(req: Request) -> Created:
 
         raise JsonRESTError("InsufficientS3BucketPolicyException", f"Incorrect S3 bucket policy is detected for bucket: {p['S3BucketName']}")
     backend = cloudtrail_backends[req.account_id][req.region]
-    name = p.get("TrailName") or req.generated_name(128)
+    name = req.short(128)
     flag = lambda key, default=False: str(p.get(key, default)).lower() == "true"  # noqa: E731
     trail = call(backend.create_trail, name=name, bucket_name=p["S3BucketName"], s3_key_prefix=p.get("S3KeyPrefix"),
                  sns_topic_name=p.get("SnsTopicName"), is_global=flag("IncludeGlobalServiceEvents", True),
@@ -103,7 +103,7 @@ def _config(account_id: str, region: str) -> Any:
 
 
 def create_recorder(req: Request) -> Created:
-    name = req.props.get("Name") or "default"
+    name = req.short(256)
     recorder = {"name": name, "roleARN": req.props["RoleARN"]}
     if req.props.get("RecordingGroup"):
         recorder["recordingGroup"] = camel(req.props["RecordingGroup"])
@@ -113,7 +113,7 @@ def create_recorder(req: Request) -> Created:
 
 def create_channel(req: Request) -> Created:
     p = req.props
-    channel = {"name": p.get("Name") or "default", **camel({k: v for k, v in p.items() if k != "Name"})}
+    channel = {"name": req.short(256), **camel({k: v for k, v in p.items() if k != "Name"})}
     if "snsTopicARN" not in channel and p.get("SnsTopicARN"):
         channel["snsTopicARN"] = p["SnsTopicARN"]
     _config(req.account_id, req.region).put_delivery_channel(channel)
@@ -129,7 +129,7 @@ def create_rule(req: Request) -> Created:
     backend = _config(req.account_id, req.region)
     if (p.get("Source") or {}).get("Owner") == "AWS" and not backend.recorders:
         raise NoAvailableConfigurationRecorderException()
-    name = p.get("ConfigRuleName") or req.generated_name(128)
+    name = req.short(128)
     rule = {k: v for k, v in p.items() if k not in ("Compliance", "EvaluationModes")}
     rule["ConfigRuleName"] = name
     if isinstance(rule.get("InputParameters"), dict):
@@ -214,6 +214,7 @@ def prove(ctx: ProofContext) -> None:
         },
         "Outputs": {k: {"Value": v} for k, v in {
             "Trail": ref("Trail"), "TrailArn": att("Trail", "Arn"), "Detector": ref("Detector"), "Rule": ref("Rule"),
+            "Recorder": ref("Recorder"), "Channel": ref("Channel"),
             "RuleArn": att("Rule", "Arn"), "Hub": ref("Hub"), "Standard": ref("Standard")}.items()},
     }
     stack, out = deploy_ok(cfn, template, "a trail, a detector, a Config recorder/channel/rule and a Security Hub standard")
@@ -221,8 +222,8 @@ def prove(ctx: ProofContext) -> None:
     require(status["IsLogging"], "the trail is not logging")
     require(ctx.client("guardduty", account).list_detectors()["DetectorIds"] == [out["Detector"]], "GuardDuty detector missing")
     config = ctx.client("config", account)
-    require([r["name"] for r in config.describe_configuration_recorders()["ConfigurationRecorders"]] == ["default"]
-            and [c["name"] for c in config.describe_delivery_channels()["DeliveryChannels"]] == ["default"], "Config recorder/channel missing")
+    require([r["name"] for r in config.describe_configuration_recorders()["ConfigurationRecorders"]] == [out["Recorder"]]
+            and [c["name"] for c in config.describe_delivery_channels()["DeliveryChannels"]] == [out["Channel"]], "Config recorder/channel missing")
     rules = config.describe_config_rules(ConfigRuleNames=[out["Rule"]])["ConfigRules"]
     require(rules and rules[0]["ConfigRuleArn"] == out["RuleArn"], f"Config rule {rules}")
     hub = ctx.client("securityhub", account).describe_hub()

@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..cfn_types import Created, Request, TypeSpec, call, define_type
-from ..proof import ProofContext, delete_ok, deploy_ok, require
+from ..proof import ProofContext, delete_ok, deploy_ok, describe, outputs, require, run_change_set
 
 NAME = "cfn_alarms_scaling"
 # What this patch does to each resource type (emulator.probe_table reads it for README.md).
@@ -28,7 +28,7 @@ def create_alarm(req: Request) -> Created:
     from moto.cloudwatch.models import cloudwatch_backends
 
     p = req.props
-    name = p.get("AlarmName") or req.generated_name(255)
+    name = req.short(255)
     alarm = call(cloudwatch_backends[req.account_id][req.region].put_metric_alarm, name=name, namespace=p.get("Namespace"),
                  metric_name=p.get("MetricName"), comparison_operator=p["ComparisonOperator"],
                  evaluation_periods=int(p["EvaluationPeriods"]), period=int(p["Period"]) if p.get("Period") else None,
@@ -57,7 +57,7 @@ def create_policy(req: Request) -> Created:
     group = p["AutoScalingGroupName"]
     if group not in backend.autoscaling_groups:
         raise ValidationError(f"Group {group} not found")
-    name = req.generated_name(255)
+    name = req.short(255)
     policy = call(backend.put_scaling_policy, name=name, policy_type=p.get("PolicyType", "SimpleScaling"),
                   metric_aggregation_type=p.get("MetricAggregationType"), adjustment_type=p.get("AdjustmentType"), as_name=group,
                   min_adjustment_magnitude=p.get("MinAdjustmentMagnitude"),
@@ -108,5 +108,12 @@ def prove(ctx: ProofContext) -> None:
             and policies[0]["PolicyType"] == "TargetTrackingScaling", f"DescribePolicies {policies} vs {out}")
     alarms = cw.describe_alarms(AlarmNames=[out["Alarm"]])["MetricAlarms"]
     require(alarms and alarms[0]["AlarmArn"] == out["AlarmArn"] and alarms[0]["Threshold"] == 80.0, f"DescribeAlarms {alarms}")
+    # An update keeps the alarm's (generated) name and changes it in place, as in CloudFormation.
+    template["Resources"]["Alarm"]["Properties"]["Threshold"] = 90
+    run_change_set(cfn, stack, template, "UPDATE")
+    updated = describe(cfn, stack)
+    alarms = cw.describe_alarms(AlarmNames=[out["Alarm"]])["MetricAlarms"]
+    require(updated["StackStatus"] == "UPDATE_COMPLETE" and outputs(updated)["Alarm"] == out["Alarm"] and alarms[0]["Threshold"] == 90.0,
+            f"an updated alarm reads {updated['StackStatus']} {outputs(updated)} {alarms}")
     delete_ok(cfn, stack, "the alarm and scaling stack")
     require(not cw.describe_alarms(AlarmNames=[out["Alarm"]])["MetricAlarms"], "the alarm outlived its stack")

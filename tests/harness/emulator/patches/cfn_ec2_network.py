@@ -91,7 +91,7 @@ def apply() -> None:
     for cfn_type in ("AWS::EC2::TransitGatewayAttachment", "AWS::EC2::TransitGatewayVpcAttachment"):
         define_type(TypeSpec(cfn_type, create_attachment, None, ("Id",)))
     define_type(TypeSpec("AWS::EC2::NetworkAcl", create_acl, None, ("Id",)))
-    define_type(TypeSpec("AWS::EC2::NetworkAclEntry", lambda req: Created(req.generated_name()), None, ("Id",)))
+    define_type(TypeSpec("AWS::EC2::NetworkAclEntry", lambda req: Created(req.name), None, ("Id",)))
     define_type(TypeSpec("AWS::EC2::SubnetNetworkAclAssociation", create_acl_association, None, ("AssociationId",)))
 
 

@@ -38,7 +38,7 @@ def _invalid(message: str, combination: bool = False) -> Exception:
 
 
 def create_subnet_group(req: Request) -> Created:
-    name = (req.props.get("CacheSubnetGroupName") or req.generated_name(255)).lower()
+    name = req.short(255).lower()
     _backend(req.account_id, req.region).create_cache_subnet_group(name, req.props["Description"], req.props["SubnetIds"],
                                                                    req.props.get("Tags"))
     return Created(name)
@@ -60,7 +60,7 @@ def create_replication_group(req: Request) -> Created:
         from moto.elasticache.exceptions import CacheSubnetGroupNotFound
 
         raise CacheSubnetGroupNotFound(p["CacheSubnetGroupName"])
-    group_id = (p.get("ReplicationGroupId") or req.generated_name(40)).lower()
+    group_id = req.short(40).lower()
     flag = lambda key: str(p[key]).lower() == "true" if key in p else None  # noqa: E731
     group = call(backend.create_replication_group, replication_group_id=group_id,
                  replication_group_description=p["ReplicationGroupDescription"], automatic_failover_enabled=flag("AutomaticFailoverEnabled"),

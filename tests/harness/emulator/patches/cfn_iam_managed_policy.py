@@ -10,8 +10,6 @@ leaks. This adds the delete (detach everywhere, then DeletePolicy) and the two a
 
 from __future__ import annotations
 
-from typing import Any
-
 from ..cfn_types import add_attributes
 from ..proof import ProofContext, delete_ok, deploy_ok, require
 

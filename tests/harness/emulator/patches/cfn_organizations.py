@@ -17,7 +17,7 @@ import json
 from typing import Any
 
 from ..cfn_types import Created, Request, TypeSpec, define_type
-from ..proof import ProofContext, delete_ok, deploy_ok, describe, failure_reason, require, run_change_set, unique
+from ..proof import ProofContext, delete_ok, describe, failure_reason, require, run_change_set, unique
 
 NAME = "cfn_organizations"
 # What this patch does to each resource type (emulator.probe_table reads it for README.md).

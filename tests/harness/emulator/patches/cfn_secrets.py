@@ -22,7 +22,7 @@ import json
 import re
 from typing import Any
 
-from ..cfn_types import Created, Request, TypeSpec, call, cfn_suffix, define_type
+from ..cfn_types import Created, Request, TypeSpec, call, define_type
 from ..proof import ProofContext, delete_ok, deploy_ok, describe, failure_reason, require, run_change_set, unique
 
 NAME = "cfn_secrets"
@@ -43,7 +43,7 @@ def _secrets(account_id: str, region: str) -> Any:
 def create_secret(req: Request) -> Created:
     p = req.props
     backend = _secrets(req.account_id, req.region)
-    name = p.get("Name") or f"{req.logical_id}-{cfn_suffix()}"
+    name = req.short(512)
     value = p.get("SecretString")
     generate = p.get("GenerateSecretString")
     if generate is not None:
@@ -107,7 +107,7 @@ def apply() -> None:
 
     def clean_json(resource_json: Any, resources_map: Any) -> Any:
         result = original(resource_json, resources_map)
-        if isinstance(result, str) and "{{resolve:" in result:
+        if isinstance(result, str) and "{{resolve:" in result and hasattr(resources_map, "_account_id"):
             return resolve(result, resources_map._account_id, resources_map._region_name)
         return result
 
@@ -130,7 +130,7 @@ def prove(ctx: ProofContext) -> None:
         "Outputs": {"Secret": {"Value": {"Ref": "Secret"}}, "Id": {"Value": {"Fn::GetAtt": ["Secret", "Id"]}}},
     }
     stack, out = deploy_ok(cfn, template, "a generated secret read through dynamic references")
-    require(out["Secret"] == out["Id"] and out["Secret"].startswith(f"arn:aws:secretsmanager:us-east-1:{account}:secret:Secret-"),
+    require(out["Secret"] == out["Id"] and out["Secret"].startswith(f"arn:aws:secretsmanager:us-east-1:{account}:secret:{stack}-Secret-"),
             f"secret Ref/Id {out}")
     value = json.loads(sm.get_secret_value(SecretId=out["Secret"])["SecretString"])
     password = value.get("password", "")

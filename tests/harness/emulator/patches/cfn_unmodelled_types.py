@@ -31,7 +31,7 @@ TYPES = {
 
 
 def create_analyzer(req: Request) -> Created:
-    name = req.props.get("AnalyzerName") or req.generated_name(64)
+    name = req.short(64)
     arn = f"arn:aws:access-analyzer:{req.region}:{req.account_id}:analyzer/{name}"
     return Created(arn, {"Arn": arn})
 
@@ -48,7 +48,7 @@ def apply() -> None:
                 or resource_type.startswith("Custom::")):
             return original(resource_type)
         if resource_type not in placeholders:
-            placeholders[resource_type] = define_type(TypeSpec(resource_type, lambda req: Created(req.generated_name())))
+            placeholders[resource_type] = define_type(TypeSpec(resource_type, lambda req: Created(req.name)))
         return placeholders[resource_type]
 
     parsing.resource_class_from_type = resource_class_from_type

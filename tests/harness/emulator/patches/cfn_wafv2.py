@@ -42,7 +42,7 @@ def _backend(account_id: str, region: str, scope_or_arn: str) -> Any:
 
 def create_acl(req: Request) -> Created:
     p = req.props
-    name = p.get("Name") or req.generated_name(128)
+    name = req.short(128)
     acl = call(_backend(req.account_id, req.region, p["Scope"]).create_web_acl, name=name, visibility_config=p["VisibilityConfig"],
                default_action=p["DefaultAction"], scope=p["Scope"], description=p.get("Description"), tags=p.get("Tags") or [],
                rules=p.get("Rules") or [], association_config=p.get("AssociationConfig"), captcha_config=p.get("CaptchaConfig"),
@@ -97,15 +97,15 @@ def apply() -> None:
 
 
 def prove(ctx: ProofContext) -> None:
-    account, region = "999999999999", "eu-west-1"
+    account, region = "999999999999", "us-east-1"
     cfn, waf = ctx.client("cloudformation", account, region), ctx.client("wafv2", account, region)
     ref, att = (lambda r: {"Ref": r}), (lambda r, a: {"Fn::GetAtt": [r, a]})
     visibility = {"SampledRequestsEnabled": True, "CloudWatchMetricsEnabled": True, "MetricName": "proof"}
     template = {
         "Resources": {
             "Vpc": {"Type": "AWS::EC2::VPC", "Properties": {"CidrBlock": "10.27.0.0/16"}},
-            "SubnetA": {"Type": "AWS::EC2::Subnet", "Properties": {"VpcId": ref("Vpc"), "CidrBlock": "10.27.1.0/24", "AvailabilityZone": "eu-west-1a"}},
-            "SubnetB": {"Type": "AWS::EC2::Subnet", "Properties": {"VpcId": ref("Vpc"), "CidrBlock": "10.27.2.0/24", "AvailabilityZone": "eu-west-1b"}},
+            "SubnetA": {"Type": "AWS::EC2::Subnet", "Properties": {"VpcId": ref("Vpc"), "CidrBlock": "10.27.1.0/24", "AvailabilityZone": "us-east-1a"}},
+            "SubnetB": {"Type": "AWS::EC2::Subnet", "Properties": {"VpcId": ref("Vpc"), "CidrBlock": "10.27.2.0/24", "AvailabilityZone": "us-east-1b"}},
             "Alb": {"Type": "AWS::ElasticLoadBalancingV2::LoadBalancer", "Properties": {"Subnets": [ref("SubnetA"), ref("SubnetB")]}},
             "Acl": {"Type": "AWS::WAFv2::WebACL", "Properties": {"Name": "proof-acl", "Scope": "REGIONAL", "DefaultAction": {"Allow": {}},
                     "VisibilityConfig": visibility, "Rules": [{"Name": "common", "Priority": 0, "OverrideAction": {"None": {}},
