@@ -62,7 +62,7 @@ def prove(ctx: Any) -> None:
     """The fixture holds: an issued certificate that an HTTPS listener in its account accepts."""
     from .proof import delete_ok, deploy_ok, require
 
-    account, region = "999999999999", "eu-west-1"
+    account, region = "999999999999", "us-east-1"
     arn = issue([(account, region)])[f"{account}/{region}"]
     described = ctx.client("acm", account, region).describe_certificate(CertificateArn=arn)["Certificate"]
     require(described["Status"] == "ISSUED" and described["Type"] == "AMAZON_ISSUED" and described["DomainName"] == DOMAIN,
@@ -70,8 +70,8 @@ def prove(ctx: Any) -> None:
     ref = lambda r: {"Ref": r}  # noqa: E731
     template = {"Resources": {
         "Vpc": {"Type": "AWS::EC2::VPC", "Properties": {"CidrBlock": "10.31.0.0/16"}},
-        "SubnetA": {"Type": "AWS::EC2::Subnet", "Properties": {"VpcId": ref("Vpc"), "CidrBlock": "10.31.1.0/24", "AvailabilityZone": "eu-west-1a"}},
-        "SubnetB": {"Type": "AWS::EC2::Subnet", "Properties": {"VpcId": ref("Vpc"), "CidrBlock": "10.31.2.0/24", "AvailabilityZone": "eu-west-1b"}},
+        "SubnetA": {"Type": "AWS::EC2::Subnet", "Properties": {"VpcId": ref("Vpc"), "CidrBlock": "10.31.1.0/24", "AvailabilityZone": "us-east-1a"}},
+        "SubnetB": {"Type": "AWS::EC2::Subnet", "Properties": {"VpcId": ref("Vpc"), "CidrBlock": "10.31.2.0/24", "AvailabilityZone": "us-east-1b"}},
         "Alb": {"Type": "AWS::ElasticLoadBalancingV2::LoadBalancer", "Properties": {"Subnets": [ref("SubnetA"), ref("SubnetB")]}},
         "Tg": {"Type": "AWS::ElasticLoadBalancingV2::TargetGroup", "Properties": {"Port": 80, "Protocol": "HTTP", "VpcId": ref("Vpc")}},
         "Https": {"Type": "AWS::ElasticLoadBalancingV2::Listener", "Properties": {"LoadBalancerArn": ref("Alb"), "Port": 443,

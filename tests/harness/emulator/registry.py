@@ -11,6 +11,7 @@ from types import ModuleType
 
 from .patches import (
     assume_role,
+    cache_module_list,
     cfn_account_baseline,
     cfn_alarms_scaling,
     cfn_delete_order,
@@ -26,6 +27,7 @@ from .patches import (
     cfn_wafv2,
     delete_stack_failure,
     execute_change_set,
+    json_templates_first,
     kms_key_policy,
     kms_key_tags,
     model_data_filter,
@@ -41,6 +43,7 @@ from .patches import (
 
 PATCHES: list[ModuleType] = [
     serialize_requests,
+    cache_module_list,
     assume_role,
     resource_failure_attribution,
     execute_change_set,
@@ -49,6 +52,7 @@ PATCHES: list[ModuleType] = [
     kms_key_policy,
     kms_key_tags,
     template_format_errors,
+    json_templates_first,
     model_data_filter,
     cfn_delete_order,
     cfn_model_attributes,

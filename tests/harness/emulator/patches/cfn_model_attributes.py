@@ -90,20 +90,20 @@ def apply() -> None:
 
 
 def prove(ctx: ProofContext) -> None:
-    account, region = "999999999999", "eu-west-1"
+    account, region = "999999999999", "us-east-1"
     cfn = ctx.client("cloudformation", account, region)
     ref, att = (lambda r: {"Ref": r}), (lambda r, a: {"Fn::GetAtt": [r, a]})
     subnets = [{"Ref": "SubnetA"}, {"Ref": "SubnetB"}]
     template = {
         "Resources": {
             "Vpc": {"Type": "AWS::EC2::VPC", "Properties": {"CidrBlock": "10.23.0.0/16"}},
-            "SubnetA": {"Type": "AWS::EC2::Subnet", "Properties": {"VpcId": ref("Vpc"), "CidrBlock": "10.23.1.0/24", "AvailabilityZone": "eu-west-1a"}},
-            "SubnetB": {"Type": "AWS::EC2::Subnet", "Properties": {"VpcId": ref("Vpc"), "CidrBlock": "10.23.2.0/24", "AvailabilityZone": "eu-west-1b"}},
+            "SubnetA": {"Type": "AWS::EC2::Subnet", "Properties": {"VpcId": ref("Vpc"), "CidrBlock": "10.23.1.0/24", "AvailabilityZone": "us-east-1a"}},
+            "SubnetB": {"Type": "AWS::EC2::Subnet", "Properties": {"VpcId": ref("Vpc"), "CidrBlock": "10.23.2.0/24", "AvailabilityZone": "us-east-1b"}},
             "Sg": {"Type": "AWS::EC2::SecurityGroup", "Properties": {"GroupDescription": "proof", "VpcId": ref("Vpc")}},
             "Ingress": {"Type": "AWS::EC2::SecurityGroupIngress", "Properties": {"GroupId": ref("Sg"), "IpProtocol": "tcp",
                         "FromPort": 443, "ToPort": 443, "CidrIp": "10.23.0.0/16"}},
             "Endpoint": {"Type": "AWS::EC2::VPCEndpoint", "Properties": {"VpcEndpointType": "Interface", "VpcId": ref("Vpc"),
-                         "ServiceName": "com.amazonaws.eu-west-1.ssm", "SubnetIds": subnets, "SecurityGroupIds": [ref("Sg")]}},
+                         "ServiceName": "com.amazonaws.us-east-1.ssm", "SubnetIds": subnets, "SecurityGroupIds": [ref("Sg")]}},
             "Topic": {"Type": "AWS::SNS::Topic", "Properties": {}},
             "Alb": {"Type": "AWS::ElasticLoadBalancingV2::LoadBalancer", "Properties": {"Subnets": subnets, "SecurityGroups": [ref("Sg")]}},
             "Tg": {"Type": "AWS::ElasticLoadBalancingV2::TargetGroup", "Properties": {"Port": 80, "Protocol": "HTTP", "VpcId": ref("Vpc")}},

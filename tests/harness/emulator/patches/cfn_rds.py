@@ -132,7 +132,7 @@ def apply() -> None:
 def prove(ctx: ProofContext) -> None:
     import json
 
-    account, region = "999999999999", "eu-west-1"
+    account, region = "999999999999", "us-east-1"
     cfn, rds = ctx.client("cloudformation", account, region), ctx.client("rds", account, region)
     ref, att = (lambda r: {"Ref": r}), (lambda r, a: {"Fn::GetAtt": [r, a]})
     trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "monitoring.rds.amazonaws.com"},
@@ -140,8 +140,8 @@ def prove(ctx: ProofContext) -> None:
     template = {
         "Resources": {
             "Vpc": {"Type": "AWS::EC2::VPC", "Properties": {"CidrBlock": "10.24.0.0/16"}},
-            "SubnetA": {"Type": "AWS::EC2::Subnet", "Properties": {"VpcId": ref("Vpc"), "CidrBlock": "10.24.1.0/24", "AvailabilityZone": "eu-west-1a"}},
-            "SubnetB": {"Type": "AWS::EC2::Subnet", "Properties": {"VpcId": ref("Vpc"), "CidrBlock": "10.24.2.0/24", "AvailabilityZone": "eu-west-1b"}},
+            "SubnetA": {"Type": "AWS::EC2::Subnet", "Properties": {"VpcId": ref("Vpc"), "CidrBlock": "10.24.1.0/24", "AvailabilityZone": "us-east-1a"}},
+            "SubnetB": {"Type": "AWS::EC2::Subnet", "Properties": {"VpcId": ref("Vpc"), "CidrBlock": "10.24.2.0/24", "AvailabilityZone": "us-east-1b"}},
             "Sg": {"Type": "AWS::EC2::SecurityGroup", "Properties": {"GroupDescription": "db", "VpcId": ref("Vpc")}},
             "Key": {"Type": "AWS::KMS::Key", "Properties": {}},
             "Subnets": {"Type": "AWS::RDS::DBSubnetGroup", "Properties": {"DBSubnetGroupDescription": "db", "SubnetIds": [ref("SubnetA"), ref("SubnetB")]}},
