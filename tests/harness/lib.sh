@@ -68,10 +68,19 @@ launch() {
     wait_for_file "$ready" "$what" "$log" "$pid"
 }
 
+# Accounts/regions that get an issued ACM certificate (for HTTPS listeners): the demo's workload
+# accounts and the accounts the tests deploy into, in both regions the portal offers.
+CERTIFICATE_ACCOUNTS="$(for a in 200000000001 200000000002 200000000003 200000000004 222222222222 333333333333; do
+    printf '%s:eu-west-2,%s:eu-west-1,' "$a" "$a"; done)"
+
+# The AWS emulator (tests/harness/emulator/README.md): moto with its patches proven at start-up.
+# Sets AWS_ENDPOINT; exports STACKGATE_TEST_CERTIFICATES, a JSON file {"ACCOUNT/REGION": "ARN"}.
 start_moto() {
+    export STACKGATE_TEST_CERTIFICATES="$RUN_DIR/certificates.json"
     launch "$RUN_DIR/moto.port" "$RUN_DIR/moto.log" "the AWS emulator" \
-        "$ROOT/.venv-moto/bin/python" "$ROOT/tests/harness/moto_launcher.py" --port 0 \
-        --port-file "$RUN_DIR/moto.port" --roles "$ROOT/tests/harness/roles.json"
+        env PYTHONPATH="$ROOT/tests/harness" "$ROOT/.venv-moto/bin/python" -m emulator --port 0 \
+        --port-file "$RUN_DIR/moto.port" --roles "$ROOT/tests/harness/roles.json" \
+        --certificates "$STACKGATE_TEST_CERTIFICATES" --certificate-accounts "${CERTIFICATE_ACCOUNTS%,}"
     AWS_ENDPOINT="http://127.0.0.1:$(cat "$RUN_DIR/moto.port")"
     say "AWS emulator (moto) at $AWS_ENDPOINT"
 }
