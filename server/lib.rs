@@ -14,6 +14,7 @@ pub mod auth;
 pub mod catalog;
 pub mod cli;
 pub mod config;
+pub mod cpu;
 pub mod db;
 pub mod deployments;
 pub mod error;
@@ -62,6 +63,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     });
     Ok(AppState {
         sessions: Arc::new(auth::extract::SessionCache::new(config.session_cache_ms)),
+        cpu: Arc::new(cpu::CpuPool::new()),
         config: Arc::new(config),
         db,
         catalog: Arc::new(catalog),

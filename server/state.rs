@@ -22,6 +22,8 @@ pub struct AppState {
     pub replica_lock: Option<Arc<std::fs::File>>,
     /// Session checks this replica made recently (see `auth::extract`).
     pub sessions: Arc<SessionCache>,
+    /// Where rendering and policy checks run (off the async executor, bounded).
+    pub cpu: Arc<crate::cpu::CpuPool>,
 }
 
 /// The OIDC client, discovered on first use so the portal starts (and existing sessions keep

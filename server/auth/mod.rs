@@ -67,9 +67,12 @@ impl Roles {
     }
 }
 
-/// Team names: lowercase letters, digits and dashes, 2–32 characters.
+/// Team names: 2–32 lowercase letters, digits and single dashes, starting with a letter and not
+/// ending with a dash (a team name is part of stack names, where `--` separates it).
 pub fn valid_team(t: &str) -> bool {
     (2..=32).contains(&t.len())
+        && !t.contains("--")
+        && !t.ends_with('-')
         && t.bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && t.as_bytes()[0].is_ascii_lowercase()

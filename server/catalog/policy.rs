@@ -3,8 +3,15 @@
 //!
 //! cfn-guard is used as a library: a `Validate` command built with `payload(true)`, structured
 //! JSON output, and an in-memory reader and writer (its `run_checks` helper truncates reports
-//! over 8 KB). Each rule file is parsed once at load time (a dry run against an empty document),
-//! so a broken rule stops the portal at start-up.
+//! over 8 KB). Each rule file is checked at load time (a dry run against an empty document), so a
+//! broken rule stops the portal at start-up.
+//!
+//! Speed: cfn-guard's cost is evaluation, which grows with the resources it is shown (it clones
+//! its value tree per query); parsing the rules is about 0.5 ms in all. So each rule file is shown
+//! only the resources of the types its text names (all of them when it names none, or names them
+//! other than as quoted literals), the files run in parallel, and a template's report is kept by
+//! its digest (a form preview checks the same template again and again). A test proves, for
+//! every rendered blueprint, that the filtered results equal the whole-template results.
 
 use std::collections::BTreeSet;
 use std::io::Cursor;
@@ -17,6 +24,7 @@ use cfn_guard::utils::reader::{ReadBuffer, Reader};
 use cfn_guard::utils::writer::{WriteBuffer, Writer};
 use cfn_guard::{CommandBuilder, ValidateBuilder};
 use serde_json::{Value, json};
+use sha2::Digest;
 
 /// The outcome of one named rule.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,13 +47,78 @@ pub struct PolicyReport {
     pub results: Vec<RuleResult>,
 }
 
-/// The loaded rule files.
+/// One loaded `.guard` file.
 #[derive(Debug, Clone)]
+struct RuleFile {
+    text: String,
+    /// The resource types its text names; `None`: it is shown the whole template.
+    types: Option<BTreeSet<String>>,
+}
+
+/// The loaded rule files.
+#[derive(Clone)]
 pub struct PolicyEngine {
-    /// The text of each `.guard` file, in file-name order.
-    texts: Vec<String>,
+    /// The `.guard` files, in file-name order.
+    files: Vec<RuleFile>,
     /// Every rule name declared in the files.
     rules: BTreeSet<String>,
+    /// Reports by template digest.
+    reports: moka::sync::Cache<String, PolicyReport>,
+}
+
+impl std::fmt::Debug for PolicyEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PolicyEngine")
+            .field("files", &self.files.len())
+            .field("rules", &self.rules)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The resource types a rule text names as quoted literals (`'AWS::S3::Bucket'`). `None` when it
+/// names none, or mentions a type any other way (a regular expression, say): such a file needs
+/// the whole template.
+pub(crate) fn referenced_types(text: &str) -> Option<BTreeSet<String>> {
+    let mut types = BTreeSet::new();
+    for (at, _) in text.match_indices("AWS::") {
+        let quote = text[..at].chars().next_back()?;
+        if quote != '\'' && quote != '"' {
+            return None;
+        }
+        let rest = &text[at..];
+        let end = rest.find(quote)?;
+        let name = &rest[..end];
+        let parts: Vec<&str> = name.split("::").collect();
+        let well_formed = parts.len() == 3
+            && parts[1..]
+                .iter()
+                .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric()));
+        if !well_formed {
+            return None;
+        }
+        types.insert(name.to_owned());
+    }
+    (!types.is_empty()).then_some(types)
+}
+
+/// The template with only the resources of `types` (every other section kept), as JSON text.
+fn filtered(template: &Value, types: &BTreeSet<String>) -> String {
+    let mut copy = serde_json::Map::new();
+    for (key, value) in template.as_object().into_iter().flatten() {
+        if key == "Resources" {
+            let kept: serde_json::Map<String, Value> = value
+                .as_object()
+                .into_iter()
+                .flatten()
+                .filter(|(_, r)| r["Type"].as_str().is_some_and(|t| types.contains(t)))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            copy.insert(key.clone(), Value::Object(kept));
+        } else {
+            copy.insert(key.clone(), value.clone());
+        }
+    }
+    Value::Object(copy).to_string()
 }
 
 /// cfn-guard's exit status for a run with a rule or data error (as opposed to a failed rule).
@@ -92,10 +165,23 @@ impl PolicyEngine {
             if found.is_empty() {
                 bail!("rule file {name} declares no named rule");
             }
+            if let Some(dup) = found.iter().find(|r| rules.contains(*r)) {
+                bail!("rule file {name}: rule {dup} is declared in another file too");
+            }
             rules.extend(found);
         }
-        let texts = files.into_iter().map(|(_, text)| text).collect();
-        Ok(PolicyEngine { texts, rules })
+        let files = files
+            .into_iter()
+            .map(|(_, text)| RuleFile {
+                types: referenced_types(&text),
+                text,
+            })
+            .collect();
+        Ok(PolicyEngine {
+            files,
+            rules,
+            reports: moka::sync::Cache::new(1_000),
+        })
     }
 
     /// Names of all loaded rules.
@@ -106,35 +192,81 @@ impl PolicyEngine {
     /// Runs every rule against a JSON template. A template cfn-guard cannot evaluate fails as a
     /// whole, with the reason, under the pseudo-rule `cfn-guard`.
     pub fn check(&self, template_json: &str) -> PolicyReport {
-        let report = run_guard(&self.texts, template_json).and_then(|(status, out)| {
-            if status == GUARD_ERROR_STATUS {
-                bail!("cfn-guard could not evaluate the template: {}", out.trim());
-            }
-            serde_json::from_str::<Value>(&out).context("unreadable cfn-guard report")
-        });
-        let report = match report {
-            Ok(r) => r,
-            Err(e) => {
-                return PolicyReport {
-                    passed: false,
-                    results: vec![RuleResult {
-                        rule: "cfn-guard".into(),
-                        passed: false,
-                        messages: vec![format!("{e:#}")],
-                    }],
-                };
-            }
-        };
-        let mut failures = failures(&report);
-        let any_fail = report
-            .as_array()
-            .into_iter()
-            .flatten()
-            .any(|f| f["status"] == "FAIL");
-        if any_fail && failures.is_empty() {
-            let why = "cfn-guard failed the template without naming a rule".to_owned();
-            failures.push(("cfn-guard".into(), vec![why]));
+        let digest = hex::encode(sha2::Sha256::digest(template_json.as_bytes()));
+        if let Some(report) = self.reports.get(&digest) {
+            return report;
         }
+        let report = self.evaluate(template_json, true);
+        self.reports.insert(digest, report.clone());
+        report
+    }
+
+    /// Evaluates without the report cache; `filter` shows each file only the resources of the
+    /// types it names (false: the whole template to every file, for the equivalence test).
+    fn evaluate(&self, template_json: &str, filter: bool) -> PolicyReport {
+        let template: Value = match serde_json::from_str(template_json) {
+            Ok(v) => v,
+            Err(e) => return unusable(format!("the template is not JSON: {e}")),
+        };
+        let inputs: Vec<String> = self
+            .files
+            .iter()
+            .map(|f| match (&f.types, filter) {
+                (Some(types), true) => filtered(&template, types),
+                _ => template_json.to_owned(),
+            })
+            .collect();
+        // The files in parallel, one chunk per core.
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let chunk = self.files.len().div_ceil(threads).max(1);
+        let outputs: Vec<anyhow::Result<Value>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = self
+                .files
+                .chunks(chunk)
+                .zip(inputs.chunks(chunk))
+                .map(|(files, inputs)| {
+                    scope.spawn(move || {
+                        files
+                            .iter()
+                            .zip(inputs)
+                            .map(|(f, input)| report_of(&f.text, input))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        vec![Err(anyhow::anyhow!("a policy check thread panicked"))]
+                    })
+                })
+                .collect()
+        });
+        let mut failures = Vec::new();
+        for output in outputs {
+            match output {
+                Ok(report) => {
+                    let found = self::failures(&report);
+                    let any_fail = report
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .any(|f| f["status"] == "FAIL");
+                    if any_fail && found.is_empty() {
+                        let why = "cfn-guard failed the template without naming a rule".to_owned();
+                        failures.push(("cfn-guard".into(), vec![why]));
+                    }
+                    failures.extend(found);
+                }
+                Err(e) => return unusable(format!("{e:#}")),
+            }
+        }
+        self.results(failures)
+    }
+
+    /// One result per loaded rule (and per failing name that is not one, such as `cfn-guard`).
+    fn results(&self, failures: Vec<(String, Vec<String>)>) -> PolicyReport {
         let results: Vec<RuleResult> = self
             .rules
             .iter()
@@ -161,6 +293,37 @@ impl PolicyEngine {
             results,
         }
     }
+
+    /// For tests: whether showing each file only its types changes any result on `template`.
+    #[cfg(test)]
+    pub(crate) fn filtering_changes_results(&self, template_json: &str) -> Option<String> {
+        let (a, b) = (
+            self.evaluate(template_json, true),
+            self.evaluate(template_json, false),
+        );
+        (a != b).then(|| format!("filtered {a:?}\nwhole {b:?}"))
+    }
+}
+
+/// The report of a template cfn-guard cannot evaluate.
+fn unusable(why: String) -> PolicyReport {
+    PolicyReport {
+        passed: false,
+        results: vec![RuleResult {
+            rule: "cfn-guard".into(),
+            passed: false,
+            messages: vec![why],
+        }],
+    }
+}
+
+/// One file's structured report on one input.
+fn report_of(rules: &str, data: &str) -> anyhow::Result<Value> {
+    let (status, out) = run_guard(&[rules.to_owned()], data)?;
+    if status == GUARD_ERROR_STATUS {
+        bail!("cfn-guard could not evaluate the template: {}", out.trim());
+    }
+    serde_json::from_str::<Value>(&out).context("unreadable cfn-guard report")
 }
 
 /// Runs cfn-guard's validate command over a payload; returns the status and the report (or, for

@@ -75,6 +75,7 @@ pub fn check_env_name(name: &str) -> Result<(), String> {
     let ok = (2..=31).contains(&name.len())
         && name.starts_with(|c: char| c.is_ascii_lowercase())
         && !name.ends_with('-')
+        && !name.contains("--")
         && name
             .chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
@@ -83,7 +84,7 @@ pub fn check_env_name(name: &str) -> Result<(), String> {
     } else {
         Err(format!(
             "'{name}' is not a valid environment name: use 2-31 characters, lowercase letters, \
-             digits and '-', starting with a letter (e.g. core)"
+             digits and single '-', starting with a letter (e.g. core)"
         ))
     }
 }

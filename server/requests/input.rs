@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use super::Binding;
+use super::{Binding, stack_name};
 use crate::accounts::{self, Account};
 use crate::auth::CurrentUser;
 use crate::catalog::render::check_env_name;
@@ -131,16 +131,29 @@ pub async fn prepare(
         region: input.region.clone(),
         name: input.name.clone(),
     };
-    let rendered = match blueprint.render(&ctx, &input.parameters) {
-        Ok(r) if errors.is_empty() => r,
-        Ok(_) => return Err(AppError::Invalid(errors)),
-        Err(param_errors) => {
+    let (bp, params, policy) = (
+        blueprint.clone(),
+        input.parameters.clone(),
+        state.policy.clone(),
+    );
+    // Rendering and the policy check are CPU work: off the async executor.
+    let (rendered, policy) = state
+        .cpu
+        .run(move || {
+            bp.render(&ctx, &params).map(|r| {
+                let report = policy.check(&r.body);
+                (r, report)
+            })
+        })
+        .await?
+        .map_err(|param_errors| {
             errors.extend(param_errors);
-            return Err(AppError::Invalid(errors));
-        }
-    };
-    let stack_name = format!("stackgate-{team}-{}-{}", input.name, account.env_class);
-    let policy = state.policy.check(&rendered.body);
+            AppError::Invalid(errors.clone())
+        })?;
+    if !errors.is_empty() {
+        return Err(AppError::Invalid(errors));
+    }
+    let stack_name = stack_name(&team, &input.name, account.env_class);
     let content_hash = Binding {
         blueprint_digest: &blueprint.digest,
         template_digest: &rendered.digest,

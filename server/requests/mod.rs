@@ -260,6 +260,14 @@ impl Binding<'_> {
     }
 }
 
+/// The CloudFormation stack of a team's environment: `stackgate-<team>--<name>-<class>`. Team
+/// and environment names never contain `--` and a class never contains `-`, so the name reads
+/// back one way only: two teams' stacks cannot share a name (`lend` + `ing-core` and
+/// `lending` + `core` give `stackgate-lend--ing-core-dev` and `stackgate-lending--core-dev`).
+pub fn stack_name(team: &str, name: &str, class: EnvClass) -> String {
+    format!("stackgate-{team}--{name}-{class}")
+}
+
 /// SHA-256 (hex) of a rendered template's bytes.
 pub fn template_digest(body: &str) -> String {
     hex::encode(Sha256::digest(body.as_bytes()))
@@ -325,6 +333,16 @@ mod tests {
             e.as_deref(),
             Some("a request that is deployed cannot be cancelled")
         );
+    }
+
+    #[test]
+    fn stack_names_of_different_teams_never_collide() {
+        let a = stack_name("lend", "ing-core", EnvClass::Dev);
+        let b = stack_name("lending", "core", EnvClass::Dev);
+        assert_ne!(a, b);
+        assert_eq!(b, "stackgate-lending--core-dev");
+        assert!(crate::catalog::render::check_env_name("ing--core").is_err());
+        assert!(!crate::auth::valid_team("pay--ments"));
     }
 
     #[test]

@@ -90,7 +90,7 @@ async fn journey(backend: Backend) {
     assert_eq!(body["request"]["status"], "pending_approval");
     assert_eq!(
         body["request"]["stack_name"],
-        format!("stackgate-payments-{name}-dev")
+        format!("stackgate-payments--{name}-dev")
     );
 
     // alice cannot approve her own request: the server refuses, and nothing changes.
@@ -219,7 +219,7 @@ async fn journey(backend: Backend) {
         aws_credential_types::Credentials::for_tests(),
     )
     .await;
-    let stack_name = format!("stackgate-payments-{name}-dev");
+    let stack_name = format!("stackgate-payments--{name}-dev");
     let spec = |account: &str| AssumeSpec {
         role_arn: format!("arn:aws:iam::{account}:role/stackgate-deploy"),
         external_id: "test-probe".into(),

@@ -138,3 +138,50 @@ fn a_template_without_route_tables_or_vpcs_is_evaluated_not_refused() {
     assert!(report.passed, "{report:?}");
     assert!(report.results.iter().all(|r| r.rule != "cfn-guard"));
 }
+
+/// The speed-up of showing each rule file only its resource types changes no result: on every
+/// render of every blueprint and on every mutated template of the test above.
+#[test]
+fn showing_each_rule_file_only_its_types_changes_no_result() {
+    let mut templates = vec![];
+    for env in [EnvClass::Dev, EnvClass::Test, EnvClass::Prod] {
+        for azs in ["2", "3"] {
+            templates.push(render(env, &[("az_count", azs)]).body);
+        }
+    }
+    let base = render(EnvClass::Dev, &[]).template;
+    let mut open_ssh = base.clone();
+    open_ssh["Resources"]["Ssh"] = json!({"Type": "AWS::EC2::SecurityGroupIngress", "Properties": {"GroupId": "sg-1", "IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "CidrIp": "0.0.0.0/0"}});
+    let mut untagged = base.clone();
+    untagged["Resources"]["Vpc"]["Properties"]
+        .as_object_mut()
+        .map(|p| p.remove("Tags"));
+    templates.push(open_ssh.to_string());
+    templates.push(untagged.to_string());
+    for t in &templates {
+        if let Some(diff) = engine().filtering_changes_results(t) {
+            panic!("{diff}");
+        }
+    }
+}
+
+#[test]
+fn a_rule_file_names_its_types_only_as_quoted_literals() {
+    use crate::catalog::policy::referenced_types;
+    let t =
+        referenced_types("let b = Resources.*[ Type == 'AWS::S3::Bucket' ]\nrule x { %b exists }");
+    assert_eq!(
+        t.map(|t| t.into_iter().collect::<Vec<_>>()),
+        Some(vec!["AWS::S3::Bucket".to_string()])
+    );
+    assert_eq!(referenced_types("rule x { Resources exists }"), None);
+    assert_eq!(
+        referenced_types("let b = Resources.*[ Type == /AWS::S3::.*/ ]"),
+        None
+    );
+    assert_eq!(
+        referenced_types("let b = Resources.*[ Type IN ['AWS::EC2::VPC', \"AWS::EC2::Subnet\"] ]")
+            .map(|t| t.len()),
+        Some(2)
+    );
+}
