@@ -64,6 +64,9 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     Ok(AppState {
         sessions: Arc::new(auth::extract::SessionCache::new(config.session_cache_ms)),
         cpu: Arc::new(cpu::CpuPool::new()),
+        login_guard: Arc::new(auth::throttle::LoginGuard::new(
+            config.login_rate_per_minute,
+        )),
         config: Arc::new(config),
         db,
         catalog: Arc::new(catalog),
@@ -71,6 +74,26 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         oidc: Arc::new(oidc),
         replica_lock,
     })
+}
+
+/// Appends the summaries of refused sign-ins once their minute is over, and the rest at stop.
+async fn flush_refusals(state: AppState, mut stop: tokio::sync::watch::Receiver<bool>) {
+    loop {
+        let stopping = tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_secs(10)) => false,
+            _ = stop.changed() => true,
+        };
+        let at = db::now_ms() + if stopping { 60_000 } else { 0 };
+        if let Err(e) = state.login_guard.flush(&state.db, at).await {
+            tracing::warn!(
+                error = format!("{e:#}"),
+                "Could not record the summary of refused sign-ins."
+            );
+        }
+        if stopping {
+            return;
+        }
+    }
 }
 
 /// Serves the portal on `listener` (and runs the worker, if enabled) until `shutdown` resolves;
@@ -92,6 +115,7 @@ pub async fn run(
     } else {
         None
     };
+    let summaries = tokio::spawn(flush_refusals(state.clone(), stop_rx.clone()));
     let addr = listener.local_addr()?;
     tracing::info!(listen = %addr, "stackgate is listening.");
     let router = app(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
@@ -108,6 +132,7 @@ pub async fn run(
     if let Some(w) = worker {
         let _ = w.await;
     }
+    let _ = summaries.await;
     state.db.close().await;
     tracing::info!("stackgate stopped.");
     Ok(())

@@ -24,6 +24,8 @@ pub struct AppState {
     pub sessions: Arc<SessionCache>,
     /// Where rendering and policy checks run (off the async executor, bounded).
     pub cpu: Arc<crate::cpu::CpuPool>,
+    /// Sign-in rate limits and the counts of refused sign-ins (see `auth::throttle`).
+    pub login_guard: Arc<crate::auth::throttle::LoginGuard>,
 }
 
 /// The OIDC client, discovered on first use so the portal starts (and existing sessions keep

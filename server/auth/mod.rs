@@ -11,6 +11,7 @@ pub mod oidc;
 pub mod routes;
 pub mod seal;
 pub mod store;
+pub mod throttle;
 
 pub use extract::PassiveUser;
 

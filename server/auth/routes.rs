@@ -13,8 +13,10 @@ use serde::Deserialize;
 use super::cookies::Cookies;
 use super::extract::client_ip;
 use super::store;
+use super::throttle::Note;
 use super::{CurrentUser, Roles};
 use crate::audit::{self, Actor, Entry};
+use crate::db::now_ms;
 use crate::error::AppError;
 use crate::state::AppState;
 
@@ -70,8 +72,13 @@ fn cookies(state: &AppState) -> Cookies {
 /// Leaves for the IdP with a fresh state, nonce and PKCE challenge bound to this browser.
 async fn start_login(
     State(state): State<AppState>,
+    parts: Parts,
     Query(q): Query<ReturnTo>,
 ) -> Result<Response, AppError> {
+    let ip = client_ip(&parts);
+    if !state.login_guard.allow(ip.as_deref().unwrap_or("unknown")) {
+        return too_many(&state, ip).await;
+    }
     let client = match state.oidc.client().await {
         Ok(c) => c,
         Err(e) => {
@@ -99,6 +106,42 @@ async fn start_login(
         .into_response())
 }
 
+/// Audits a refused sign-in: the first of its kind this minute at once, the rest in the minute's
+/// summary (see `throttle`).
+async fn record_refusal(
+    state: &AppState,
+    reason: &str,
+    ip: Option<String>,
+) -> Result<(), AppError> {
+    let client = ip.clone().unwrap_or_else(|| "unknown".into());
+    if state.login_guard.note(&client, reason, now_ms()) == Note::First {
+        let entry = Entry::new(
+            &Actor::system("anonymous"),
+            "auth.login_failed",
+            "session",
+            "-",
+        )
+        .outcome("denied")
+        .detail(serde_json::json!({ "reason": reason }))
+        .source_ip(ip);
+        audit::store::append_alone(&state.db, entry).await?;
+    }
+    Ok(())
+}
+
+/// Too many sign-in calls from one client: 429, audited like a refusal.
+async fn too_many(state: &AppState, ip: Option<String>) -> Result<Response, AppError> {
+    record_refusal(state, "rate_limited", ip).await?;
+    let mut response = login_failed_page(
+        StatusCode::TOO_MANY_REQUESTS,
+        "Too many sign-in attempts from your address. Wait a minute, then try again.",
+    )?;
+    response
+        .headers_mut()
+        .insert("retry-after", axum::http::HeaderValue::from_static("60"));
+    Ok(response)
+}
+
 fn login_failed_page(status: StatusCode, message: &str) -> Result<Response, AppError> {
     let page = LoginPage {
         return_to: "/".into(),
@@ -120,16 +163,7 @@ struct CallbackQuery {
 /// with a generic page: no session, no token material.
 async fn refuse(state: &AppState, reason: &str, ip: Option<String>) -> Result<Response, AppError> {
     tracing::warn!(auth.reason = reason, "A sign-in was refused.");
-    let entry = Entry::new(
-        &Actor::system("anonymous"),
-        "auth.login_failed",
-        "session",
-        "-",
-    )
-    .outcome("denied")
-    .detail(serde_json::json!({ "reason": reason }))
-    .source_ip(ip);
-    audit::store::append_alone(&state.db, entry).await?;
+    record_refusal(state, reason, ip).await?;
     let c = cookies(state);
     let mut response = login_failed_page(
         StatusCode::BAD_REQUEST,
@@ -147,6 +181,9 @@ async fn callback(
     Query(q): Query<CallbackQuery>,
 ) -> Result<Response, AppError> {
     let ip = client_ip(&parts);
+    if !state.login_guard.allow(ip.as_deref().unwrap_or("unknown")) {
+        return too_many(&state, ip).await;
+    }
     let c = cookies(&state);
     if q.error.is_some() {
         return refuse(&state, "idp_error", ip).await;

@@ -83,6 +83,8 @@ impl TestApp {
                     repo("node_modules/htmx.org/dist/htmx.min.js"),
                 ),
                 ("STACKGATE_WORKER_POLL_MS", "50".to_string()),
+                // Many sign-ins from one address in a test; the limit has its own test.
+                ("STACKGATE_LOGIN_RATE_PER_MINUTE", "10000".to_string()),
                 ("STACKGATE_LOG_FORMAT", "pretty".to_string()),
             ],
             extra,

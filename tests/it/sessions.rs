@@ -278,3 +278,76 @@ async fn a_callback_naming_another_issuer_is_refused_before_the_code_is_redeemed
     assert_eq!(reasons, vec!["callback_issuer_mismatch".to_string()]);
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sign_in_flood_is_limited_per_client_and_audited_in_aggregate() {
+    let app =
+        TestApp::spawn_with(Backend::Sqlite, &[("STACKGATE_LOGIN_RATE_PER_MINUTE", "5")]).await;
+    let anon = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    // Counts are per minute: start well inside one.
+    let into_minute = chrono::Utc::now().timestamp_millis() % 60_000;
+    if into_minute > 55_000 {
+        tokio::time::sleep(Duration::from_millis(60_500 - into_minute as u64)).await;
+    }
+    let mut codes = Vec::new();
+    for _ in 0..30 {
+        let resp = anon
+            .get(format!("{}/auth/login", app.base))
+            .send()
+            .await
+            .unwrap();
+        if resp.status() == StatusCode::TOO_MANY_REQUESTS {
+            assert_eq!(resp.headers()["retry-after"], "60");
+        }
+        codes.push(resp.status());
+    }
+    let started = codes
+        .iter()
+        .filter(|c| **c == StatusCode::SEE_OTHER)
+        .count();
+    assert_eq!(started, 5, "{codes:?}");
+    assert_eq!(codes.len() - started, 25);
+    let pending: i64 = sqlx::query("select count(*) from pending_logins")
+        .fetch_one(app.state.db.pool())
+        .await
+        .unwrap()
+        .try_get(0)
+        .unwrap();
+    assert_eq!(pending, 5, "a refused start stores nothing");
+    let failed = |records: &[stackgate::audit::Record]| {
+        records
+            .iter()
+            .filter(|r| r.action == "auth.login_failed")
+            .map(|r| r.detail.clone())
+            .collect::<Vec<_>>()
+    };
+    let now_records = stackgate::audit::store::all(&app.state.db).await.unwrap();
+    assert_eq!(
+        failed(&now_records).len(),
+        1,
+        "one record for the minute so far"
+    );
+    // When the minute is over, one summary counts the rest.
+    let at = chrono::Utc::now().timestamp_millis() + 60_000;
+    assert_eq!(
+        app.state
+            .login_guard
+            .flush(&app.state.db, at)
+            .await
+            .unwrap(),
+        1
+    );
+    let records = stackgate::audit::store::all(&app.state.db).await.unwrap();
+    let failed = failed(&records);
+    assert_eq!(failed.len(), 2);
+    assert_eq!(failed[1]["reason"], "rate_limited");
+    assert_eq!(failed[1]["count"], 24);
+    let v = stackgate::audit::store::verify(&app.state.db)
+        .await
+        .unwrap();
+    assert!(v.broken_at.is_none());
+    app.stop().await;
+}
