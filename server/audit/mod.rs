@@ -133,7 +133,7 @@ impl Record {
 /// The result of walking the chain.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Verification {
-    /// Number of records checked.
+    /// Number of records checked (in this pass).
     pub records: i64,
     /// Highest sequence number up to which the chain is intact.
     pub verified_up_to: i64,
@@ -143,37 +143,80 @@ pub struct Verification {
     pub head_hash: String,
 }
 
+/// Walks the chain a chunk at a time: from the genesis, or from a point already verified (its
+/// sequence number and hash), checking each record's place, link and content.
+#[derive(Debug, Clone)]
+pub struct Walker {
+    prev: String,
+    next_seq: i64,
+    checked: i64,
+    broken_at: Option<(i64, String)>,
+}
+
+impl Walker {
+    /// From the first record.
+    pub fn from_genesis() -> Walker {
+        Walker::after(0, GENESIS_HASH.to_string())
+    }
+
+    /// From the record after `seq`, whose hash is `hash`.
+    pub fn after(seq: i64, hash: String) -> Walker {
+        Walker {
+            prev: hash,
+            next_seq: seq + 1,
+            checked: 0,
+            broken_at: None,
+        }
+    }
+
+    /// Checks the next records, in `seq` order; stops at the first break.
+    pub fn feed(&mut self, records: &[Record]) {
+        for r in records {
+            if self.broken_at.is_some() {
+                return;
+            }
+            let problem = if r.seq != self.next_seq {
+                Some(format!(
+                    "expected record #{}, found #{}",
+                    self.next_seq, r.seq
+                ))
+            } else if r.prev_hash != self.prev {
+                Some("prev_hash does not match the previous record".to_string())
+            } else if r.compute_hash() != r.hash {
+                Some("content does not match its hash".to_string())
+            } else {
+                None
+            };
+            match problem {
+                Some(p) => self.broken_at = Some((r.seq, p)),
+                None => {
+                    self.prev = r.hash.clone();
+                    self.next_seq += 1;
+                    self.checked += 1;
+                }
+            }
+        }
+    }
+
+    pub fn is_broken(&self) -> bool {
+        self.broken_at.is_some()
+    }
+
+    pub fn finish(self) -> Verification {
+        Verification {
+            records: self.checked,
+            verified_up_to: self.next_seq - 1,
+            broken_at: self.broken_at,
+            head_hash: self.prev,
+        }
+    }
+}
+
 /// Checks a sequence of records, in `seq` order, for gaps, reordering and edited content.
 pub fn verify_records(records: &[Record]) -> Verification {
-    let mut prev = GENESIS_HASH.to_string();
-    let mut verified_up_to = 0;
-    for (expected_seq, r) in (1..).zip(records.iter()) {
-        let problem = if r.seq != expected_seq {
-            Some(format!("expected record #{expected_seq}, found #{}", r.seq))
-        } else if r.prev_hash != prev {
-            Some("prev_hash does not match the previous record".to_string())
-        } else if r.compute_hash() != r.hash {
-            Some("content does not match its hash".to_string())
-        } else {
-            None
-        };
-        if let Some(p) = problem {
-            return Verification {
-                records: records.len() as i64,
-                verified_up_to,
-                broken_at: Some((r.seq, p)),
-                head_hash: prev,
-            };
-        }
-        prev = r.hash.clone();
-        verified_up_to = r.seq;
-    }
-    Verification {
-        records: records.len() as i64,
-        verified_up_to,
-        broken_at: None,
-        head_hash: prev,
-    }
+    let mut w = Walker::from_genesis();
+    w.feed(records);
+    w.finish()
 }
 
 #[cfg(test)]

@@ -1,13 +1,17 @@
-//! The audit page and API: records, chain verification, export. Reading is itself audited.
+//! The audit page and API: records a page at a time, the last recorded verification of the chain
+//! (verifying on demand, not on every view), export. Reading is itself audited.
 
 use askama::Template;
+use axum::Router;
+use axum::body::{Body, Bytes};
 use axum::extract::{Query, State};
-use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Form, Json};
 use serde::Deserialize;
 
-use super::{Entry, Record, store};
+use super::store::{self, Verified};
+use super::{Entry, Record};
 use crate::auth::CurrentUser;
 use crate::error::{ApiError, AppError};
 use crate::http::layout::{Layout, When};
@@ -17,6 +21,7 @@ use crate::state::AppState;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/audit", get(page))
+        .route("/audit/verify", post(verify_page))
         .route("/audit/export", get(export))
         .route("/api/v1/audit/verify", get(verify_api))
 }
@@ -32,22 +37,27 @@ struct Row {
     hash_short: String,
 }
 
+/// The chain's status as the page shows it.
+struct ChainStatus {
+    verified: Verified,
+    when: When,
+}
+
 #[derive(Template)]
 #[template(path = "audit/index.html")]
 struct AuditPage {
     layout: Layout,
     rows: Vec<Row>,
-    records: i64,
-    verified_up_to: i64,
-    broken: Option<String>,
-    head_hash: String,
+    chain: Option<ChainStatus>,
     filter: String,
+    next: Option<i64>,
 }
 
 #[derive(Deserialize)]
 struct Filter {
     #[serde(default)]
     action: String,
+    before: Option<i64>,
 }
 
 async fn page(
@@ -59,13 +69,12 @@ async fn page(
     store::append_alone(
         &state.db,
         Entry::new(&user.actor(), "audit.read", "audit_log", "-")
-            .detail(serde_json::json!({ "filter": f.action }))
+            .detail(serde_json::json!({ "filter": f.action, "before": f.before }))
             .source_ip(user.source_ip.clone()),
     )
     .await?;
-    let v = store::verify(&state.db).await?;
-    let rows = store::recent(&state.db, 200, &f.action)
-        .await?
+    let (records, next) = store::page(&state.db, f.before, &f.action, 50).await?;
+    let rows = records
         .into_iter()
         .map(|r: Record| Row {
             seq: r.seq,
@@ -78,19 +87,42 @@ async fn page(
             hash_short: r.hash.chars().take(12).collect(),
         })
         .collect();
+    let chain = store::last_verification(&state.db)
+        .await?
+        .map(|v| ChainStatus {
+            when: When::at(v.verified_at),
+            verified: v,
+        });
     let page = AuditPage {
         layout: Layout::new(&state, &user, "audit").await?,
         rows,
-        records: v.records,
-        verified_up_to: v.verified_up_to,
-        broken: v.broken_at.map(|(seq, why)| format!("#{seq}: {why}")),
-        head_hash: v.head_hash,
+        chain,
         filter: f.action,
+        next,
     };
     Ok(Html(page.render().map_err(anyhow::Error::from)?))
 }
 
-/// The whole log as JSON Lines, one record per line, for offline verification.
+#[derive(Deserialize)]
+struct VerifyForm {
+    #[serde(default)]
+    scope: String,
+}
+
+/// Verifies the records added since the last verification (or, with `scope=whole`, the whole
+/// chain from its first record), records the result, and shows the page again.
+async fn verify_page(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Form(f): Form<VerifyForm>,
+) -> Result<Response, AppError> {
+    user.require_audit_reader()?;
+    store::verify_and_record(&state.db, &user.actor(), f.scope == "whole").await?;
+    Ok(Redirect::to("/audit").into_response())
+}
+
+/// The whole log as JSON Lines, one record per line, for offline verification; streamed a chunk
+/// at a time.
 async fn export(State(state): State<AppState>, user: CurrentUser) -> Result<Response, AppError> {
     user.require_audit_reader()?;
     store::append_alone(
@@ -99,11 +131,29 @@ async fn export(State(state): State<AppState>, user: CurrentUser) -> Result<Resp
             .source_ip(user.source_ip.clone()),
     )
     .await?;
-    let mut body = String::new();
-    for r in store::all(&state.db).await? {
-        body.push_str(&serde_json::to_string(&r).map_err(anyhow::Error::from)?);
-        body.push('\n');
-    }
+    let db = state.db.clone();
+    let chunks = futures_util::stream::unfold(Some(0_i64), move |after| {
+        let db = db.clone();
+        async move {
+            let after = after?;
+            match store::after(&db, after, store::CHUNK).await {
+                Ok(records) if records.is_empty() => None,
+                Ok(records) => {
+                    let next = records.last().map(|r| r.seq);
+                    let mut body = String::new();
+                    for r in &records {
+                        body.push_str(&serde_json::to_string(r).unwrap_or_default());
+                        body.push('\n');
+                    }
+                    Some((Ok::<_, std::io::Error>(Bytes::from(body)), next))
+                }
+                Err(e) => {
+                    tracing::error!(error = format!("{e:#}"), "The audit export stopped.");
+                    Some((Err(std::io::Error::other("the audit export stopped")), None))
+                }
+            }
+        }
+    });
     Ok((
         [
             ("content-type", "application/x-ndjson"),
@@ -112,21 +162,18 @@ async fn export(State(state): State<AppState>, user: CurrentUser) -> Result<Resp
                 "attachment; filename=\"stackgate-audit.jsonl\"",
             ),
         ],
-        body,
+        Body::from_stream(chunks),
     )
         .into_response())
 }
 
+/// Verifies the whole chain (and records that it did).
 async fn verify_api(
     State(state): State<AppState>,
     ApiUser(user): ApiUser,
 ) -> Result<Json<super::Verification>, ApiError> {
     user.require_audit_reader()?;
-    store::append_alone(
-        &state.db,
-        Entry::new(&user.actor(), "audit.verified", "audit_log", "-")
-            .source_ip(user.source_ip.clone()),
-    )
-    .await?;
-    Ok(Json(store::verify(&state.db).await?))
+    Ok(Json(
+        store::verify_and_record(&state.db, &user.actor(), true).await?,
+    ))
 }

@@ -2,8 +2,8 @@
 
 use sqlx::Row;
 
-use super::{Entry, GENESIS_HASH, Record, Verification, verify_records};
-use crate::db::{Db, Tx, now_ms};
+use super::{Actor, Entry, GENESIS_HASH, Record, Verification, Walker};
+use crate::db::{Db, Sql, Tx, now_ms};
 
 /// A fixed key for the PostgreSQL advisory lock that serialises chain appends across replicas.
 const CHAIN_LOCK_KEY: i64 = 0x5354_4b47_4155_4454; // "STKGAUDT"
@@ -111,27 +111,152 @@ pub async fn for_object(
     rows.iter().map(from_row).collect()
 }
 
-/// The newest records, newest first, optionally only one action prefix (e.g. `request.`).
-pub async fn recent(db: &Db, limit: i64, action_prefix: &str) -> Result<Vec<Record>, sqlx::Error> {
+/// Records read at a time when walking or exporting the whole log.
+pub const CHUNK: i64 = 2_000;
+
+/// The `[from, to)` range of action names starting with `prefix` (`to` is `prefix` with its last
+/// character advanced), so a prefix filter is an index range, not a scan with `LIKE`.
+fn prefix_range(prefix: &str) -> Option<(String, String)> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    let last = chars.pop()?;
+    let next = char::from_u32(last as u32 + 1)?;
+    chars.push(next);
+    Some((prefix.to_string(), chars.into_iter().collect()))
+}
+
+/// One page of records, newest first: those before `before` (a sequence number), optionally
+/// only actions starting with `prefix`. Returns the page and where the next one starts.
+pub async fn page(
+    db: &Db,
+    before: Option<i64>,
+    prefix: &str,
+    limit: i64,
+) -> Result<(Vec<Record>, Option<i64>), sqlx::Error> {
+    let limit = limit.clamp(1, 200);
+    let mut sql = Sql::new(SELECT);
+    sql.push(" where seq < ").int(before.unwrap_or(i64::MAX));
+    if let Some((from, to)) = prefix_range(prefix) {
+        sql.push(" and action >= ").text(&from);
+        sql.push(" and action < ").text(&to);
+    }
+    sql.push(&format!(" order by seq desc limit {}", limit + 1));
+    let rows = sql.query().fetch_all(db.pool()).await?;
+    let mut records = rows.iter().map(from_row).collect::<Result<Vec<_>, _>>()?;
+    let next = if records.len() as i64 > limit {
+        records.truncate(limit as usize);
+        records.last().map(|r| r.seq)
+    } else {
+        None
+    };
+    Ok((records, next))
+}
+
+/// Records after `after` (a sequence number), oldest first, at most `limit`.
+pub async fn after(db: &Db, after: i64, limit: i64) -> Result<Vec<Record>, sqlx::Error> {
     let sql = sqlx::AssertSqlSafe(format!(
-        "{SELECT} where action like $1 order by seq desc limit $2"
+        "{SELECT} where seq > $1 order by seq limit {}",
+        limit.clamp(1, CHUNK)
     ));
-    let rows = sqlx::query(sql)
-        .bind(format!("{action_prefix}%"))
-        .bind(limit)
-        .fetch_all(db.pool())
-        .await?;
+    let rows = sqlx::query(sql).bind(after).fetch_all(db.pool()).await?;
     rows.iter().map(from_row).collect()
 }
 
-/// Every record, oldest first.
-pub async fn all(db: &Db) -> Result<Vec<Record>, sqlx::Error> {
-    let sql = sqlx::AssertSqlSafe(format!("{SELECT} order by seq"));
-    let rows = sqlx::query(sql).fetch_all(db.pool()).await?;
-    rows.iter().map(from_row).collect()
+/// Walks the chain from `walker`'s start to the end, [`CHUNK`] records at a time.
+pub async fn walk(db: &Db, mut walker: Walker, from_seq: i64) -> Result<Verification, sqlx::Error> {
+    let mut at = from_seq;
+    loop {
+        let chunk = after(db, at, CHUNK).await?;
+        let Some(last) = chunk.last() else { break };
+        at = last.seq;
+        walker.feed(&chunk);
+        if walker.is_broken() || (chunk.len() as i64) < CHUNK {
+            break;
+        }
+    }
+    Ok(walker.finish())
 }
 
-/// Walks the whole chain.
+/// Walks the whole chain from the genesis.
 pub async fn verify(db: &Db) -> Result<Verification, sqlx::Error> {
-    Ok(verify_records(&all(db).await?))
+    walk(db, Walker::from_genesis(), 0).await
+}
+
+/// A verification as recorded: how far the chain was verified, when and by whom.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Verified {
+    pub verified_at: i64,
+    pub verified_up_to: i64,
+    pub head_hash: String,
+    pub records: i64,
+    pub broken_at: Option<i64>,
+    pub reason: Option<String>,
+    pub actor_name: String,
+}
+
+/// The most recent recorded verification.
+pub async fn last_verification(db: &Db) -> Result<Option<Verified>, sqlx::Error> {
+    let row = sqlx::query(
+        "select verified_at, verified_up_to, head_hash, records, broken_at, reason, actor_name \
+         from audit_verifications order by id desc limit 1",
+    )
+    .fetch_optional(db.pool())
+    .await?;
+    row.map(|r| {
+        Ok(Verified {
+            verified_at: r.try_get(0)?,
+            verified_up_to: r.try_get(1)?,
+            head_hash: r.try_get(2)?,
+            records: r.try_get(3)?,
+            broken_at: r.try_get(4)?,
+            reason: r.try_get(5)?,
+            actor_name: r.try_get(6)?,
+        })
+    })
+    .transpose()
+}
+
+/// Verifies the chain (`whole`: from the genesis; otherwise only the records after the last
+/// intact verification, linked to its head) and records the result with its audit record, so
+/// that pages show the last verification instead of walking the log on every view.
+pub async fn verify_and_record(
+    db: &Db,
+    actor: &Actor,
+    whole: bool,
+) -> Result<Verification, sqlx::Error> {
+    let start = match last_verification(db).await? {
+        Some(v) if !whole && v.broken_at.is_none() => Some(v),
+        _ => None,
+    };
+    let v = match &start {
+        Some(s) => {
+            walk(
+                db,
+                Walker::after(s.verified_up_to, s.head_hash.clone()),
+                s.verified_up_to,
+            )
+            .await?
+        }
+        None => verify(db).await?,
+    };
+    let mut tx = db.begin().await?;
+    sqlx::query(
+        "insert into audit_verifications (verified_at, verified_up_to, head_hash, records, \
+         broken_at, reason, actor_name) values ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(now_ms())
+    .bind(v.verified_up_to)
+    .bind(v.head_hash.clone())
+    .bind(v.records + start.as_ref().map_or(0, |s| s.records))
+    .bind(v.broken_at.as_ref().map(|b| b.0))
+    .bind(v.broken_at.as_ref().map(|b| b.1.clone()))
+    .bind(actor.name.clone())
+    .execute(&mut *tx)
+    .await?;
+    let entry = Entry::new(actor, "audit.verified", "audit_log", "-").detail(serde_json::json!({
+        "scope": if whole || start.is_none() { "whole" } else { "new records" },
+        "verified_up_to": v.verified_up_to, "broken_at": v.broken_at,
+    }));
+    append(&mut tx, entry).await?;
+    tx.commit().await?;
+    Ok(v)
 }

@@ -12,10 +12,7 @@ use reqwest::{Method, StatusCode};
 use crate::app::{Backend, TestApp};
 
 async fn audit_count(app: &TestApp) -> usize {
-    stackgate::audit::store::all(&app.state.db)
-        .await
-        .unwrap()
-        .len()
+    crate::support::audit_log(&app.state.db).await.len()
 }
 
 async fn control_characters_are_refused(backend: Backend) {

@@ -2,6 +2,7 @@
 //! harness (`make test`): the OIDC provider, the AWS emulator, SQLite and PostgreSQL.
 
 mod app;
+mod audit;
 mod aws;
 mod blueprints;
 mod cli;

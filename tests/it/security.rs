@@ -11,9 +11,8 @@ use crate::app::{Backend, TestApp};
 use crate::oidc::{browser, login_via_idp};
 
 async fn audit_reasons(app: &TestApp) -> Vec<String> {
-    stackgate::audit::store::all(&app.state.db)
+    crate::support::audit_log(&app.state.db)
         .await
-        .unwrap()
         .into_iter()
         .filter(|r| r.action == "auth.login_failed")
         .map(|r| r.detail["reason"].as_str().unwrap_or_default().to_string())
@@ -552,7 +551,7 @@ async fn only_auditors_and_admins_read_the_audit_log_and_reading_it_is_audited()
         page.text()
             .await
             .unwrap()
-            .contains("Chain verified up to #")
+            .contains("has not been verified yet")
     );
     let (code, v) = erin.api(Method::GET, "/audit/verify", None).await;
     assert_eq!(code, StatusCode::OK);
@@ -560,16 +559,21 @@ async fn only_auditors_and_admins_read_the_audit_log_and_reading_it_is_audited()
         v["broken_at"].is_null() && v["verified_up_to"].as_i64().unwrap() >= 3,
         "{v}"
     );
+    let page = erin.get("/audit").await.text().await.unwrap();
+    assert!(page.contains("verified</span> up to #"), "{page}");
+    // The export is the whole log, in order, and verifies offline.
     let export = erin.get("/audit/export").await.text().await.unwrap();
-    let lines: Vec<serde_json::Value> = export
+    let records: Vec<stackgate::audit::Record> = export
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert!(lines.iter().any(|r| r["action"] == "auth.login"));
+    assert!(records.iter().any(|r| r.action == "auth.login"));
+    let offline = stackgate::audit::verify_records(&records);
+    assert!(offline.broken_at.is_none(), "{offline:?}");
+    assert_eq!(offline.verified_up_to, records.len() as i64);
 
-    let actions: Vec<String> = stackgate::audit::store::all(&app.state.db)
+    let actions: Vec<String> = crate::support::audit_log(&app.state.db)
         .await
-        .unwrap()
         .into_iter()
         .map(|r| r.action)
         .collect();

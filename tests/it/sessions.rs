@@ -268,9 +268,8 @@ async fn a_callback_naming_another_issuer_is_refused_before_the_code_is_redeemed
         .append_pair("iss", "https://idp.evil.example");
     let resp = client.get(url.as_str()).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
-    let reasons: Vec<String> = stackgate::audit::store::all(&app.state.db)
+    let reasons: Vec<String> = crate::support::audit_log(&app.state.db)
         .await
-        .unwrap()
         .into_iter()
         .filter(|r| r.action == "auth.login_failed")
         .map(|r| r.detail["reason"].as_str().unwrap_or_default().to_string())
@@ -324,7 +323,7 @@ async fn a_sign_in_flood_is_limited_per_client_and_audited_in_aggregate() {
             .map(|r| r.detail.clone())
             .collect::<Vec<_>>()
     };
-    let now_records = stackgate::audit::store::all(&app.state.db).await.unwrap();
+    let now_records = crate::support::audit_log(&app.state.db).await;
     assert_eq!(
         failed(&now_records).len(),
         1,
@@ -340,7 +339,7 @@ async fn a_sign_in_flood_is_limited_per_client_and_audited_in_aggregate() {
             .unwrap(),
         1
     );
-    let records = stackgate::audit::store::all(&app.state.db).await.unwrap();
+    let records = crate::support::audit_log(&app.state.db).await;
     let failed = failed(&records);
     assert_eq!(failed.len(), 2);
     assert_eq!(failed[1]["reason"], "rate_limited");

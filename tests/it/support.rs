@@ -34,3 +34,18 @@ pub fn test_config(
         Err(e) => panic!("test configuration: {e}"),
     }
 }
+
+/// Every audit record, oldest first (tests read small logs whole; the portal never does).
+pub async fn audit_log(db: &stackgate::db::Db) -> Vec<stackgate::audit::Record> {
+    let mut out: Vec<stackgate::audit::Record> = Vec::new();
+    loop {
+        let after = out.last().map_or(0, |r| r.seq);
+        let chunk = stackgate::audit::store::after(db, after, stackgate::audit::store::CHUNK)
+            .await
+            .expect("reading the audit log");
+        if chunk.is_empty() {
+            return out;
+        }
+        out.extend(chunk);
+    }
+}
