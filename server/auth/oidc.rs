@@ -894,7 +894,6 @@ fn verify_id_token(
 }
 
 #[cfg(test)]
-#[allow(clippy::expect_used, clippy::unwrap_used)]
 mod tests {
     use super::*;
     use openidconnect::JwsSigningAlgorithm as _;

@@ -2,8 +2,6 @@
 //! PostgreSQL database), the in-process worker, the real IdP and the real AWS emulator; and
 //! `UserClient`: a signed-in browser-like HTTP client.
 
-#![allow(clippy::expect_used, clippy::unwrap_used)] // test code: failing loudly is the point
-
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;

@@ -1,8 +1,6 @@
 //! The audit page as an auditor meets it: records a page at a time, the chain verified on demand
 //! (new records, or the whole chain) instead of on every view, and a tampered record found.
 
-#![allow(clippy::expect_used, clippy::unwrap_used)] // test code: failing loudly is the point
-
 use reqwest::{Method, StatusCode};
 
 use crate::app::{Backend, TestApp, extract};

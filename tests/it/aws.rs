@@ -4,7 +4,6 @@
 //! stack and change-set names, so tests may share one emulator.
 
 // A failed expectation in a test is a failed test: panicking with a message is the point.
-#![allow(clippy::expect_used)]
 
 use std::time::Duration;
 

@@ -1,8 +1,6 @@
 //! The `stackgate` binary: the catalog commands, refusing bad configuration, and a clean stop on
 //! SIGTERM.
 
-#![allow(clippy::expect_used, clippy::unwrap_used)] // test code: failing loudly is the point
-
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 

@@ -3,8 +3,6 @@
 //! a fresh SQLite file, the demo account registry, a request submitted and approved through the
 //! library's own functions, and `Worker::run_once` driven step by step. No IdP, no emulator.
 
-#![allow(clippy::expect_used, clippy::unwrap_used)] // test code: failing loudly is the point
-
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 

@@ -2,8 +2,6 @@
 //! is stored (on PostgreSQL a NUL byte used to be a 500); a request that runs out of time is
 //! answered 503 with the security headers still on.
 
-#![allow(clippy::expect_used, clippy::unwrap_used)] // test code: failing loudly is the point
-
 use std::time::Duration;
 
 use axum::routing::get;

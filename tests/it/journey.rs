@@ -2,8 +2,6 @@
 //! approves it, the worker deploys it into the dev account through the real emulator; plus the
 //! ways it must refuse or fail.
 
-#![allow(clippy::expect_used, clippy::unwrap_used)] // test code: failing loudly is the point
-
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode};

@@ -1,6 +1,10 @@
 //! The one integration-test binary. Each module drives real components started by the test
 //! harness (`make test`): the OIDC provider, the AWS emulator, SQLite and PostgreSQL.
 
+// Test code: failing loudly is the point. (Unit tests get the same from clippy.toml, which
+// clippy applies only inside `#[cfg(test)]` items, not to an integration crate's helpers.)
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
 mod app;
 mod audit;
 mod aws;

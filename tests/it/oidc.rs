@@ -5,8 +5,6 @@
 //! [`login_via_idp`] is the reusable scripted login: it plays the browser from the authorization
 //! URL to the redirect back to the portal's callback.
 
-#![allow(clippy::expect_used, clippy::unwrap_used)] // test code: failing loudly is the point
-
 use std::time::{Duration, Instant};
 
 use stackgate::auth::oidc::{

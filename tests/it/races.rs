@@ -3,8 +3,6 @@
 //! order of the same actions could have produced — no stuck quorum, no second deployment, no
 //! deadlock, no duplicate request number.
 
-#![allow(clippy::expect_used, clippy::unwrap_used)] // test code: failing loudly is the point
-
 use std::sync::Arc;
 
 use sqlx::Row;

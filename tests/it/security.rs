@@ -1,8 +1,6 @@
 //! The fail-closed paths: sign-in refusals, sessions, request forgery, headers, the append-only
 //! audit log, and a deploy role STS will not let us assume.
 
-#![allow(clippy::expect_used, clippy::unwrap_used)] // test code: failing loudly is the point
-
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode};

@@ -3,8 +3,6 @@
 //! (writes always check the database), groups re-confirmed with the IdP's userinfo endpoint
 //! (always before a decision), and the sealed login in progress.
 
-#![allow(clippy::expect_used, clippy::unwrap_used)] // test code: failing loudly is the point
-
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
