@@ -68,6 +68,10 @@ pub struct Config {
     pub listen: SocketAddr,
     /// `STACKGATE_DATABASE_URL`: `sqlite://…` (default) or `postgres://…`.
     pub database_url: String,
+    /// `STACKGATE_DATABASE_OWNER_URL` (PostgreSQL): the role that owns the schema. When set,
+    /// migrations run as it and the portal's own role (of `database_url`) is granted only what it
+    /// needs: on `audit_log`, INSERT and SELECT (so it cannot alter or empty the log).
+    pub database_owner_url: Option<Secret>,
     /// `STACKGATE_PUBLIC_URL`: the URL users reach the portal at (callback URL, cookie security).
     pub public_url: url::Url,
     /// `STACKGATE_OIDC_ISSUER`, `STACKGATE_OIDC_CLIENT_ID`, `STACKGATE_OIDC_CLIENT_SECRET`.
@@ -123,6 +127,7 @@ pub struct Config {
 struct FileConfig {
     listen: Option<String>,
     database_url: Option<String>,
+    database_owner_url: Option<String>,
     public_url: Option<String>,
     oidc_issuer: Option<String>,
     oidc_client_id: Option<String>,
@@ -298,9 +303,17 @@ impl Config {
                 "must start with sqlite:// or postgres://",
             ));
         }
+        let database_owner_url = pick("DATABASE_OWNER_URL", &file.database_owner_url);
+        if database_owner_url.is_some() && !database_url.starts_with("postgres") {
+            return Err(err(
+                "STACKGATE_DATABASE_OWNER_URL",
+                "applies to PostgreSQL only (SQLite has no roles)",
+            ));
+        }
         Ok(Config {
             listen,
             database_url,
+            database_owner_url: database_owner_url.map(Secret::new),
             public_url,
             oidc_issuer: require("OIDC_ISSUER", &file.oidc_issuer)?,
             oidc_client_id: require("OIDC_CLIENT_ID", &file.oidc_client_id)?,

@@ -69,6 +69,54 @@ impl Db {
         Ok(Db { pool, backend })
     }
 
+    /// PostgreSQL with a separate owner: runs the migrations as the owner (`owner_url`), then
+    /// grants this pool's role only what the portal needs. It may read and write its working
+    /// tables, but on the audit log and its verifications only INSERT and SELECT: it cannot
+    /// update, delete or truncate them, and not being their owner it cannot drop or disable the
+    /// triggers that guard them either.
+    pub async fn migrate_as_owner(&self, owner_url: &str) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.backend == Backend::Postgres,
+            "a separate schema owner applies to PostgreSQL only"
+        );
+        let owner = Db::connect(owner_url)
+            .await
+            .context("connecting as the schema owner (STACKGATE_DATABASE_OWNER_URL)")?;
+        owner.migrate().await?;
+        let app: String = sqlx::query("select current_user::text")
+            .fetch_one(&self.pool)
+            .await?
+            .try_get(0)?;
+        let owner_name: String = sqlx::query("select current_user::text")
+            .fetch_one(&owner.pool)
+            .await?
+            .try_get(0)?;
+        anyhow::ensure!(
+            app != owner_name,
+            "STACKGATE_DATABASE_URL and STACKGATE_DATABASE_OWNER_URL use the same role ({app}): \
+             the portal's role must not own the schema"
+        );
+        let role = format!("\"{}\"", app.replace('"', "\"\""));
+        for grant in [
+            format!("grant usage on schema public to {role}"),
+            format!(
+                "grant select, insert, update, delete on all tables in schema public to {role}"
+            ),
+            format!("grant usage, select on all sequences in schema public to {role}"),
+            format!(
+                "revoke update, delete, truncate on audit_log, audit_verifications from {role}"
+            ),
+            format!("revoke insert, update, delete, truncate on _sqlx_migrations from {role}"),
+        ] {
+            sqlx::query(sqlx::AssertSqlSafe(grant.as_str()))
+                .execute(&owner.pool)
+                .await
+                .with_context(|| format!("granting the portal's role: {grant}"))?;
+        }
+        owner.close().await;
+        Ok(())
+    }
+
     /// Applies the backend's migrations.
     pub async fn migrate(&self) -> anyhow::Result<()> {
         let migrator = match self.backend {

@@ -44,7 +44,10 @@ use deployments::engine::Worker;
 pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     let replica_lock = db::single_replica_lock(&config.database_url)?;
     let db = db::Db::connect(&config.database_url).await?;
-    db.migrate().await?;
+    match &config.database_owner_url {
+        Some(owner) => db.migrate_as_owner(owner.expose()).await?,
+        None => db.migrate().await?,
+    }
     db.self_check().await?;
     accounts::store::apply_seeds(&db, &config.accounts)
         .await

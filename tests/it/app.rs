@@ -60,10 +60,15 @@ impl TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let base = format!("http://{addr}");
+        // A test that names its own database gets no fresh one.
+        let database = match extra.iter().find(|(k, _)| *k == "STACKGATE_DATABASE_URL") {
+            Some((_, url)) => url.to_string(),
+            None => fresh_database(backend).await,
+        };
         let config = test_config(
             vec![
                 ("STACKGATE_CONFIG", repo("config/demo.toml")),
-                ("STACKGATE_DATABASE_URL", fresh_database(backend).await),
+                ("STACKGATE_DATABASE_URL", database),
                 ("STACKGATE_PUBLIC_URL", base.clone()),
                 ("STACKGATE_LISTEN", addr.to_string()),
                 ("STACKGATE_OIDC_ISSUER", issuer()),

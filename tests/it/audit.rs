@@ -85,3 +85,97 @@ async fn a_whole_chain_verification_finds_an_edited_record_that_new_records_alon
     assert!(html.contains("content does not match its hash"));
     app.stop().await;
 }
+
+/// Runs `sql` as the connection's role; the error's text, or `None` if it was allowed.
+async fn refused(pool: &sqlx::AnyPool, sql: &str) -> Option<String> {
+    sqlx::query(sqlx::AssertSqlSafe(sql.to_string()))
+        .execute(pool)
+        .await
+        .err()
+        .map(|e| e.to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgres_the_portals_own_role_cannot_alter_or_empty_the_audit_log() {
+    use sqlx::Row;
+    let admin_url = crate::support::harness_env("STACKGATE_TEST_PG_URL");
+    sqlx::any::install_default_drivers();
+    let admin = sqlx::AnyPool::connect(&admin_url).await.unwrap();
+    let id = &uuid::Uuid::new_v4().simple().to_string()[..10];
+    let (owner, app_role, db) = (
+        format!("sg_own_{id}"),
+        format!("sg_app_{id}"),
+        format!("sg_it_roles_{id}"),
+    );
+    for sql in [
+        format!("create role {owner} login"),
+        format!("create role {app_role} login"),
+        format!("create database {db} owner {owner}"),
+    ] {
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(&admin)
+            .await
+            .unwrap();
+    }
+    let url_as = |role: &str| {
+        let rest = admin_url.split_once('@').map(|(_, r)| r).unwrap();
+        let host = rest.rsplit_once('/').map(|(h, _)| h).unwrap();
+        format!("postgres://{role}@{host}/{db}")
+    };
+    let (owner_url, app_url) = (url_as(&owner), url_as(&app_role));
+    let app = TestApp::spawn_with(
+        Backend::Postgres,
+        &[
+            ("STACKGATE_DATABASE_URL", &app_url),
+            ("STACKGATE_DATABASE_OWNER_URL", &owner_url),
+        ],
+    )
+    .await;
+    // The portal works under its own role: a sign-in and a request append to the log.
+    let alice = app.login("alice").await;
+    alice.submit("network", "200000000001", "roles").await;
+    let as_app = sqlx::AnyPool::connect(&app_url).await.unwrap();
+    let before: i64 = sqlx::query("select count(*) from audit_log")
+        .fetch_one(&as_app)
+        .await
+        .unwrap()
+        .try_get(0)
+        .unwrap();
+    assert!(before >= 2);
+    for sql in [
+        "update audit_log set actor_name = 'mallory' where seq = 1",
+        "delete from audit_log where seq = 1",
+        "truncate audit_log",
+        "alter table audit_log disable trigger all",
+        "drop trigger audit_log_no_update on audit_log",
+        "drop table audit_log",
+        "delete from audit_verifications",
+    ] {
+        let error = refused(&as_app, sql).await;
+        assert!(
+            error
+                .as_deref()
+                .is_some_and(|e| e.contains("permission denied") || e.contains("must be owner")),
+            "{sql}: {error:?}"
+        );
+    }
+    let first: String = sqlx::query("select actor_name from audit_log where seq = 1")
+        .fetch_one(&as_app)
+        .await
+        .unwrap()
+        .try_get(0)
+        .unwrap();
+    assert_ne!(first, "mallory");
+    as_app.close().await;
+    app.stop().await;
+    for sql in [
+        format!("drop role {owner}"),
+        format!("drop role {app_role}"),
+    ] {
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(&admin)
+            .await
+            .unwrap();
+    }
+    admin.close().await;
+}
