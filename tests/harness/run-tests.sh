@@ -80,4 +80,7 @@ say "Running the browser test in headless Chromium"
 cargo build --quiet --bin stackgate
 node "$ROOT/tests/browser/run.mjs"
 
+say "Running the README's first command, make demo, from a fresh clone"
+node "$ROOT/tests/browser/demo-smoke.mjs"
+
 say "All tests passed in $(( $(date +%s) - T0 )) s"
