@@ -187,54 +187,22 @@ impl Db {
         self.backend
     }
 
-    /// The text around a statement that turns its rows into one JSON array (text) of objects
-    /// with `columns` as keys, in `order`: the caller writes the inner statement between the two.
-    /// A whole list then comes back as one row and one value instead of a row at a time.
+    /// The text around a statement that turns its rows into one JSON array (text) with one
+    /// array per row, of `columns` in that order, sorted by `order`: the caller writes the inner
+    /// statement between the two. A whole list then comes back as one value instead of a row at
+    /// a time (serde reads a struct from an array of its fields in order).
     pub fn json_rows(&self, columns: &[&str], order: &str) -> (String, String) {
-        let pairs = columns
-            .iter()
-            .map(|c| format!("'{c}', {c}"))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let values = columns.join(", ");
         let open = match self.backend {
             Backend::Sqlite => {
-                format!("select json_group_array(json_object({pairs}) order by {order}) from (")
+                format!("select json_group_array(json_array({values}) order by {order}) from (")
             }
             Backend::Postgres => format!(
-                "select coalesce(json_agg(json_build_object({pairs}) order by {order}), \
+                "select coalesce(json_agg(json_build_array({values}) order by {order}), \
                  '[]'::json)::text from ("
             ),
         };
         (open, ") rows_".to_string())
-    }
-
-    /// Appends a statement whose one value is a JSON object (text): each key's value is the one
-    /// value of the statement `part(sql, index)` writes (a JSON text or a number).
-    pub fn json_object(
-        &self,
-        sql: &mut Sql,
-        keys: &[String],
-        mut part: impl FnMut(&mut Sql, usize),
-    ) {
-        let (open, wrap_open, wrap_close, close) = match self.backend {
-            Backend::Sqlite => ("select json_object(", "json((", "))", ")"),
-            Backend::Postgres => (
-                "select json_build_object(",
-                "((",
-                ")::text)::json",
-                ")::text",
-            ),
-        };
-        sql.push(open);
-        for (i, key) in keys.iter().enumerate() {
-            if i > 0 {
-                sql.push(", ");
-            }
-            sql.push(&format!("'{key}', {wrap_open}"));
-            part(sql, i);
-            sql.push(wrap_close);
-        }
-        sql.push(close);
     }
 
     /// A cheap query proving the database answers (for `/readyz`).

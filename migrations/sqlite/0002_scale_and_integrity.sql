@@ -24,11 +24,15 @@ CREATE TABLE counters (
 INSERT INTO counters (name, value)
     SELECT 'request_number', coalesce(max(number), 0) FROM service_requests;
 
--- Every list is a keyset range on one of these (team and status first, then time and id).
+-- Every list is a keyset range on one of these (team and status first, then time and id). The
+-- (team|status, …) ones also carry what the approvals inbox filters on (requester, content hash),
+-- so counting a reviewer's inbox reads the index alone.
 DROP INDEX service_requests_team;
-CREATE INDEX service_requests_team_status_time ON service_requests(team, status, created_at, id);
+CREATE INDEX service_requests_team_status_time
+    ON service_requests(team, status, created_at, id, requester_id, content_hash);
 CREATE INDEX service_requests_team_time ON service_requests(team, created_at, id);
-CREATE INDEX service_requests_status_time ON service_requests(status, created_at, id);
+CREATE INDEX service_requests_status_time
+    ON service_requests(status, created_at, id, requester_id, content_hash);
 CREATE INDEX service_requests_time ON service_requests(created_at, id);
 CREATE INDEX deployments_request ON deployments(request_id, created_at);
 CREATE INDEX deployments_due ON deployments(status, next_attempt_at);

@@ -1,7 +1,7 @@
 //! What every page's frame needs: who is signed in, the anti-forgery token, navigation counts,
 //! and times shown relative with the absolute UTC time beside.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, Timelike, Utc};
 
 use crate::auth::CurrentUser;
 use crate::error::AppError;
@@ -72,9 +72,19 @@ pub struct When {
 impl When {
     pub fn at(ms: i64) -> When {
         let t: DateTime<Utc> = DateTime::from_timestamp_millis(ms).unwrap_or_default();
+        // Written field by field: chrono's `format` parses its pattern on every call, and a list
+        // page shows two times per row.
         When {
             relative: relative(Utc::now().timestamp_millis() - ms),
-            utc: t.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+            utc: format!(
+                "{:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC",
+                t.year(),
+                t.month(),
+                t.day(),
+                t.hour(),
+                t.minute(),
+                t.second()
+            ),
         }
     }
 }
@@ -99,6 +109,14 @@ mod tests {
         assert_eq!(badge(0), "0");
         assert_eq!(badge(99), "99");
         assert_eq!(badge(100), "99+");
+    }
+
+    #[test]
+    fn absolute_times_are_utc_to_the_second() {
+        assert_eq!(
+            super::When::at(1_764_554_400_123).utc,
+            "2025-12-01 02:00:00 UTC"
+        );
     }
 
     #[test]

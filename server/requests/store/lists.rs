@@ -273,8 +273,8 @@ fn into_page(mut items: Vec<Summary>, q: &ListQuery<'_>) -> (Vec<Summary>, Optio
     }
 }
 
-fn parse_list(value: serde_json::Value) -> Result<Vec<Summary>, AppError> {
-    serde_json::from_value(value)
+fn parse_list(text: &str) -> Result<Vec<Summary>, AppError> {
+    serde_json::from_str(text)
         .map_err(|e| anyhow::anyhow!("reading a list of requests: {e}").into())
 }
 
@@ -283,9 +283,7 @@ pub async fn list(db: &Db, q: &ListQuery<'_>) -> Result<(Vec<Summary>, Option<Cu
     let mut sql = Sql::default();
     push_list(&mut sql, db, q);
     let text: String = sql.query().fetch_one(db.pool()).await?.try_get(0)?;
-    let items: Vec<Summary> = serde_json::from_str(&text)
-        .map_err(|e| anyhow::anyhow!("reading a list of requests: {e}"))?;
-    Ok(into_page(items, q))
+    Ok(into_page(parse_list(&text)?, q))
 }
 
 /// How many requests the query spans, counting no further than `cap` (pages show "cap+").
@@ -310,24 +308,30 @@ pub struct Batch {
     pub counts: Vec<i64>,
 }
 
-/// Reads every list and count a page shows in one statement and one round trip: each part stays
-/// bounded (a keyset page or a capped count); the whole comes back as one JSON object.
+/// Reads every list and count a page shows in one statement and one round trip: one row, a
+/// column per part (a list as JSON text, a count as a number). Each part stays bounded.
 pub async fn batch(db: &Db, parts: &[Part<'_>]) -> Result<Batch, AppError> {
-    let keys: Vec<String> = (0..parts.len()).map(|i| format!("p{i}")).collect();
-    let mut sql = Sql::default();
-    db.json_object(&mut sql, &keys, |sql, i| match &parts[i] {
-        Part::List(q) => push_list(sql, db, q),
-        Part::Count(q, cap) => push_count(sql, q, *cap),
-    });
-    let text: String = sql.query().fetch_one(db.pool()).await?.try_get(0)?;
-    let mut object: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("reading a page's lists: {e}"))?;
-    let mut out = Batch::default();
-    for (part, key) in parts.iter().zip(&keys) {
-        let value = object.remove(key).unwrap_or_default();
+    let mut sql = Sql::new("select ");
+    for (i, part) in parts.iter().enumerate() {
+        if i > 0 {
+            sql.push(", ");
+        }
+        sql.push("(");
         match part {
-            Part::List(q) => out.lists.push(into_page(parse_list(value)?, q)),
-            Part::Count(_, cap) => out.counts.push(value.as_i64().unwrap_or(0).min(*cap)),
+            Part::List(q) => push_list(&mut sql, db, q),
+            Part::Count(q, cap) => push_count(&mut sql, q, *cap),
+        }
+        sql.push(")");
+    }
+    let row = sql.query().fetch_one(db.pool()).await?;
+    let mut out = Batch::default();
+    for (i, part) in parts.iter().enumerate() {
+        match part {
+            Part::List(q) => {
+                let text: String = row.try_get(i)?;
+                out.lists.push(into_page(parse_list(&text)?, q));
+            }
+            Part::Count(_, cap) => out.counts.push(row.try_get::<i64, _>(i)?.min(*cap)),
         }
     }
     Ok(out)
