@@ -224,6 +224,8 @@ pub struct StackState {
     pub outputs: Vec<(String, String, Option<String>)>,
     /// Stack tags as `(key, value)`, e.g. to check `portal:team` ownership.
     pub tags: Vec<(String, String)>,
+    /// The CloudFormation service role the stack runs with, if any.
+    pub role_arn: Option<String>,
 }
 
 /// One stack event.
@@ -865,6 +867,7 @@ impl StackOps for CfnSession {
             return Ok(None);
         };
         Ok(Some(StackState {
+            role_arn: non_empty(stack.role_arn()),
             stack_id: stack.stack_id().unwrap_or_default().to_string(),
             status: stack
                 .stack_status()

@@ -747,6 +747,7 @@ impl World {
             status_reason: s.reason.clone(),
             outputs: s.outputs.clone(),
             tags: s.tags.clone(),
+            role_arn: None,
         })
     }
 

@@ -233,6 +233,11 @@ async fn journey(backend: Backend) {
         .unwrap()
         .expect("stack in dev");
     assert_eq!(stack.status, "CREATE_COMPLETE");
+    assert_eq!(
+        stack.role_arn.as_deref(),
+        Some("arn:aws:iam::200000000001:role/stackgate-cfn-exec"),
+        "CloudFormation runs with the account's execution role from the registry"
+    );
     assert!(
         stack
             .tags
