@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use stackgate::accounts::EnvClass;
 use stackgate::catalog::{Catalog, PolicyEngine, RenderContext};
+use stackgate::ids::EnvClass;
 
 fn percentile(mut v: Vec<Duration>, p: f64) -> Duration {
     v.sort();

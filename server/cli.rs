@@ -7,9 +7,9 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
-use crate::accounts::EnvClass;
 use crate::catalog::{Catalog, PolicyEngine, RenderContext};
 use crate::config::Config;
+use crate::ids::EnvClass;
 
 #[derive(Debug, Parser)]
 #[command(

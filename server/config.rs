@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use crate::accounts::EnvClass;
+use crate::ids::EnvClass;
 
 /// A value that must never be printed: `Debug` and `Display` show `[redacted]`.
 #[derive(Clone, Default, PartialEq, Eq, Deserialize)]
@@ -179,7 +179,7 @@ fn checked_teams(teams: Vec<TeamConfig>) -> Result<Vec<TeamConfig>, ConfigError>
     let mut seen = std::collections::BTreeSet::new();
     for t in &teams {
         let setting = format!("STACKGATE_CONFIG: [[teams]] {}", t.name);
-        if !crate::auth::valid_team(&t.name) {
+        if !crate::ids::valid_team(&t.name) {
             return Err(err(
                 &setting,
                 "a team name is 2-32 lowercase letters, digits and '-', starting with a letter",

@@ -2,12 +2,35 @@
 //! picked from the URL scheme. Each backend has its own migrations; queries are written once in
 //! the SQL both understand (`$1` placeholders, times as epoch milliseconds).
 
+use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::Context;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor, Row};
+
+/// Why a store function failed; not an HTTP error (the edge maps it once, in `error.rs`).
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database refused or could not be reached.
+    #[error("database")]
+    Db(#[from] sqlx::Error),
+    /// Someone else changed the row first (a compare-and-set lost), or a uniqueness rule with a
+    /// meaning for the user: the message says what to do.
+    #[error("{0}")]
+    Conflict(String),
+    /// A stored value does not read back (unknown status, unreadable JSON).
+    #[error("stored data is unreadable: {0}")]
+    Corrupt(String),
+}
+
+impl StoreError {
+    /// For a stored value that does not read back.
+    pub fn corrupt(what: impl fmt::Display) -> StoreError {
+        StoreError::Corrupt(what.to_string())
+    }
+}
 
 /// Which database engine is behind the pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,7 +5,34 @@ use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 
-use crate::catalog::FieldError;
+use std::fmt;
+
+use crate::db::StoreError;
+
+/// A problem with one field of a request, worded for the person filling in the form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    /// The parameter (or context field such as `name`) the message belongs next to.
+    pub field: String,
+    /// What is wrong and what to do about it.
+    pub message: String,
+}
+
+impl FieldError {
+    /// A message for one field.
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> FieldError {
+        FieldError {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for FieldError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.field, self.message)
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -27,6 +54,16 @@ pub enum AppError {
     Unavailable(String),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
+}
+
+impl From<StoreError> for AppError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Db(e) => e.into(),
+            StoreError::Conflict(message) => AppError::Conflict(message),
+            corrupt @ StoreError::Corrupt(_) => AppError::Internal(anyhow::Error::new(corrupt)),
+        }
+    }
 }
 
 impl From<sqlx::Error> for AppError {

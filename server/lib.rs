@@ -11,6 +11,7 @@ pub mod accounts;
 pub mod approvals;
 pub mod audit;
 pub mod auth;
+pub mod aws;
 pub mod catalog;
 pub mod cli;
 pub mod config;
@@ -20,9 +21,12 @@ pub mod deployments;
 pub mod error;
 pub mod home;
 pub mod http;
+pub mod ids;
 pub mod requests;
 pub mod state;
 pub mod telemetry;
+pub mod web;
+pub mod worker;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -34,10 +38,9 @@ use tokio::net::TcpListener;
 pub use http::app;
 pub use state::AppState;
 
-use auth::oidc::OidcSettings;
+use aws::{AwsConnector, AwsSettings};
 use config::Config;
-use deployments::aws::{AwsConnector, AwsSettings};
-use deployments::engine::Worker;
+use worker::Worker;
 
 /// Connects the database, migrates, checks its settings, seeds the account registry, loads the
 /// catalog and the policy rules: everything the server needs, or a clear error.
@@ -56,25 +59,16 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         .with_context(|| format!("loading blueprints from {}", config.catalog_dir.display()))?;
     let policy = catalog::PolicyEngine::load(&config.rules_dir)
         .with_context(|| format!("loading policy rules from {}", config.rules_dir.display()))?;
-    let oidc = state::Oidc::new(OidcSettings {
-        issuer_url: config.oidc_issuer.clone(),
-        client_id: config.oidc_client_id.clone(),
-        client_secret: openidconnect::ClientSecret::new(
-            config.oidc_client_secret.expose().to_string(),
-        ),
-        redirect_url: config.callback_url(),
-    });
+    let config = Arc::new(config);
+    let auth = Arc::new(auth::Auth::new(db.clone(), config.clone()));
     Ok(AppState {
-        sessions: Arc::new(auth::extract::SessionCache::new(config.session_cache_ms)),
-        cpu: Arc::new(cpu::CpuPool::new()),
-        login_guard: Arc::new(auth::throttle::LoginGuard::new(
-            config.login_rate_per_minute,
-        )),
-        config: Arc::new(config),
+        gate: Arc::new(http::gate::PortalGate::new(auth.clone(), db.clone())),
+        auth,
+        config,
         db,
         catalog: Arc::new(catalog),
         policy: Arc::new(policy),
-        oidc: Arc::new(oidc),
+        cpu: Arc::new(cpu::CpuPool::new()),
         replica_lock,
     })
 }
@@ -87,7 +81,7 @@ async fn flush_refusals(state: AppState, mut stop: tokio::sync::watch::Receiver<
             _ = stop.changed() => true,
         };
         let at = db::now_ms() + if stopping { 60_000 } else { 0 };
-        if let Err(e) = state.login_guard.flush(&state.db, at).await {
+        if let Err(e) = state.auth.guard.flush(&state.db, at).await {
             tracing::warn!(
                 error = format!("{e:#}"),
                 "Could not record the summary of refused sign-ins."

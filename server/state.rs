@@ -1,15 +1,17 @@
-//! The shared application state: cheap to clone, handed to every handler.
+//! The shared application state: cheap to clone, handed to every domain's handlers. Modules below
+//! the domains (`auth`, `audit`, `catalog`) take only the parts they need, through `FromRef`.
 
 use std::sync::Arc;
 
-use tokio::sync::RwLock;
+use axum::extract::FromRef;
 
-use crate::auth::extract::SessionCache;
-use crate::auth::oidc::{LoginError, OidcClient, OidcSettings};
+use crate::auth::Auth;
 use crate::catalog::Catalog;
 use crate::catalog::policy::PolicyEngine;
 use crate::config::Config;
+use crate::cpu::CpuPool;
 use crate::db::Db;
+use crate::web::Gate;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -17,42 +19,42 @@ pub struct AppState {
     pub db: Db,
     pub catalog: Arc<Catalog>,
     pub policy: Arc<PolicyEngine>,
-    pub oidc: Arc<Oidc>,
+    /// Sign-in, sessions and the IdP client.
+    pub auth: Arc<Auth>,
+    /// Session loading and the inbox badge, for the extractors (see `web::Gate`).
+    pub gate: Arc<dyn Gate>,
+    /// Where rendering and policy checks run (off the async executor, bounded).
+    pub cpu: Arc<CpuPool>,
     /// With SQLite, the lock that keeps a second replica from starting (held while alive).
     pub replica_lock: Option<Arc<std::fs::File>>,
-    /// Session checks this replica made recently (see `auth::extract`).
-    pub sessions: Arc<SessionCache>,
-    /// Where rendering and policy checks run (off the async executor, bounded).
-    pub cpu: Arc<crate::cpu::CpuPool>,
-    /// Sign-in rate limits and the counts of refused sign-ins (see `auth::throttle`).
-    pub login_guard: Arc<crate::auth::throttle::LoginGuard>,
 }
 
-/// The OIDC client, discovered on first use so the portal starts (and existing sessions keep
-/// working) while the IdP is down; a failed discovery is retried at the next sign-in.
-pub struct Oidc {
-    settings: OidcSettings,
-    client: RwLock<Option<Arc<OidcClient>>>,
-}
-
-impl Oidc {
-    pub fn new(settings: OidcSettings) -> Oidc {
-        Oidc {
-            settings,
-            client: RwLock::new(None),
-        }
+impl FromRef<AppState> for Arc<dyn Gate> {
+    fn from_ref(state: &AppState) -> Self {
+        state.gate.clone()
     }
+}
 
-    pub async fn client(&self) -> Result<Arc<OidcClient>, LoginError> {
-        if let Some(c) = self.client.read().await.as_ref() {
-            return Ok(c.clone());
-        }
-        let mut slot = self.client.write().await;
-        if let Some(c) = slot.as_ref() {
-            return Ok(c.clone());
-        }
-        let client = Arc::new(OidcClient::discover(self.settings.clone()).await?);
-        *slot = Some(client.clone());
-        Ok(client)
+impl FromRef<AppState> for Arc<Auth> {
+    fn from_ref(state: &AppState) -> Self {
+        state.auth.clone()
+    }
+}
+
+impl FromRef<AppState> for Db {
+    fn from_ref(state: &AppState) -> Self {
+        state.db.clone()
+    }
+}
+
+impl FromRef<AppState> for Arc<Catalog> {
+    fn from_ref(state: &AppState) -> Self {
+        state.catalog.clone()
+    }
+}
+
+impl FromRef<AppState> for Arc<Config> {
+    fn from_ref(state: &AppState) -> Self {
+        state.config.clone()
     }
 }

@@ -5,18 +5,18 @@
 //! the request's content hash; the request is approved once the number of *distinct* approvers
 //! its environment class needs is reached, and its deployment is queued in the same transaction.
 
+pub mod actions;
+pub mod routes;
 pub mod store;
+pub mod views;
 
 use serde::Serialize;
 
-use crate::audit::{self, Entry};
-use crate::auth::CurrentUser;
 use crate::db::Db;
-use crate::deployments;
 use crate::error::AppError;
-use crate::requests::store::{ListQuery, Order};
-use crate::requests::{self, RequestStatus, ServiceRequest, Transition};
-use crate::state::AppState;
+use crate::requests::store::inbox_query;
+use crate::requests::{self, RequestStatus, ServiceRequest};
+use crate::web::CurrentUser;
 
 /// Approve or reject.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -64,27 +64,10 @@ pub struct DecisionOutcome {
     pub deployment_id: Option<String>,
 }
 
-const PENDING: [RequestStatus; 1] = [RequestStatus::PendingApproval];
-
-/// The approvals inbox of `user` (for whom `scope` is [`review_scope`]): pending requests of the
-/// teams they approve for, not their own and not yet decided by them on their current content,
-/// oldest first.
-pub fn inbox_query<'a>(user: &'a CurrentUser, scope: Option<&'a [String]>) -> ListQuery<'a> {
-    let mut q = ListQuery::new(scope, &PENDING);
-    q.undecided_by = Some(&user.id);
-    q.order = Order::OldestFirst;
-    q
-}
-
-/// The teams whose requests `user` reviews: `None` for every team (global approvers).
-pub fn review_scope(user: &CurrentUser) -> Option<Vec<String>> {
-    (!user.roles.global_approver).then(|| user.roles.approver_teams.clone())
-}
-
 /// How many requests wait for `user`'s review, counting no further than `cap`.
 pub async fn inbox_count(db: &Db, user: &CurrentUser, cap: i64) -> Result<i64, AppError> {
-    let scope = review_scope(user);
-    requests::store::count(db, &inbox_query(user, scope.as_deref()), cap).await
+    let scope = user.review_scope();
+    requests::store::count(db, &inbox_query(&user.id, scope.as_deref()), cap).await
 }
 
 /// Why `user` may not decide on `request`, if they may not. The reason is also the audit action.
@@ -105,102 +88,11 @@ pub fn refusal(user: &CurrentUser, request: &ServiceRequest) -> Option<(&'static
     None
 }
 
-/// Records `user`'s decision on the request, with everything it causes, in one transaction.
-pub async fn decide(
-    state: &AppState,
-    user: &CurrentUser,
-    request_id: &str,
-    decision: Decision,
-    comment: &str,
-) -> Result<DecisionOutcome, AppError> {
-    let comment = comment.trim();
-    if decision == Decision::Reject && comment.is_empty() {
-        return Err(AppError::Invalid(vec![crate::catalog::FieldError::new(
-            "comment",
-            "Say why you reject the request, so the requester can fix it.",
-        )]));
-    }
-    if comment.chars().count() > 2000 {
-        return Err(AppError::Invalid(vec![crate::catalog::FieldError::new(
-            "comment",
-            "Keep the comment under 2000 characters.",
-        )]));
-    }
-    let mut tx = state.db.begin().await?;
-    let request = requests::store::lock(&mut tx, state.db.backend(), request_id)
-        .await?
-        .filter(|r| user.can_view_team(&r.team))
-        .ok_or(AppError::NotFound)?;
-    if let Some((action, message)) = refusal(user, &request) {
-        tx.rollback().await?;
-        let entry = Entry::new(&user.actor(), action, "request", request.id.clone())
-            .outcome("denied")
-            .detail(serde_json::json!({ "decision": decision.as_str() }))
-            .source_ip(user.source_ip.clone());
-        audit::store::append_alone(&state.db, entry).await?;
-        return Err(AppError::Forbidden(message));
-    }
-    let transition = match decision {
-        Decision::Approve => Transition::Approve,
-        Decision::Reject => Transition::Reject,
-    };
-    let next = request
-        .status
-        .apply(transition)
-        .map_err(|e| AppError::Conflict(format!("{e}.")))?;
-    store::insert(&mut tx, &request, &user.id, decision, comment).await?;
-    let required = state.config.approvals_for(request.env_class);
-    let approvals = store::distinct_approvers(&mut tx, &request.id, &request.content_hash).await?;
-    let mut entries = vec![
-        Entry::new(
-            &user.actor(),
-            match decision {
-                Decision::Approve => "approval.approved",
-                Decision::Reject => "approval.rejected",
-            },
-            "request",
-            request.id.clone(),
-        )
-        .detail(serde_json::json!({
-            "comment": comment, "content_hash": request.content_hash,
-            "approvals": approvals, "required": required,
-        }))
-        .source_ip(user.source_ip.clone()),
-    ];
-    let mut outcome = DecisionOutcome {
-        status: request.status,
-        approvals,
-        required,
-        deployment_id: None,
-    };
-    if decision == Decision::Reject || approvals >= required as usize {
-        requests::store::set_status(&mut tx, &request.id, request.version, next, None).await?;
-        if next == RequestStatus::Approved {
-            outcome.deployment_id = Some(deployments::store::enqueue(&mut tx, &request).await?);
-        }
-        let action = match next {
-            RequestStatus::Approved => "request.approved",
-            _ => "request.rejected",
-        };
-        entries.push(
-            Entry::new(&user.actor(), action, "request", request.id.clone())
-                .detail(serde_json::json!({ "from": request.status, "to": next })),
-        );
-        outcome.status = next;
-    }
-    // The audit chain's lock is always taken last (after the request and deployment rows).
-    for entry in entries {
-        audit::store::append(&mut tx, entry).await?;
-    }
-    tx.commit().await?;
-    Ok(outcome)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::accounts::EnvClass;
-    use crate::auth::Roles;
+    use crate::ids::EnvClass;
+    use crate::web::Roles;
 
     fn user(id: &str, roles: Roles) -> CurrentUser {
         CurrentUser {

@@ -4,6 +4,7 @@
 
 pub mod routes;
 pub mod store;
+pub mod views;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -20,6 +21,14 @@ pub struct Actor {
 }
 
 impl Actor {
+    /// The signed-in user.
+    pub fn of(user: &crate::web::CurrentUser) -> Actor {
+        Actor {
+            id: Some(user.id.clone()),
+            name: user.name.clone(),
+        }
+    }
+
     pub fn system(name: &str) -> Actor {
         Actor {
             id: None,

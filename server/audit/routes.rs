@@ -1,56 +1,37 @@
 //! The audit page and API: records a page at a time, the last recorded verification of the chain
 //! (verifying on demand, not on every view), export. Reading is itself audited.
 
+use std::sync::Arc;
+
 use askama::Template;
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{Query, State};
+use axum::extract::{FromRef, Query, State};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Json};
 use serde::Deserialize;
 
-use super::store::{self, Verified};
-use super::{Entry, Record};
-use crate::auth::CurrentUser;
+use super::store;
+use super::views::{AuditPage, ChainStatus, Row};
+use super::{Actor, Entry, Record};
+use crate::db::Db;
 use crate::error::{ApiError, AppError};
-use crate::http::layout::{Layout, When};
-use crate::requests::api::ApiUser;
-use crate::state::AppState;
+use crate::web::{ApiUser, CurrentUser, Gate, Layout, When};
 
-pub fn router() -> Router<AppState> {
+/// The audit pages and API, for any application state that provides the database and the
+/// gate of the user extractors.
+pub fn router<S>() -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Db: FromRef<S>,
+    Arc<dyn Gate>: FromRef<S>,
+{
     Router::new()
         .route("/audit", get(page))
         .route("/audit/verify", post(verify_page))
         .route("/audit/export", get(export))
         .route("/api/v1/audit/verify", get(verify_api))
-}
-
-struct Row {
-    seq: i64,
-    when: When,
-    actor: String,
-    action: String,
-    object: String,
-    outcome: String,
-    detail: String,
-    hash_short: String,
-}
-
-/// The chain's status as the page shows it.
-struct ChainStatus {
-    verified: Verified,
-    when: When,
-}
-
-#[derive(Template)]
-#[template(path = "audit/index.html")]
-struct AuditPage {
-    layout: Layout,
-    rows: Vec<Row>,
-    chain: Option<ChainStatus>,
-    filter: String,
-    next: Option<i64>,
 }
 
 #[derive(Deserialize)]
@@ -61,19 +42,20 @@ struct Filter {
 }
 
 async fn page(
-    State(state): State<AppState>,
+    State(db): State<Db>,
+    State(gate): State<Arc<dyn Gate>>,
     user: CurrentUser,
     Query(f): Query<Filter>,
 ) -> Result<Html<String>, AppError> {
     user.require_audit_reader()?;
     store::append_alone(
-        &state.db,
-        Entry::new(&user.actor(), "audit.read", "audit_log", "-")
+        &db,
+        Entry::new(&Actor::of(&user), "audit.read", "audit_log", "-")
             .detail(serde_json::json!({ "filter": f.action, "before": f.before }))
             .source_ip(user.source_ip.clone()),
     )
     .await?;
-    let (records, next) = store::page(&state.db, f.before, &f.action, 50).await?;
+    let (records, next) = store::page(&db, f.before, &f.action, 50).await?;
     let rows = records
         .into_iter()
         .map(|r: Record| Row {
@@ -87,14 +69,12 @@ async fn page(
             hash_short: r.hash.chars().take(12).collect(),
         })
         .collect();
-    let chain = store::last_verification(&state.db)
-        .await?
-        .map(|v| ChainStatus {
-            when: When::at(v.verified_at),
-            verified: v,
-        });
+    let chain = store::last_verification(&db).await?.map(|v| ChainStatus {
+        when: When::at(v.verified_at),
+        verified: v,
+    });
     let page = AuditPage {
-        layout: Layout::new(&state, &user, "audit").await?,
+        layout: Layout::new(gate.as_ref(), &user, "audit").await?,
         rows,
         chain,
         filter: f.action,
@@ -112,26 +92,26 @@ struct VerifyForm {
 /// Verifies the records added since the last verification (or, with `scope=whole`, the whole
 /// chain from its first record), records the result, and shows the page again.
 async fn verify_page(
-    State(state): State<AppState>,
+    State(db): State<Db>,
     user: CurrentUser,
     Form(f): Form<VerifyForm>,
 ) -> Result<Response, AppError> {
     user.require_audit_reader()?;
-    store::verify_and_record(&state.db, &user.actor(), f.scope == "whole").await?;
+    store::verify_and_record(&db, &Actor::of(&user), f.scope == "whole").await?;
     Ok(Redirect::to("/audit").into_response())
 }
 
 /// The whole log as JSON Lines, one record per line, for offline verification; streamed a chunk
 /// at a time.
-async fn export(State(state): State<AppState>, user: CurrentUser) -> Result<Response, AppError> {
+async fn export(State(db): State<Db>, user: CurrentUser) -> Result<Response, AppError> {
     user.require_audit_reader()?;
     store::append_alone(
-        &state.db,
-        Entry::new(&user.actor(), "audit.exported", "audit_log", "-")
+        &db,
+        Entry::new(&Actor::of(&user), "audit.exported", "audit_log", "-")
             .source_ip(user.source_ip.clone()),
     )
     .await?;
-    let db = state.db.clone();
+    let db = db.clone();
     let chunks = futures_util::stream::unfold(Some(0_i64), move |after| {
         let db = db.clone();
         async move {
@@ -169,11 +149,11 @@ async fn export(State(state): State<AppState>, user: CurrentUser) -> Result<Resp
 
 /// Verifies the whole chain (and records that it did).
 async fn verify_api(
-    State(state): State<AppState>,
+    State(db): State<Db>,
     ApiUser(user): ApiUser,
 ) -> Result<Json<super::Verification>, ApiError> {
     user.require_audit_reader()?;
     Ok(Json(
-        store::verify_and_record(&state.db, &user.actor(), true).await?,
+        store::verify_and_record(&db, &Actor::of(&user), true).await?,
     ))
 }

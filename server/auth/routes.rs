@@ -1,31 +1,45 @@
 //! Sign-in pages and the OIDC redirect dance; the [`CurrentUser`] extractor.
 
 use askama::Template;
-use axum::Router;
-use axum::extract::{Query, State};
+use std::sync::Arc;
+
+use axum::extract::{FromRef, Query, State};
 use axum::http::header::{LOCATION, SET_COOKIE};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::{Json, Router};
 use serde::Deserialize;
 
-use super::cookies::Cookies;
-use super::extract::client_ip;
+use super::Auth;
+use super::sessions::client_ip;
 use super::store;
 use super::throttle::Note;
-use super::{CurrentUser, Roles};
 use crate::audit::{self, Actor, Entry};
 use crate::db::now_ms;
 use crate::error::AppError;
-use crate::state::AppState;
+use crate::web::{ApiUser, CurrentUser, Gate, Roles};
 
-pub fn router() -> Router<AppState> {
+/// The sign-in pages and `/api/v1/me`, for any application state that provides [`Auth`] and
+/// the [`Gate`] of the user extractors.
+pub fn router<S>() -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Arc<Auth>: FromRef<S>,
+    Arc<dyn Gate>: FromRef<S>,
+{
     Router::new()
         .route("/login", get(login_page))
         .route("/auth/login", get(start_login))
         .route("/auth/callback", get(callback))
         .route("/auth/logout", post(logout))
+        .route("/api/v1/me", get(me))
+}
+
+/// The signed-in user and their roles.
+async fn me(ApiUser(user): ApiUser) -> Json<CurrentUser> {
+    Json(user)
 }
 
 /// Only same-origin relative paths are honoured after sign-in; anything else goes home.
@@ -63,23 +77,17 @@ async fn login_page(Query(q): Query<ReturnTo>) -> Result<Html<String>, AppError>
     Ok(Html(page.render().map_err(anyhow::Error::from)?))
 }
 
-fn cookies(state: &AppState) -> Cookies {
-    Cookies {
-        secure: state.config.secure_cookies(),
-    }
-}
-
 /// Leaves for the IdP with a fresh state, nonce and PKCE challenge bound to this browser.
 async fn start_login(
-    State(state): State<AppState>,
+    State(auth): State<Arc<Auth>>,
     parts: Parts,
     Query(q): Query<ReturnTo>,
 ) -> Result<Response, AppError> {
     let ip = client_ip(&parts);
-    if !state.login_guard.allow(ip.as_deref().unwrap_or("unknown")) {
-        return too_many(&state, ip).await;
+    if !auth.guard.allow(ip.as_deref().unwrap_or("unknown")) {
+        return too_many(&auth, ip).await;
     }
-    let client = match state.oidc.client().await {
+    let client = match auth.oidc.client().await {
         Ok(c) => c,
         Err(e) => {
             tracing::warn!(reason = e.reason(), "Sign-in could not start: {e}");
@@ -94,8 +102,8 @@ async fn start_login(
     let pending_json = serde_json::to_vec(&pending).map_err(anyhow::Error::from)?;
     let token = store::new_token();
     let return_to = safe_return_to(q.return_to.as_deref());
-    store::save_pending_login(&state.db, &token, &pending_json, &return_to).await?;
-    let c = cookies(&state);
+    store::save_pending_login(&auth.db, &token, &pending_json, &return_to).await?;
+    let c = auth.cookies();
     Ok((
         StatusCode::SEE_OTHER,
         [
@@ -108,13 +116,9 @@ async fn start_login(
 
 /// Audits a refused sign-in: the first of its kind this minute at once, the rest in the minute's
 /// summary (see `throttle`).
-async fn record_refusal(
-    state: &AppState,
-    reason: &str,
-    ip: Option<String>,
-) -> Result<(), AppError> {
+async fn record_refusal(auth: &Auth, reason: &str, ip: Option<String>) -> Result<(), AppError> {
     let client = ip.clone().unwrap_or_else(|| "unknown".into());
-    if state.login_guard.note(&client, reason, now_ms()) == Note::First {
+    if auth.guard.note(&client, reason, now_ms()) == Note::First {
         let entry = Entry::new(
             &Actor::system("anonymous"),
             "auth.login_failed",
@@ -124,14 +128,14 @@ async fn record_refusal(
         .outcome("denied")
         .detail(serde_json::json!({ "reason": reason }))
         .source_ip(ip);
-        audit::store::append_alone(&state.db, entry).await?;
+        audit::store::append_alone(&auth.db, entry).await?;
     }
     Ok(())
 }
 
 /// Too many sign-in calls from one client: 429, audited like a refusal.
-async fn too_many(state: &AppState, ip: Option<String>) -> Result<Response, AppError> {
-    record_refusal(state, "rate_limited", ip).await?;
+async fn too_many(auth: &Auth, ip: Option<String>) -> Result<Response, AppError> {
+    record_refusal(auth, "rate_limited", ip).await?;
     let mut response = login_failed_page(
         StatusCode::TOO_MANY_REQUESTS,
         "Too many sign-in attempts from your address. Wait a minute, then try again.",
@@ -161,10 +165,10 @@ struct CallbackQuery {
 
 /// Records a refused sign-in (one audit record with a machine-readable reason) and answers
 /// with a generic page: no session, no token material.
-async fn refuse(state: &AppState, reason: &str, ip: Option<String>) -> Result<Response, AppError> {
+async fn refuse(auth: &Auth, reason: &str, ip: Option<String>) -> Result<Response, AppError> {
     tracing::warn!(auth.reason = reason, "A sign-in was refused.");
-    record_refusal(state, reason, ip).await?;
-    let c = cookies(state);
+    record_refusal(auth, reason, ip).await?;
+    let c = auth.cookies();
     let mut response = login_failed_page(
         StatusCode::BAD_REQUEST,
         "Sign-in did not complete. Start again from the button below.",
@@ -176,51 +180,51 @@ async fn refuse(state: &AppState, reason: &str, ip: Option<String>) -> Result<Re
 }
 
 async fn callback(
-    State(state): State<AppState>,
+    State(auth): State<Arc<Auth>>,
     parts: Parts,
     Query(q): Query<CallbackQuery>,
 ) -> Result<Response, AppError> {
     let ip = client_ip(&parts);
-    if !state.login_guard.allow(ip.as_deref().unwrap_or("unknown")) {
-        return too_many(&state, ip).await;
+    if !auth.guard.allow(ip.as_deref().unwrap_or("unknown")) {
+        return too_many(&auth, ip).await;
     }
-    let c = cookies(&state);
+    let c = auth.cookies();
     if q.error.is_some() {
-        return refuse(&state, "idp_error", ip).await;
+        return refuse(&auth, "idp_error", ip).await;
     }
     let Some(cookie_token) = c.get(&parts.headers, c.login_name()) else {
-        return refuse(&state, "no_preauth_cookie", ip).await;
+        return refuse(&auth, "no_preauth_cookie", ip).await;
     };
     let Some((plain, return_to, age_ms)) =
-        store::take_pending_login(&state.db, &cookie_token).await?
+        store::take_pending_login(&auth.db, &cookie_token).await?
     else {
-        return refuse(&state, "unknown_login", ip).await;
+        return refuse(&auth, "unknown_login", ip).await;
     };
     if age_ms > store::LOGIN_TTL_MS {
-        return refuse(&state, "login_expired", ip).await;
+        return refuse(&auth, "login_expired", ip).await;
     }
     let Ok(pending) = serde_json::from_slice::<super::oidc::PendingLogin>(&plain) else {
-        return refuse(&state, "unknown_login", ip).await;
+        return refuse(&auth, "unknown_login", ip).await;
     };
     let (Some(code), Some(returned_state)) = (q.code, q.state) else {
-        return refuse(&state, "missing_code_or_state", ip).await;
+        return refuse(&auth, "missing_code_or_state", ip).await;
     };
     if !pending.state_matches(&returned_state) {
-        return refuse(&state, "state_mismatch", ip).await;
+        return refuse(&auth, "state_mismatch", ip).await;
     }
-    let client = match state.oidc.client().await {
+    let client = match auth.oidc.client().await {
         Ok(client) => client,
-        Err(e) => return refuse(&state, e.reason(), ip).await,
+        Err(e) => return refuse(&auth, e.reason(), ip).await,
     };
     // A response naming another issuer is a mix-up attack: refuse before redeeming the code.
     if !client.callback_issuer_matches(q.iss.as_deref()) {
-        return refuse(&state, "callback_issuer_mismatch", ip).await;
+        return refuse(&auth, "callback_issuer_mismatch", ip).await;
     }
     let (identity, grant) = match client.finish_with_grant(&code, pending).await {
         Ok(done) => done,
-        Err(e) => return refuse(&state, e.reason(), ip).await,
+        Err(e) => return refuse(&auth, e.reason(), ip).await,
     };
-    let mut tx = state.db.begin().await?;
+    let mut tx = auth.db.begin().await?;
     let user_id = store::upsert_user(
         &mut tx,
         &identity.issuer,
@@ -232,12 +236,12 @@ async fn callback(
     .await?;
     if store::is_disabled(&mut tx, &user_id).await? {
         tx.commit().await?;
-        return refuse(&state, "user_disabled", ip).await;
+        return refuse(&auth, "user_disabled", ip).await;
     }
     let token = store::create_session(
         &mut tx,
         &user_id,
-        state.config.session_absolute_hours,
+        auth.config.session_absolute_hours,
         identity.auth_time.map(|t| t.timestamp_millis()),
         Some(&grant),
     )
@@ -246,7 +250,7 @@ async fn callback(
         .name
         .clone()
         .unwrap_or_else(|| identity.subject.clone());
-    let roles = Roles::from_groups(&identity.groups, &state.config);
+    let roles = Roles::from_groups(&identity.groups, &auth.config);
     let entry = Entry::new(
         &Actor {
             id: Some(user_id.clone()),
@@ -261,7 +265,7 @@ async fn callback(
     audit::store::append(&mut tx, entry).await?;
     tx.commit().await?;
     let mut response = (StatusCode::SEE_OTHER, [(LOCATION, return_to)]).into_response();
-    let max_age = state.config.session_absolute_hours * 3600;
+    let max_age = auth.config.session_absolute_hours * 3600;
     for v in [
         c.set(c.login_name(), "", 0),
         c.set(c.session_name(), &token, max_age),
@@ -274,17 +278,17 @@ async fn callback(
 }
 
 async fn logout(
-    State(state): State<AppState>,
+    State(auth): State<Arc<Auth>>,
     user: CurrentUser,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
-    let c = cookies(&state);
+    let c = auth.cookies();
     if let Some(token) = c.get(&headers, c.session_name()) {
         let id_hash = store::token_hash("session", &token);
-        state.sessions.forget(&id_hash);
-        let mut tx = state.db.begin().await?;
+        auth.sessions.forget(&id_hash);
+        let mut tx = auth.db.begin().await?;
         store::delete_session(&mut tx, &id_hash).await?;
-        let entry = Entry::new(&user.actor(), "auth.logout", "user", user.id.clone())
+        let entry = Entry::new(&Actor::of(&user), "auth.logout", "user", user.id.clone())
             .source_ip(user.source_ip.clone());
         audit::store::append(&mut tx, entry).await?;
         tx.commit().await?;

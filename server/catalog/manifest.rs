@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use super::param::{ParamKind, ParamSpec};
 use super::pattern::Pattern;
-use crate::accounts::EnvClass;
+use crate::ids::EnvClass;
 
 /// The parsed, checked contents of a `blueprint.toml`.
 #[derive(Debug, Clone)]

@@ -14,11 +14,12 @@ pub mod param;
 mod pattern;
 pub mod policy;
 pub mod render;
+pub mod routes;
 #[cfg(test)]
 mod tests;
+pub mod views;
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::path::Path;
 
 use anyhow::{Context, bail};
@@ -28,32 +29,8 @@ pub use param::{ParamKind, ParamSpec};
 pub use policy::{PolicyEngine, PolicyReport, RuleResult};
 pub use render::{RenderContext, Rendered};
 
-use crate::accounts::EnvClass;
-
-/// A problem with one field of a request, worded for the person filling in the form.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FieldError {
-    /// The parameter (or context field such as `name`) the message belongs next to.
-    pub field: String,
-    /// What is wrong and what to do about it.
-    pub message: String,
-}
-
-impl FieldError {
-    /// A message for one field.
-    pub fn new(field: impl Into<String>, message: impl Into<String>) -> FieldError {
-        FieldError {
-            field: field.into(),
-            message: message.into(),
-        }
-    }
-}
-
-impl fmt::Display for FieldError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.field, self.message)
-    }
-}
+pub use crate::error::FieldError;
+use crate::ids::EnvClass;
 
 /// One blueprint version: its manifest, compiled template and digest.
 #[derive(Debug, Clone)]

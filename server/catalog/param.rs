@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use super::cidr::Cidr;
 use super::pattern::Pattern;
-use crate::accounts::EnvClass;
+use crate::ids::EnvClass;
 
 /// The smallest and largest VPC blocks a `cidr` parameter accepts.
 pub const CIDR_PREFIX_RANGE: (u8, u8) = (16, 24);

@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 
 use super::FieldError;
 use super::cidr::Cidr;
-use crate::accounts::EnvClass;
+use crate::ids::EnvClass;
 
 /// Where and for whom a blueprint is rendered. Both strings come from the account registry and
 /// the request, and are checked before they reach the template.
@@ -95,7 +95,7 @@ pub(crate) fn check_context(ctx: &RenderContext) -> Vec<FieldError> {
     if let Err(message) = check_env_name(&ctx.name) {
         errors.push(FieldError::new("name", message));
     }
-    if let Err(message) = crate::accounts::Region::try_from(ctx.region.clone()) {
+    if let Err(message) = crate::ids::Region::try_from(ctx.region.clone()) {
         errors.push(FieldError::new("region", message));
     }
     if !ctx.env_class.is_workload() {

@@ -1,9 +1,9 @@
 //! Deployments: the durable record of putting one approved request into its AWS account, and
-//! the engine that does it (`engine`: a database-backed queue with leases and fencing epochs).
+//! its queue (leases and fencing epochs). The engine that works the queue is `worker`.
 
-pub mod aws;
-pub mod engine;
+pub mod routes;
 pub mod store;
+pub mod views;
 
 use serde::{Deserialize, Serialize};
 

@@ -10,9 +10,9 @@ use axum::response::{IntoResponse, Response};
 use subtle::ConstantTimeEq;
 
 use super::BODY_LIMIT;
-use crate::auth::extract::{Use, load_user};
 use crate::error::AppError;
 use crate::state::AppState;
+use crate::web::Use;
 
 fn forbidden() -> Response {
     AppError::Forbidden(
@@ -48,7 +48,7 @@ pub async fn protect(State(state): State<AppState>, request: Request, next: Next
         return forbidden();
     }
     let (mut parts, body) = request.into_parts();
-    let user = match load_user(&state, &parts, Use::Write).await {
+    let user = match state.gate.user(&parts, Use::Write).await {
         Ok(Some(user)) => user,
         Ok(None) if parts.uri.path().starts_with("/api/") => {
             return crate::error::ApiError(AppError::Unauthenticated {

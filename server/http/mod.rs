@@ -1,9 +1,10 @@
-//! Router assembly and the middleware every response passes through.
+//! The top of the house: the router assembled from every domain, the middleware every response
+//! passes through, and the application's [`gate::PortalGate`].
 
 pub mod csrf;
+pub mod gate;
 pub mod headers;
 pub mod input_guard;
-pub mod layout;
 
 use std::time::Duration;
 
@@ -35,10 +36,12 @@ pub fn app(state: AppState) -> Router {
         .nest_service("/static", ServeDir::new(&state.config.static_dir));
     let routes = Router::new()
         .merge(crate::auth::routes::router())
+        .merge(crate::catalog::routes::router())
+        .merge(crate::audit::routes::router())
         .merge(crate::home::routes::router())
         .merge(crate::requests::routes::router())
-        .merge(crate::requests::api::router())
-        .merge(crate::audit::routes::router())
+        .merge(crate::deployments::routes::router())
+        .merge(crate::approvals::routes::router())
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .merge(static_files)

@@ -1,12 +1,11 @@
-//! What people do to requests, shared by the pages and the JSON API: submit and cancel.
-//! (Approving and rejecting live in `approvals`.)
+//! What people do to requests, shared by the pages and the JSON API: submit. (Deciding and
+//! cancelling, which touch approvals and the deployment queue, live in `approvals`.)
 
-use crate::audit::{self, Entry};
-use crate::auth::CurrentUser;
+use crate::audit::{self, Actor, Entry};
 use crate::catalog::FieldError;
-use crate::deployments;
 use crate::error::AppError;
 use crate::state::AppState;
+use crate::web::CurrentUser;
 
 use super::input::{NewRequest, Prepared, prepare};
 use super::{RequestStatus, Transition, store};
@@ -57,7 +56,7 @@ pub async fn record_submission(
     });
     let mut tx = state.db.begin().await?;
     let (id, number) = store::insert(&mut tx, p, &user.id, status, &policy).await?;
-    let entry = Entry::new(&user.actor(), "request.submitted", "request", id.clone())
+    let entry = Entry::new(&Actor::of(user), "request.submitted", "request", id.clone())
         .detail(serde_json::json!({
             "number": number, "team": p.team, "blueprint": p.blueprint.slug,
             "blueprint_version": p.blueprint.version, "account_id": p.account.id,
@@ -69,42 +68,4 @@ pub async fn record_submission(
     tx.commit().await?;
     tracing::info!(request.id = %id, request.number = number, "A request was submitted for approval.");
     Ok((id, number))
-}
-
-/// Cancels a request that has not started deploying. The requester, or an admin, may cancel.
-pub async fn cancel(state: &AppState, user: &CurrentUser, id: &str) -> Result<(), AppError> {
-    let mut tx = state.db.begin().await?;
-    let request = store::lock(&mut tx, state.db.backend(), id)
-        .await?
-        .filter(|r| user.can_view_team(&r.team))
-        .ok_or(AppError::NotFound)?;
-    if request.requester_id != user.id && !user.roles.admin {
-        return Err(AppError::Forbidden(
-            "Only the requester or an admin can cancel a request.".into(),
-        ));
-    }
-    let next = request
-        .status
-        .apply(Transition::Cancel)
-        .map_err(|e| AppError::Conflict(format!("{e}.")))?;
-    store::set_status(
-        &mut tx,
-        &request.id,
-        request.version,
-        next,
-        Some("cancelled"),
-    )
-    .await?;
-    deployments::store::cancel_queued(&mut tx, &request.id).await?;
-    let entry = Entry::new(
-        &user.actor(),
-        "request.cancelled",
-        "request",
-        request.id.clone(),
-    )
-    .detail(serde_json::json!({ "from": request.status }))
-    .source_ip(user.source_ip.clone());
-    audit::store::append(&mut tx, entry).await?;
-    tx.commit().await?;
-    Ok(())
 }

@@ -7,11 +7,11 @@ use serde::Deserialize;
 
 use super::{Binding, stack_name};
 use crate::accounts::{self, Account};
-use crate::auth::CurrentUser;
 use crate::catalog::render::check_env_name;
 use crate::catalog::{Blueprint, FieldError, PolicyReport, RenderContext, Rendered};
 use crate::error::AppError;
 use crate::state::AppState;
+use crate::web::CurrentUser;
 
 /// A new request as the API accepts it. Unknown fields (`role_arn`, `external_id`, a raw
 /// template…) are refused: everything that reaches AWS comes from the registry and the catalog.

@@ -2,7 +2,7 @@
 //! state machine every request moves through.
 
 pub mod actions;
-pub mod api;
+mod form;
 pub mod input;
 pub mod routes;
 pub mod store;
@@ -14,7 +14,10 @@ use std::fmt;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::accounts::EnvClass;
+use crate::db::Db;
+use crate::error::AppError;
+use crate::ids::EnvClass;
+use crate::web::CurrentUser;
 
 /// Where a request is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -260,6 +263,14 @@ impl Binding<'_> {
     }
 }
 
+/// Loads a request the user may see; others' requests are "not found", not "forbidden".
+pub async fn visible(db: &Db, user: &CurrentUser, id: &str) -> Result<ServiceRequest, AppError> {
+    store::get(db, id)
+        .await?
+        .filter(|r| user.can_view_team(&r.team))
+        .ok_or(AppError::NotFound)
+}
+
 /// The CloudFormation stack of a team's environment: `stackgate-<team>--<name>-<class>`. Team
 /// and environment names never contain `--` and a class never contains `-`, so the name reads
 /// back one way only: two teams' stacks cannot share a name (`lend` + `ing-core` and
@@ -342,7 +353,7 @@ mod tests {
         assert_ne!(a, b);
         assert_eq!(b, "stackgate-lending--core-dev");
         assert!(crate::catalog::render::check_env_name("ing--core").is_err());
-        assert!(!crate::auth::valid_team("pay--ments"));
+        assert!(!crate::ids::valid_team("pay--ments"));
     }
 
     #[test]

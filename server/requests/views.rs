@@ -1,15 +1,16 @@
-//! View models for the request pages: the form, the preview, the request page and its
-//! deployment panel.
+//! View models for the request pages: the form and its preview, request rows, the list page.
 
 use std::collections::BTreeMap;
 
 use askama::Template;
 
-use crate::accounts::{Account, EnvClass};
-use crate::catalog::{Blueprint, FieldError, ParamKind, PolicyReport};
-use crate::deployments::{Change, Deployment, Output};
-use crate::home::RequestRow;
-use crate::http::layout::{Layout, When};
+use super::ServiceRequest;
+use super::store::Summary;
+use crate::accounts::Account;
+use crate::catalog::{Blueprint, ParamKind, PolicyReport};
+use crate::error::FieldError;
+use crate::ids::EnvClass;
+use crate::web::{Layout, When};
 
 /// One input of the request form.
 #[derive(Debug, Clone)]
@@ -163,132 +164,62 @@ pub fn account_options(accounts: &[Account], selected: &str) -> Vec<(String, Str
         .collect()
 }
 
-/// One decision as the side panel shows it.
+/// A request as a row of a list.
 #[derive(Debug, Clone)]
-pub struct ApprovalView {
-    pub approver_name: String,
-    pub decision: String,
-    pub comment: String,
-    pub digest_short: String,
-    pub current: bool,
-    pub when: When,
-}
-
-/// One line of the conversation.
-#[derive(Debug, Clone)]
-pub struct TimelineItem {
-    pub actor: String,
-    pub text: String,
-    pub detail: String,
-    pub kind: String,
-    pub when: When,
-}
-
-/// The deployment tab, also served alone for live refresh.
-#[derive(Debug, Clone, Default)]
-pub struct DeploymentPanel {
-    pub request_id: String,
-    /// The request's version when the page was drawn: the panel asks for a reload once it moves.
-    pub request_version: i64,
-    pub present: bool,
-    pub live: bool,
+pub struct RequestRow {
+    pub id: String,
+    pub number: i64,
+    pub title: String,
+    pub team: String,
+    pub env_class: String,
+    pub env_name: String,
+    pub account_name: String,
+    pub account_id: String,
+    pub region: String,
+    pub stack_name: String,
     pub status: String,
     pub status_label: String,
-    pub error: Option<String>,
-    pub stack_name: String,
-    pub change_set_arn: String,
-    pub events: Vec<EventRow>,
-    pub outputs: Vec<Output>,
-    pub changes: Vec<Change>,
+    pub requester_name: String,
+    pub created: When,
+    pub updated: When,
 }
 
-#[derive(Debug, Clone)]
-pub struct EventRow {
-    pub when: When,
-    pub logical_id: String,
-    pub resource_type: String,
-    pub status: String,
-    pub reason: String,
-}
-
-impl DeploymentPanel {
-    pub fn from_deployment(
-        request_id: &str,
-        d: Option<&Deployment>,
-        events: Vec<crate::deployments::Event>,
-    ) -> DeploymentPanel {
-        let Some(d) = d else {
-            return DeploymentPanel {
-                request_id: request_id.to_string(),
-                ..DeploymentPanel::default()
-            };
-        };
-        DeploymentPanel {
-            request_id: request_id.to_string(),
-            request_version: 0,
-            present: true,
-            live: !d.status.is_terminal(),
-            status: d.status.as_str().to_string(),
-            status_label: d.status.label().to_string(),
-            error: d.error.clone(),
-            stack_name: d.stack_name.clone(),
-            change_set_arn: d.change_set_arn.clone().unwrap_or_default(),
-            events: events
-                .into_iter()
-                .rev()
-                .map(|e| EventRow {
-                    when: When::at(e.at),
-                    logical_id: e.logical_id,
-                    resource_type: e.resource_type,
-                    status: e.status,
-                    reason: e.reason.unwrap_or_default(),
-                })
-                .collect(),
-            outputs: d.outputs.clone(),
-            changes: d.changes.clone(),
+impl From<&Summary> for RequestRow {
+    fn from(r: &Summary) -> Self {
+        RequestRow {
+            id: r.id.clone(),
+            number: r.number,
+            title: r.title.clone(),
+            team: r.team.clone(),
+            env_class: r.env_class.as_str().to_string(),
+            env_name: r.env_name.clone(),
+            account_name: r.account_name.clone(),
+            account_id: r.account_id.clone(),
+            region: r.region.clone(),
+            stack_name: r.stack_name.clone(),
+            status: r.status.as_str().to_string(),
+            status_label: r.status.label().to_string(),
+            requester_name: r.requester_name.clone(),
+            created: When::at(r.created_at),
+            updated: When::at(r.updated_at),
         }
     }
 }
 
-/// The request page.
-#[derive(Template)]
-#[template(path = "requests/show.html")]
-pub struct ShowPage {
-    pub layout: Layout,
-    pub r: RequestRow,
-    pub blueprint: String,
-    pub content_hash_short: String,
-    pub template_digest: String,
-    pub status_reason: Option<String>,
-    pub params: Vec<(String, String)>,
-    pub resources: Vec<(String, usize)>,
-    pub template_body: String,
-    pub policy: Vec<PolicyRow>,
-    pub approvals: Vec<ApprovalView>,
-    pub required: u32,
-    pub approved_count: usize,
-    pub timeline: Vec<TimelineItem>,
-    pub can_decide: bool,
-    pub decide_note: Option<String>,
-    pub can_cancel: bool,
-    pub action_error: Option<String>,
-    pub dep: DeploymentPanel,
+impl From<&ServiceRequest> for RequestRow {
+    fn from(r: &ServiceRequest) -> Self {
+        RequestRow::from(&r.summary())
+    }
 }
 
-/// The deployment tab alone (htmx polls it while a deployment runs).
+/// Every request of the user's teams, a page at a time.
 #[derive(Template)]
-#[template(path = "requests/show.html", block = "deployment")]
-pub struct DeploymentFragment {
-    pub dep: DeploymentPanel,
-}
-
-/// The approvals inbox.
-#[derive(Template)]
-#[template(path = "approvals/inbox.html")]
-pub struct InboxPage {
+#[template(path = "requests/list.html")]
+pub struct RequestListPage {
     pub layout: Layout,
+    pub view: String,
+    pub heading: &'static str,
     pub rows: Vec<RequestRow>,
-    pub class_filter: String,
-    /// Where the next page starts, if there is one.
     pub next: Option<String>,
+    pub count: String,
 }

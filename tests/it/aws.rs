@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use aws_credential_types::Credentials;
-use stackgate::deployments::aws::{
+use stackgate::aws::{
     AssumeSpec, AwsConnector, AwsSettings, CfnSession, ChangeSetInput, ChangeSetKind, DeployError,
     StackOps, StackState, StatusClass, stack_status_class,
 };

@@ -8,8 +8,8 @@ use std::process::Command;
 use std::time::Instant;
 
 use serde_json::Value;
-use stackgate::accounts::EnvClass;
 use stackgate::catalog::{Catalog, PolicyEngine, RenderContext};
+use stackgate::ids::EnvClass;
 
 use crate::support::harness_env;
 

@@ -10,16 +10,16 @@ use chrono::{DateTime, Utc};
 use stackgate::AppState;
 use stackgate::approvals::{self, Decision};
 use stackgate::audit::Record;
-use stackgate::auth::{CurrentUser, Roles};
-use stackgate::db::{Db, now_ms};
-use stackgate::deployments::aws::{
+use stackgate::aws::{
     AssumeSpec, ChangeSetInput, ChangeSetKind, ChangeSetState, DeployError, ResourceChange,
     StackEvent, StackOps, StackState,
 };
-use stackgate::deployments::engine::{Connect, Worker};
+use stackgate::db::{Db, now_ms};
 use stackgate::deployments::{self, Deployment, DeploymentStatus, Step};
 use stackgate::requests::input::NewRequest;
 use stackgate::requests::{self, RequestStatus, ServiceRequest};
+use stackgate::web::{CurrentUser, Roles};
+use stackgate::worker::{Connect, Worker};
 use tokio::sync::Notify;
 
 use crate::support::{repo, test_config};
@@ -1224,10 +1224,15 @@ impl Scenario {
         let (request_id, _number) = requests::actions::submit(&state, &alice, &input)
             .await
             .expect("alice submits");
-        let outcome =
-            approvals::decide(&state, &bob, &request_id, Decision::Approve, "Looks right.")
-                .await
-                .expect("bob approves");
+        let outcome = approvals::actions::decide(
+            &state,
+            &bob,
+            &request_id,
+            Decision::Approve,
+            "Looks right.",
+        )
+        .await
+        .expect("bob approves");
         assert_eq!(outcome.status, RequestStatus::Approved);
         let deployment_id = outcome.deployment_id.expect("a deployment is queued");
         let stack_name = requests::store::get(&state.db, &request_id)
@@ -2044,7 +2049,7 @@ async fn transient_failures_are_retried_with_growing_backoff_and_stop_at_needs_a
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_cancelled_before_the_worker_starts_deploys_nothing() {
     let s = Scenario::new().await;
-    requests::actions::cancel(&s.state, &s.alice, &s.request_id)
+    approvals::actions::cancel(&s.state, &s.alice, &s.request_id)
         .await
         .expect("alice cancels");
     assert!(!s.worker().run_once().await.unwrap(), "nothing to claim");

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
-use stackgate::deployments::aws::{AssumeSpec, AwsConnector, AwsSettings, StackOps};
+use stackgate::aws::{AssumeSpec, AwsConnector, AwsSettings, StackOps};
 
 use crate::app::{Backend, TestApp, extract};
 use crate::support::harness_env;

@@ -7,9 +7,9 @@ use std::sync::Arc;
 
 use sqlx::Row;
 use stackgate::approvals::{self, Decision};
-use stackgate::auth::{CurrentUser, Roles};
 use stackgate::error::AppError;
 use stackgate::requests::{RequestStatus, actions, input};
+use stackgate::web::{CurrentUser, Roles};
 use tokio::sync::Barrier;
 
 use crate::app::{Backend, TestApp};
@@ -177,16 +177,15 @@ async fn two_approvers_completing_a_quorum_together(backend: Backend) {
         let (state_a, state_b) = (app.state.clone(), app.state.clone());
         let (bob, carol) = (p.bob.clone(), p.carol.clone());
         let (ida, idb) = (id.clone(), id.clone());
-        let (a, b) =
-            together(
-                move || async move {
-                    approvals::decide(&state_a, &bob, &ida, Decision::Approve, "").await
-                },
-                move || async move {
-                    approvals::decide(&state_b, &carol, &idb, Decision::Approve, "").await
-                },
-            )
-            .await;
+        let (a, b) = together(
+            move || async move {
+                approvals::actions::decide(&state_a, &bob, &ida, Decision::Approve, "").await
+            },
+            move || async move {
+                approvals::actions::decide(&state_b, &carol, &idb, Decision::Approve, "").await
+            },
+        )
+        .await;
         assert!(a.is_ok() && b.is_ok(), "iteration {i}: {a:?} {b:?}");
         assert_eq!(
             status_of(&app, &id).await,
@@ -217,20 +216,19 @@ async fn an_approval_and_a_cancel_together(backend: Backend) {
     for i in 0..ITERATIONS {
         let id = pending(&app, &p.alice, &base, i).await;
         // One approval is in; bob's completes the quorum unless alice's cancel comes first.
-        approvals::decide(&app.state, &p.carol, &id, Decision::Approve, "")
+        approvals::actions::decide(&app.state, &p.carol, &id, Decision::Approve, "")
             .await
             .unwrap();
         let (state_a, state_b) = (app.state.clone(), app.state.clone());
         let (bob, alice) = (p.bob.clone(), p.alice.clone());
         let (ida, idb) = (id.clone(), id.clone());
-        let (approve, cancel) =
-            together(
-                move || async move {
-                    approvals::decide(&state_a, &bob, &ida, Decision::Approve, "").await
-                },
-                move || async move { actions::cancel(&state_b, &alice, &idb).await },
-            )
-            .await;
+        let (approve, cancel) = together(
+            move || async move {
+                approvals::actions::decide(&state_a, &bob, &ida, Decision::Approve, "").await
+            },
+            move || async move { approvals::actions::cancel(&state_b, &alice, &idb).await },
+        )
+        .await;
         let status = status_of(&app, &id).await;
         let deployments = scalar(
             &app,

@@ -330,11 +330,7 @@ async fn a_sign_in_flood_is_limited_per_client_and_audited_in_aggregate() {
     // When the minute is over, one summary counts the rest.
     let at = chrono::Utc::now().timestamp_millis() + 60_000;
     assert_eq!(
-        app.state
-            .login_guard
-            .flush(&app.state.db, at)
-            .await
-            .unwrap(),
+        app.state.auth.guard.flush(&app.state.db, at).await.unwrap(),
         1
     );
     let records = crate::support::audit_log(&app.state.db).await;

@@ -1,9 +1,9 @@
 //! Manifest parsing and parameter checks.
 use serde_json::Value;
 
-use crate::accounts::EnvClass;
 use crate::catalog::ParamKind;
 use crate::catalog::manifest::Manifest;
+use crate::ids::EnvClass;
 
 const HEAD: &str = "slug = \"demo\"\nname = \"Demo\"\nversion = \"0.1.0\"\nsummary = \"s\"\n\
                     description = \"d\"\n";

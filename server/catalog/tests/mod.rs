@@ -11,8 +11,8 @@ use std::sync::OnceLock;
 
 use sha2::Digest;
 
-use crate::accounts::EnvClass;
 use crate::catalog::*;
+use crate::ids::EnvClass;
 
 pub(super) fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("cloudformation")

@@ -3,7 +3,7 @@
 use serde_json::{Value, json};
 
 use super::{engine, render};
-use crate::accounts::EnvClass;
+use crate::ids::EnvClass;
 
 #[test]
 fn policy_passes_on_every_rendered_template() {

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use sha2::Digest;
 
 use super::{count, ctx, network, raw, render};
-use crate::accounts::EnvClass;
+use crate::ids::EnvClass;
 
 #[test]
 fn defaults_follow_the_environment_class() {

@@ -3,9 +3,9 @@
 
 use sqlx::Row;
 
-use crate::accounts::EnvClass;
 use crate::db::{Db, Sql};
 use crate::error::AppError;
+use crate::ids::EnvClass;
 use crate::requests::RequestStatus;
 
 /// A request as a list shows it: no parameters, policy or template.
@@ -140,6 +140,18 @@ impl<'a> ListQuery<'a> {
             limit: 20,
         }
     }
+}
+
+const PENDING: [RequestStatus; 1] = [RequestStatus::PendingApproval];
+
+/// The approvals inbox of a reviewer (whose id is `user_id`, reviewing `scope`'s teams, `None`
+/// for every team): pending requests of those teams, not theirs and not yet decided by them on
+/// their current content, oldest first.
+pub fn inbox_query<'a>(user_id: &'a str, scope: Option<&'a [String]>) -> ListQuery<'a> {
+    let mut q = ListQuery::new(scope, &PENDING);
+    q.undecided_by = Some(user_id);
+    q.order = Order::OldestFirst;
+    q
 }
 
 /// The largest page any list returns.

@@ -9,13 +9,15 @@ use sqlx::Row;
 
 mod lists;
 
-pub use lists::{Batch, Cursor, ListQuery, MAX_PAGE, Order, Part, Summary, batch, count, list};
+pub use lists::{
+    Batch, Cursor, ListQuery, MAX_PAGE, Order, Part, Summary, batch, count, inbox_query, list,
+};
 
 use super::input::Prepared;
 use super::{RequestStatus, ServiceRequest};
-use crate::accounts::EnvClass;
 use crate::db::{Backend, Db, Tx, now_ms};
 use crate::error::AppError;
+use crate::ids::EnvClass;
 
 const SELECT: &str = "select r.id, r.number, r.title, r.team, r.requester_id, \
     coalesce(u.name, u.subject), r.blueprint_slug, r.blueprint_version, r.blueprint_digest, \

@@ -5,7 +5,7 @@ use rand::Rng;
 
 use super::{Connect, MAX_ATTEMPTS, Worker};
 use crate::audit::{self, Actor, Entry};
-use crate::deployments::aws::DeployError;
+use crate::aws::DeployError;
 use crate::deployments::store;
 use crate::deployments::{Deployment, DeploymentStatus, Output};
 use crate::requests::{self, ServiceRequest, Transition};

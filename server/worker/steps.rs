@@ -7,7 +7,7 @@ use super::outcome::{Outcome, classify, done};
 use super::{Connect, Worker};
 use crate::accounts::Account;
 use crate::audit::{self, Actor, Entry};
-use crate::deployments::aws::{
+use crate::aws::{
     ChangeSetInput, ChangeSetKind, DeployError, StackOps, StatusClass, stack_status_class,
 };
 use crate::deployments::store::{self, Patch};

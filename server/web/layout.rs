@@ -3,9 +3,8 @@
 
 use chrono::{DateTime, Datelike, Timelike, Utc};
 
-use crate::auth::CurrentUser;
+use super::{CurrentUser, Gate};
 use crate::error::AppError;
-use crate::state::AppState;
 
 /// The frame of a signed-in page.
 #[derive(Debug, Clone)]
@@ -36,12 +35,12 @@ pub fn badge(count: i64) -> String {
 impl Layout {
     /// The frame, counting the user's inbox for its badge (one query, for approvers).
     pub async fn new(
-        state: &AppState,
+        gate: &dyn Gate,
         user: &CurrentUser,
         nav: &'static str,
     ) -> Result<Layout, AppError> {
         let inbox = if user.roles.is_approver() {
-            crate::approvals::inbox_count(&state.db, user, BADGE_CAP).await?
+            gate.inbox_count(user, BADGE_CAP).await?
         } else {
             0
         };

@@ -22,13 +22,13 @@ mod steps;
 use checks::Verdict;
 use outcome::{Outcome, done};
 
-use super::aws::{AssumeSpec, AwsConnector, CfnSession, DeployError, StackOps};
-use super::store::{self, LostLease, Patch};
-use super::{Deployment, DeploymentStatus, Step};
 use crate::accounts::{self, Account};
 use crate::audit::{self, Actor, Entry};
+use crate::aws::{AssumeSpec, AwsConnector, CfnSession, DeployError, StackOps};
 use crate::config::Config;
 use crate::db::Db;
+use crate::deployments::store::{self, LostLease, Patch};
+use crate::deployments::{Deployment, DeploymentStatus, Step};
 use crate::requests::{self, RequestStatus, ServiceRequest, Transition};
 
 /// Opens a CloudFormation session in a target account.

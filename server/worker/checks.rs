@@ -5,10 +5,10 @@
 
 use crate::accounts::Account;
 use crate::approvals::store::Approver;
-use crate::auth::Roles;
 use crate::config::Config;
 use crate::deployments::Deployment;
 use crate::requests::{Binding, RequestStatus, ServiceRequest, template_digest};
+use crate::web::Roles;
 
 /// Whether the job may go on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,8 +120,8 @@ pub(super) fn verdict(f: &Facts<'_>) -> Verdict {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::accounts::{AwsAccountId, EnvClass, RoleArn};
     use crate::deployments::{DeploymentStatus, Step};
+    use crate::ids::{AwsAccountId, EnvClass, RoleArn};
     use std::collections::BTreeMap;
 
     fn config() -> Config {

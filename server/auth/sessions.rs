@@ -1,6 +1,6 @@
 //! Who is asking: the session named by the cookie, checked (idle and absolute lifetime, disabled
-//! user), with roles from the groups the IdP last confirmed. The [`CurrentUser`] extractor counts
-//! as activity; [`PassiveUser`] (background polls) does not extend an idle session.
+//! user), with roles from the groups the IdP last confirmed. A page or API call counts as
+//! activity; a background poll ([`Use::Passive`]) does not extend an idle session.
 //!
 //! Groups are re-confirmed with the IdP's userinfo endpoint once the last confirmation is older
 //! than `STACKGATE_GROUPS_REFRESH_SECONDS`, and always before a decision ([`confirm_groups`]).
@@ -14,17 +14,15 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use axum::extract::{ConnectInfo, FromRequestParts};
-use axum::http::Method;
+use axum::extract::ConnectInfo;
 use axum::http::request::Parts;
 
-use super::cookies::Cookies;
+use super::Auth;
 use super::oidc::GroupsError;
 use super::store::{self, SessionRow};
-use super::{CurrentUser, Roles, SessionKey};
 use crate::db::now_ms;
 use crate::error::AppError;
-use crate::state::AppState;
+use crate::web::{CurrentUser, Roles, SessionKey, Use};
 
 /// Sessions checked recently on this replica, by token hash.
 pub struct SessionCache {
@@ -66,55 +64,38 @@ impl SessionCache {
     }
 }
 
-/// How a request uses the session.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Use {
-    /// A page or API read: counts as activity; a recent check on this replica may be reused.
-    Read,
-    /// A write: counts as activity; always checked in the database.
-    Write,
-    /// A background poll: the session must be valid, but this does not keep it alive.
-    Passive,
-}
-
-fn cookies(state: &AppState) -> Cookies {
-    Cookies {
-        secure: state.config.secure_cookies(),
-    }
-}
-
 /// The session of this request, checked; `None` when there is no valid session (an ended one is
 /// deleted on the way).
-async fn session(state: &AppState, token: &str, how: Use) -> Result<Option<SessionRow>, AppError> {
+async fn session(auth: &Auth, token: &str, how: Use) -> Result<Option<SessionRow>, AppError> {
     let id_hash = store::token_hash("session", token);
     let cached = match how {
         Use::Write => None,
-        Use::Read | Use::Passive => state.sessions.get(&id_hash),
+        Use::Read | Use::Passive => auth.sessions.get(&id_hash),
     };
     let mut row = match cached {
         Some(row) => row,
-        None => match store::find_session(&state.db, token).await? {
+        None => match store::find_session(&auth.db, token).await? {
             Some(row) => row,
             None => return Ok(None),
         },
     };
     let now = now_ms();
-    let idle_ms = state.config.session_idle_minutes * 60_000;
+    let idle_ms = auth.config.session_idle_minutes * 60_000;
     if row.disabled || now > row.expires_at || now - row.last_seen_at > idle_ms {
-        end_session(state, &row.id_hash).await?;
+        end_session(auth, &row.id_hash).await?;
         return Ok(None);
     }
     if how != Use::Passive && now - row.last_seen_at > 30_000 {
-        store::touch_session(&state.db, &row.id_hash).await?;
+        store::touch_session(&auth.db, &row.id_hash).await?;
         row.last_seen_at = now;
     }
-    state.sessions.put(&row);
+    auth.sessions.put(&row);
     Ok(Some(row))
 }
 
-async fn end_session(state: &AppState, id_hash: &str) -> Result<(), AppError> {
-    state.sessions.forget(id_hash);
-    let mut tx = state.db.begin().await?;
+async fn end_session(auth: &Auth, id_hash: &str) -> Result<(), AppError> {
+    auth.sessions.forget(id_hash);
+    let mut tx = auth.db.begin().await?;
     store::delete_session(&mut tx, id_hash).await?;
     tx.commit().await?;
     Ok(())
@@ -123,28 +104,24 @@ async fn end_session(state: &AppState, id_hash: &str) -> Result<(), AppError> {
 /// Asks the IdP for the user's groups now and records them. `Ok(false)` when the IdP could not
 /// confirm them (unreachable, or the session holds no usable token); the session is ended when
 /// the IdP refuses its token.
-async fn refresh_groups(
-    state: &AppState,
-    token: &str,
-    row: &mut SessionRow,
-) -> Result<bool, AppError> {
+async fn refresh_groups(auth: &Auth, token: &str, row: &mut SessionRow) -> Result<bool, AppError> {
     let Some(access) = store::access_token(token, row) else {
         return Ok(false);
     };
-    let Ok(client) = state.oidc.client().await else {
+    let Ok(client) = auth.oidc.client().await else {
         return Ok(false);
     };
     match client.current_groups(&access, &row.subject).await {
         Ok(groups) => {
-            let at = store::record_groups(&state.db, &row.user_id, &row.id_hash, &groups).await?;
+            let at = store::record_groups(&auth.db, &row.user_id, &row.id_hash, &groups).await?;
             row.groups = groups;
             row.groups_checked_at = at;
-            state.sessions.put(row);
+            auth.sessions.put(row);
             Ok(true)
         }
         Err(GroupsError::Rejected(why)) => {
             tracing::info!(user.id = %row.user_id, "The identity provider refused a session's token ({why}); the session ends.");
-            end_session(state, &row.id_hash).await?;
+            end_session(auth, &row.id_hash).await?;
             Err(AppError::Unauthenticated {
                 return_to: "/".into(),
             })
@@ -153,10 +130,10 @@ async fn refresh_groups(
     }
 }
 
-fn user_of(state: &AppState, row: SessionRow, token: &str, parts: &Parts) -> CurrentUser {
+fn user_of(auth: &Auth, row: SessionRow, token: &str, parts: &Parts) -> CurrentUser {
     CurrentUser {
         id: row.user_id,
-        roles: Roles::from_groups(&row.groups, &state.config),
+        roles: Roles::from_groups(&row.groups, &auth.config),
         issuer: row.issuer,
         subject: row.subject,
         name: row.name,
@@ -174,28 +151,29 @@ fn user_of(state: &AppState, row: SessionRow, token: &str, parts: &Parts) -> Cur
 
 /// Loads the user of the session the request's cookie names. `None` without a valid session.
 pub async fn load_user(
-    state: &AppState,
+    auth: &Auth,
     parts: &Parts,
     how: Use,
 ) -> Result<Option<CurrentUser>, AppError> {
-    let Some(token) = cookies(state).get(&parts.headers, cookies(state).session_name()) else {
+    let c = auth.cookies();
+    let Some(token) = c.get(&parts.headers, c.session_name()) else {
         return Ok(None);
     };
-    let Some(mut row) = session(state, &token, how).await? else {
+    let Some(mut row) = session(auth, &token, how).await? else {
         return Ok(None);
     };
-    let stale = now_ms() - row.groups_checked_at > state.config.groups_refresh_seconds * 1000;
+    let stale = now_ms() - row.groups_checked_at > auth.config.groups_refresh_seconds * 1000;
     if how != Use::Passive && stale {
-        refresh_groups(state, &token, &mut row).await?;
+        refresh_groups(auth, &token, &mut row).await?;
     }
-    Ok(Some(user_of(state, row, &token, parts)))
+    Ok(Some(user_of(auth, row, &token, parts)))
 }
 
 /// Before a decision: the user's groups confirmed by the IdP just now, and their roles from
 /// them. When the IdP cannot confirm them, the user is sent to sign in again and comes back to
 /// `return_to`.
 pub async fn confirm_groups(
-    state: &AppState,
+    auth: &Auth,
     user: &mut CurrentUser,
     return_to: &str,
 ) -> Result<(), AppError> {
@@ -205,12 +183,12 @@ pub async fn confirm_groups(
     let Some(key) = user.session.clone() else {
         return Err(again());
     };
-    let Some(mut row) = store::find_session(&state.db, &key.token).await? else {
+    let Some(mut row) = store::find_session(&auth.db, &key.token).await? else {
         return Err(again());
     };
-    match refresh_groups(state, &key.token, &mut row).await {
+    match refresh_groups(auth, &key.token, &mut row).await {
         Ok(true) => {
-            user.roles = Roles::from_groups(&row.groups, &state.config);
+            user.roles = Roles::from_groups(&row.groups, &auth.config);
             user.groups_checked_at = row.groups_checked_at;
             Ok(())
         }
@@ -225,54 +203,4 @@ pub fn client_ip(parts: &Parts) -> Option<String> {
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip().to_string())
-}
-
-/// Where to send a caller who is not signed in, after signing in.
-fn here(parts: &Parts) -> String {
-    parts
-        .uri
-        .path_and_query()
-        .map(|p| p.as_str().to_string())
-        .unwrap_or_else(|| "/".into())
-}
-
-impl FromRequestParts<AppState> for CurrentUser {
-    type Rejection = AppError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
-        if let Some(user) = parts.extensions.get::<CurrentUser>() {
-            return Ok(user.clone());
-        }
-        let how = if matches!(parts.method, Method::GET | Method::HEAD) {
-            Use::Read
-        } else {
-            Use::Write
-        };
-        match load_user(state, parts, how).await? {
-            Some(user) => {
-                parts.extensions.insert(user.clone());
-                Ok(user)
-            }
-            None => Err(AppError::Unauthenticated {
-                return_to: here(parts),
-            }),
-        }
-    }
-}
-
-/// The signed-in user of a background poll: the session must be valid, but polling does not
-/// count as activity, so an idle session still ends while a page polls.
-pub struct PassiveUser(pub CurrentUser);
-
-impl FromRequestParts<AppState> for PassiveUser {
-    type Rejection = AppError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
-        match load_user(state, parts, Use::Passive).await? {
-            Some(user) => Ok(PassiveUser(user)),
-            None => Err(AppError::Unauthenticated {
-                return_to: here(parts),
-            }),
-        }
-    }
 }
