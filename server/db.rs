@@ -20,15 +20,52 @@ pub enum StoreError {
     /// meaning for the user: the message says what to do.
     #[error("{0}")]
     Conflict(String),
+    /// A fenced write found another epoch: the lease on the job was lost to another worker, which
+    /// now owns it. The caller stops working on the job.
+    #[error("the lease on {0} was lost to another worker")]
+    LeaseLost(String),
+    /// A value could not be encoded for storing.
+    #[error("could not encode {what} for storing")]
+    Encode {
+        what: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
     /// A stored value does not read back (unknown status, unreadable JSON).
-    #[error("stored data is unreadable: {0}")]
-    Corrupt(String),
+    #[error("stored {what} is unreadable")]
+    Corrupt {
+        what: String,
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
 }
 
 impl StoreError {
-    /// For a stored value that does not read back.
+    /// Encodes a value as JSON text for a column.
+    pub fn json<T: serde::Serialize + ?Sized>(
+        what: &'static str,
+        value: &T,
+    ) -> Result<String, StoreError> {
+        serde_json::to_string(value).map_err(|source| StoreError::Encode { what, source })
+    }
+
+    /// For a stored value that does not read back, with no further cause.
     pub fn corrupt(what: impl fmt::Display) -> StoreError {
-        StoreError::Corrupt(what.to_string())
+        StoreError::Corrupt {
+            what: what.to_string(),
+            source: None,
+        }
+    }
+
+    /// For a stored value that does not read back, keeping the parser's error as the cause.
+    pub fn unreadable(
+        what: impl fmt::Display,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> StoreError {
+        StoreError::Corrupt {
+            what: what.to_string(),
+            source: Some(Box::new(source)),
+        }
     }
 }
 

@@ -61,7 +61,9 @@ impl From<StoreError> for AppError {
         match e {
             StoreError::Db(e) => e.into(),
             StoreError::Conflict(message) => AppError::Conflict(message),
-            corrupt @ StoreError::Corrupt(_) => AppError::Internal(anyhow::Error::new(corrupt)),
+            other @ (StoreError::Corrupt { .. }
+            | StoreError::Encode { .. }
+            | StoreError::LeaseLost(_)) => AppError::Internal(anyhow::Error::new(other)),
         }
     }
 }
@@ -186,4 +188,95 @@ impl IntoResponse for ApiError {
 /// Percent-encodes a query value.
 pub fn urlencode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+
+    use axum::response::IntoResponse;
+
+    use super::*;
+
+    /// Collects what the log subscriber writes.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    async fn body_text(response: Response) -> String {
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        String::from_utf8(bytes.to_vec()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn an_internal_error_logs_its_whole_cause_chain_and_the_user_sees_only_a_reference() {
+        let cause = serde_json::from_str::<serde_json::Value>("{\"half").unwrap_err();
+        let cause_text = cause.to_string();
+        let error = AppError::from(StoreError::unreadable("request's parameters", cause));
+        let log = Captured::default();
+        let writer = log.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        let response = tracing::subscriber::with_default(subscriber, || error.into_response());
+        let logged = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+        assert!(
+            logged.contains(&format!(
+                "stored request's parameters is unreadable: {cause_text}"
+            )),
+            "the log line names the outer error and its cause: {logged}"
+        );
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let page = body_text(response).await;
+        let reference = logged
+            .split("error.reference=")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap();
+        assert!(
+            page.contains(reference),
+            "the page quotes the log's reference"
+        );
+        assert!(
+            !page.contains(&cause_text),
+            "the page does not show the cause"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_database_error_keeps_the_drivers_message_in_the_log() {
+        let error = AppError::from(StoreError::Db(sqlx::Error::Protocol(
+            "unexpected message 'Z'".into(),
+        )));
+        let log = Captured::default();
+        let writer = log.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        let response =
+            tracing::subscriber::with_default(subscriber, || ApiError(error).into_response());
+        let logged = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+        assert!(
+            logged.contains(
+                "database: encountered unexpected or invalid data: unexpected message 'Z'"
+            ),
+            "{logged}"
+        );
+        let body = body_text(response).await;
+        assert!(!body.contains("unexpected message"), "{body}");
+    }
 }

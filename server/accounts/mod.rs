@@ -7,6 +7,7 @@ pub mod store;
 
 use serde::Serialize;
 
+use crate::config::AccountSeed;
 pub use crate::ids::{AwsAccountId, EnvClass, Region, RoleArn};
 
 /// One registered target account.
@@ -34,5 +35,73 @@ impl Account {
 
     pub fn allows_region(&self, region: &str) -> bool {
         self.regions.iter().any(|r| r.as_str() == region)
+    }
+}
+
+/// What an administrator (or the config file) says an account is, checked: every ARN parses and
+/// belongs to the account, at least one region. The ExternalId is not part of it: the registry
+/// generates it once, on first registration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountSpec {
+    pub id: AwsAccountId,
+    pub name: String,
+    pub env_class: EnvClass,
+    pub deploy_role_arn: RoleArn,
+    pub cfn_execution_role_arn: Option<RoleArn>,
+    pub regions: Vec<Region>,
+    /// Sorted, without repeats.
+    pub teams: Vec<String>,
+}
+
+impl AccountSpec {
+    /// Checks a configured account; the message names the account and what to fix.
+    pub fn from_seed(seed: &AccountSeed) -> Result<AccountSpec, String> {
+        let id = AwsAccountId::try_from(seed.id.clone())?;
+        let in_account = |what: &str, arn: &str| -> Result<RoleArn, String> {
+            let role = RoleArn::try_from(arn.to_string())
+                .map_err(|e| format!("account {id}: {what}: {e}"))?;
+            if role.account_id() == id.as_str() {
+                Ok(role)
+            } else {
+                Err(format!(
+                    "account {id}: {what} {role} belongs to another account"
+                ))
+            }
+        };
+        let deploy_role_arn = in_account("deploy role", &seed.deploy_role_arn)?;
+        let cfn_execution_role_arn = seed
+            .cfn_execution_role_arn
+            .as_deref()
+            .map(|arn| in_account("execution role", arn))
+            .transpose()?;
+        let regions = seed
+            .regions
+            .iter()
+            .map(|r| Region::try_from(r.clone()).map_err(|e| format!("account {id}: {e}")))
+            .collect::<Result<Vec<_>, _>>()?;
+        if regions.is_empty() {
+            return Err(format!("account {id}: list at least one region"));
+        }
+        let mut teams = seed.teams.clone();
+        teams.sort();
+        teams.dedup();
+        Ok(AccountSpec {
+            id,
+            name: seed.name.clone(),
+            env_class: seed.env_class,
+            deploy_role_arn,
+            cfn_execution_role_arn,
+            regions,
+            teams,
+        })
+    }
+
+    /// The regions as stored: comma-separated, the default first.
+    pub fn regions_csv(&self) -> String {
+        self.regions
+            .iter()
+            .map(|r| r.as_str())
+            .collect::<Vec<_>>()
+            .join(",")
     }
 }

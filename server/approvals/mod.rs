@@ -12,8 +12,7 @@ pub mod views;
 
 use serde::Serialize;
 
-use crate::db::Db;
-use crate::error::AppError;
+use crate::db::{Db, StoreError};
 use crate::requests::store::inbox_query;
 use crate::requests::{self, RequestStatus, ServiceRequest};
 use crate::web::CurrentUser;
@@ -65,7 +64,7 @@ pub struct DecisionOutcome {
 }
 
 /// How many requests wait for `user`'s review, counting no further than `cap`.
-pub async fn inbox_count(db: &Db, user: &CurrentUser, cap: i64) -> Result<i64, AppError> {
+pub async fn inbox_count(db: &Db, user: &CurrentUser, cap: i64) -> Result<i64, StoreError> {
     let scope = user.review_scope();
     requests::store::count(db, &inbox_query(&user.id, scope.as_deref()), cap).await
 }

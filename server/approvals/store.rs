@@ -3,8 +3,8 @@
 use sqlx::Row;
 
 use super::{Approval, Decision};
+use crate::db::StoreError;
 use crate::db::{Db, Tx, now_ms};
-use crate::error::AppError;
 use crate::requests::ServiceRequest;
 
 /// Stores a decision bound to the request's current content hash.
@@ -14,7 +14,7 @@ pub async fn insert(
     approver_id: &str,
     decision: Decision,
     comment: &str,
-) -> Result<(), AppError> {
+) -> Result<(), StoreError> {
     let done = sqlx::query(
         "insert into approvals (id, request_id, approver_id, decision, comment, content_hash, created_at) \
          values ($1, $2, $3, $4, $5, $6, $7)",
@@ -30,7 +30,7 @@ pub async fn insert(
     .await;
     match done {
         Ok(_) => Ok(()),
-        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(AppError::Conflict(
+        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(StoreError::Conflict(
             "You have already decided on this version of the request.".into(),
         )),
         Err(e) => Err(e.into()),
@@ -42,7 +42,7 @@ pub async fn distinct_approvers(
     tx: &mut Tx,
     request_id: &str,
     content_hash: &str,
-) -> Result<usize, AppError> {
+) -> Result<usize, StoreError> {
     let n: i64 = sqlx::query(
         "select count(distinct approver_id) from approvals \
          where request_id = $1 and content_hash = $2 and decision = 'approve'",
@@ -70,7 +70,7 @@ pub async fn approvers(
     db: &Db,
     request_id: &str,
     content_hash: &str,
-) -> Result<Vec<Approver>, AppError> {
+) -> Result<Vec<Approver>, StoreError> {
     let rows = sqlx::query(
         "select distinct u.id, coalesce(u.name, u.subject), u.groups_json, u.disabled \
          from approvals a join users u on u.id = a.approver_id \
@@ -94,7 +94,7 @@ pub async fn approvers(
 }
 
 /// Every decision on a request, oldest first.
-pub async fn for_request(db: &Db, request_id: &str) -> Result<Vec<Approval>, AppError> {
+pub async fn for_request(db: &Db, request_id: &str) -> Result<Vec<Approval>, StoreError> {
     let rows = sqlx::query(
         "select a.approver_id, coalesce(u.name, u.subject), a.decision, a.comment, a.content_hash, a.created_at \
          from approvals a join users u on u.id = a.approver_id where a.request_id = $1 order by a.created_at",

@@ -75,7 +75,7 @@ impl Blueprint {
         let digest = hex::encode(hasher.finalize());
         let m = manifest::Manifest::parse(manifest_text).context("blueprint.toml")?;
         let env = render::environment(template_text)
-            .map_err(|e| anyhow::anyhow!("{e:#}"))
+            .map_err(anyhow::Error::new)
             .context(render::TEMPLATE_NAME)?;
         Ok(Blueprint {
             slug: m.slug,

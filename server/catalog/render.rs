@@ -42,6 +42,18 @@ pub struct Rendered {
     pub params: BTreeMap<String, serde_json::Value>,
 }
 
+impl Rendered {
+    /// The parameter values as a JSON object's text, as stored with a request.
+    pub fn params_json(&self) -> String {
+        let object: serde_json::Map<String, serde_json::Value> = self
+            .params
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        serde_json::Value::Object(object).to_string()
+    }
+}
+
 /// The name under which a blueprint's template is stored in its environment.
 pub(crate) const TEMPLATE_NAME: &str = "template.json.j2";
 

@@ -4,20 +4,14 @@
 use sqlx::Row;
 
 use super::{Change, Deployment, DeploymentStatus, Event, Output, Step};
-use crate::db::{Backend, Db, Tx, db_now, now_ms};
-use crate::error::AppError;
+use crate::db::{Backend, Db, StoreError, Tx, db_now, now_ms};
 use crate::requests::ServiceRequest;
-
-/// The claimed epoch no longer matches: another worker owns the job now.
-#[derive(Debug, thiserror::Error)]
-#[error("the lease on deployment {0} was lost to another worker")]
-pub struct LostLease(pub String);
 
 const SELECT: &str = "select id, request_id, account_id, region, stack_name, content_hash, \
     status, step, epoch, attempts, change_set_name, change_set_arn, stack_id, error, \
     outputs_json, changes_json, created_at, updated_at, finished_at from deployments";
 
-fn from_row(row: &sqlx::any::AnyRow) -> anyhow::Result<Deployment> {
+fn from_row(row: &sqlx::any::AnyRow) -> Result<Deployment, StoreError> {
     let status: String = row.try_get(6)?;
     let step: String = row.try_get(7)?;
     let outputs: String = row.try_get(14)?;
@@ -30,17 +24,19 @@ fn from_row(row: &sqlx::any::AnyRow) -> anyhow::Result<Deployment> {
         stack_name: row.try_get(4)?,
         content_hash: row.try_get(5)?,
         status: DeploymentStatus::parse(&status)
-            .ok_or_else(|| anyhow::anyhow!("unknown deployment status {status}"))?,
+            .ok_or_else(|| StoreError::corrupt(format_args!("deployment status '{status}'")))?,
         step: Step::parse(&step)
-            .ok_or_else(|| anyhow::anyhow!("unknown deployment step {step}"))?,
+            .ok_or_else(|| StoreError::corrupt(format_args!("deployment step '{step}'")))?,
         epoch: row.try_get(8)?,
         attempts: row.try_get(9)?,
         change_set_name: row.try_get(10)?,
         change_set_arn: row.try_get(11)?,
         stack_id: row.try_get(12)?,
         error: row.try_get(13)?,
-        outputs: serde_json::from_str::<Vec<Output>>(&outputs).unwrap_or_default(),
-        changes: serde_json::from_str::<Vec<Change>>(&changes).unwrap_or_default(),
+        outputs: serde_json::from_str::<Vec<Output>>(&outputs)
+            .map_err(|e| StoreError::unreadable("deployment outputs", e))?,
+        changes: serde_json::from_str::<Vec<Change>>(&changes)
+            .map_err(|e| StoreError::unreadable("deployment changes", e))?,
         created_at: row.try_get(16)?,
         updated_at: row.try_get(17)?,
         finished_at: row.try_get(18)?,
@@ -48,7 +44,7 @@ fn from_row(row: &sqlx::any::AnyRow) -> anyhow::Result<Deployment> {
 }
 
 /// Queues the deployment of an approved request (in the approval's transaction).
-pub async fn enqueue(tx: &mut Tx, request: &ServiceRequest) -> Result<String, AppError> {
+pub async fn enqueue(tx: &mut Tx, request: &ServiceRequest) -> Result<String, StoreError> {
     let id = uuid::Uuid::new_v4().to_string();
     let now = db_now(tx).await?;
     let done = sqlx::query(
@@ -68,7 +64,7 @@ pub async fn enqueue(tx: &mut Tx, request: &ServiceRequest) -> Result<String, Ap
     match done {
         Ok(_) => Ok(id),
         Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-            Err(AppError::Conflict(format!(
+            Err(StoreError::Conflict(format!(
                 "Another deployment of stack {} is in progress; wait for it to finish.",
                 request.stack_name
             )))
@@ -78,17 +74,17 @@ pub async fn enqueue(tx: &mut Tx, request: &ServiceRequest) -> Result<String, Ap
 }
 
 /// One row written means the epoch still owns the job; none means another worker took it.
-fn fenced(rows: u64, id: &str) -> anyhow::Result<()> {
+fn fenced(rows: u64, id: &str) -> Result<(), StoreError> {
     if rows == 1 {
         Ok(())
     } else {
-        Err(LostLease(id.to_string()).into())
+        Err(StoreError::LeaseLost(format!("deployment {id}")))
     }
 }
 
 /// Claims the oldest runnable job (queued and due, or running with an expired lease), bumping
 /// its epoch. Returns the job with its new epoch.
-pub async fn claim(db: &Db, owner: &str, lease_ms: i64) -> anyhow::Result<Option<Deployment>> {
+pub async fn claim(db: &Db, owner: &str, lease_ms: i64) -> Result<Option<Deployment>, StoreError> {
     let mut tx = db.begin().await?;
     let now = db_now(&mut tx).await?;
     let lock = match db.backend() {
@@ -148,10 +144,10 @@ pub async fn save(
     epoch: i64,
     lease_ms: i64,
     patch: Patch,
-) -> anyhow::Result<()> {
+) -> Result<(), StoreError> {
     let now = db_now(tx).await?;
     let changes = match patch.changes {
-        Some(c) => Some(serde_json::to_string(&c)?),
+        Some(c) => Some(StoreError::json("deployment changes", &c)?),
         None => None,
     };
     let done = sqlx::query(
@@ -183,7 +179,7 @@ pub async fn finish(
     status: DeploymentStatus,
     error: Option<&str>,
     outputs: &[Output],
-) -> anyhow::Result<()> {
+) -> Result<(), StoreError> {
     let now = now_ms();
     let done = sqlx::query(
         "update deployments set status = $1, step = 'finished', error = $2, outputs_json = $3, \
@@ -192,7 +188,7 @@ pub async fn finish(
     )
     .bind(status.as_str())
     .bind(error.map(str::to_string))
-    .bind(serde_json::to_string(outputs)?)
+    .bind(StoreError::json("deployment outputs", outputs)?)
     .bind(now)
     .bind(id.to_string())
     .bind(epoch)
@@ -210,7 +206,7 @@ pub async fn requeue(
     epoch: i64,
     delay_ms: i64,
     failure: Option<&str>,
-) -> anyhow::Result<()> {
+) -> Result<(), StoreError> {
     let mut tx = db.begin().await?;
     let now = db_now(&mut tx).await?;
     let done = sqlx::query(
@@ -231,7 +227,7 @@ pub async fn requeue(
 }
 
 /// Cancels a queued (not yet claimed) deployment of a request, in the caller's transaction.
-pub async fn cancel_queued(tx: &mut Tx, request_id: &str) -> anyhow::Result<u64> {
+pub async fn cancel_queued(tx: &mut Tx, request_id: &str) -> Result<u64, StoreError> {
     let done = sqlx::query(
         "update deployments set status = 'cancelled', step = 'finished', finished_at = $1, \
          updated_at = $1 where request_id = $2 and status = 'queued' and step = 'start'",
@@ -244,7 +240,11 @@ pub async fn cancel_queued(tx: &mut Tx, request_id: &str) -> anyhow::Result<u64>
 }
 
 /// Stores stack events not seen before.
-pub async fn record_events(db: &Db, deployment_id: &str, events: &[Event]) -> anyhow::Result<()> {
+pub async fn record_events(
+    db: &Db,
+    deployment_id: &str,
+    events: &[Event],
+) -> Result<(), StoreError> {
     if events.is_empty() {
         return Ok(());
     }
@@ -270,7 +270,7 @@ pub async fn record_events(db: &Db, deployment_id: &str, events: &[Event]) -> an
     Ok(())
 }
 
-pub async fn events(db: &Db, deployment_id: &str) -> anyhow::Result<Vec<Event>> {
+pub async fn events(db: &Db, deployment_id: &str) -> Result<Vec<Event>, StoreError> {
     let rows = sqlx::query(
         "select at, logical_id, resource_type, status, reason from deployment_events \
          where deployment_id = $1 order by at, id",
@@ -292,7 +292,7 @@ pub async fn events(db: &Db, deployment_id: &str) -> anyhow::Result<Vec<Event>> 
 }
 
 /// A request's deployments, newest first.
-pub async fn for_request(db: &Db, request_id: &str) -> anyhow::Result<Vec<Deployment>> {
+pub async fn for_request(db: &Db, request_id: &str) -> Result<Vec<Deployment>, StoreError> {
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
         "{SELECT} where request_id = $1 order by created_at desc"
     )))
@@ -302,7 +302,7 @@ pub async fn for_request(db: &Db, request_id: &str) -> anyhow::Result<Vec<Deploy
     rows.iter().map(from_row).collect()
 }
 
-pub async fn get(db: &Db, id: &str) -> anyhow::Result<Option<Deployment>> {
+pub async fn get(db: &Db, id: &str) -> Result<Option<Deployment>, StoreError> {
     let row = sqlx::query(sqlx::AssertSqlSafe(format!("{SELECT} where id = $1")))
         .bind(id.to_string())
         .fetch_optional(db.pool())

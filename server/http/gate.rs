@@ -37,6 +37,8 @@ impl Gate for PortalGate {
         user: &'a CurrentUser,
         cap: i64,
     ) -> BoxFuture<'a, Result<i64, AppError>> {
-        crate::approvals::inbox_count(&self.db, user, cap).boxed()
+        crate::approvals::inbox_count(&self.db, user, cap)
+            .map(|counted| counted.map_err(AppError::from))
+            .boxed()
     }
 }

@@ -47,7 +47,7 @@ pub async fn record_submission(
 ) -> Result<(String, i64), AppError> {
     let status = RequestStatus::Draft
         .apply(Transition::Submit)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        .map_err(anyhow::Error::from)?;
     let policy = serde_json::json!({
         "passed": p.policy.passed,
         "results": p.policy.results.iter().map(|r| serde_json::json!({

@@ -27,7 +27,8 @@ use crate::audit::{self, Actor, Entry};
 use crate::aws::{AssumeSpec, AwsConnector, CfnSession, DeployError, StackOps};
 use crate::config::Config;
 use crate::db::Db;
-use crate::deployments::store::{self, LostLease, Patch};
+use crate::db::StoreError;
+use crate::deployments::store::{self, Patch};
 use crate::deployments::{Deployment, DeploymentStatus, Step};
 use crate::requests::{self, RequestStatus, ServiceRequest, Transition};
 
@@ -123,7 +124,12 @@ impl<C: Connect> Worker<C> {
         tracing::info!(deployment.id = %id, deployment.epoch = epoch, "A worker claimed a deployment.");
         match self.process(job).await {
             Ok(()) => {}
-            Err(e) if e.downcast_ref::<LostLease>().is_some() => {
+            Err(e)
+                if matches!(
+                    e.downcast_ref::<StoreError>(),
+                    Some(StoreError::LeaseLost(_))
+                ) =>
+            {
                 tracing::warn!(deployment.id = %id, "The worker lost its lease and stopped working on the deployment.");
             }
             Err(e) if e.downcast_ref::<ShuttingDown>().is_some() => {
@@ -231,9 +237,7 @@ impl<C: Connect> Worker<C> {
         let mut tx = self.db.begin().await?;
         if request.status == RequestStatus::Approved {
             let next = request.status.apply(Transition::StartDeployment)?;
-            requests::store::set_status(&mut tx, &request.id, request.version, next, None)
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            requests::store::set_status(&mut tx, &request.id, request.version, next, None).await?;
         }
         store::save(
             &mut tx,

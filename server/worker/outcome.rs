@@ -58,7 +58,8 @@ impl<C: Connect> Worker<C> {
                 let base = (self.poll().as_millis() as i64) << job.attempts.clamp(0, 8);
                 let delay = base + rand::thread_rng().gen_range(0..=base / 5);
                 tracing::warn!(deployment.id = %job.id, "A deployment step failed transiently ({why}); it will be retried.");
-                return store::requeue(&self.db, &job.id, job.epoch, delay, Some(&why)).await;
+                store::requeue(&self.db, &job.id, job.epoch, delay, Some(&why)).await?;
+                return Ok(());
             }
             Outcome::Retry(why) => (
                 DeploymentStatus::NeedsAttention,
@@ -68,9 +69,7 @@ impl<C: Connect> Worker<C> {
         };
         let mut tx = self.db.begin().await?;
         // The request row first (its version may have moved meanwhile), then the deployment.
-        let current = requests::store::lock(&mut tx, self.db.backend(), &request.id)
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let current = requests::store::lock(&mut tx, self.db.backend(), &request.id).await?;
         store::finish(
             &mut tx,
             &job.id,
@@ -97,8 +96,7 @@ impl<C: Connect> Worker<C> {
                 next,
                 error.as_deref(),
             )
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+            .await?;
         }
         let entry = Entry::new(
             &Actor::system("stackgate-worker"),

@@ -3,8 +3,8 @@
 
 use sqlx::Row;
 
+use crate::db::StoreError;
 use crate::db::{Db, Sql};
-use crate::error::AppError;
 use crate::ids::EnvClass;
 use crate::requests::RequestStatus;
 
@@ -285,13 +285,15 @@ fn into_page(mut items: Vec<Summary>, q: &ListQuery<'_>) -> (Vec<Summary>, Optio
     }
 }
 
-fn parse_list(text: &str) -> Result<Vec<Summary>, AppError> {
-    serde_json::from_str(text)
-        .map_err(|e| anyhow::anyhow!("reading a list of requests: {e}").into())
+fn parse_list(text: &str) -> Result<Vec<Summary>, StoreError> {
+    serde_json::from_str(text).map_err(|e| StoreError::unreadable("list of requests", e))
 }
 
 /// One page of a list, and where the next one starts (`None` at the end): one statement.
-pub async fn list(db: &Db, q: &ListQuery<'_>) -> Result<(Vec<Summary>, Option<Cursor>), AppError> {
+pub async fn list(
+    db: &Db,
+    q: &ListQuery<'_>,
+) -> Result<(Vec<Summary>, Option<Cursor>), StoreError> {
     let mut sql = Sql::default();
     push_list(&mut sql, db, q);
     let text: String = sql.query().fetch_one(db.pool()).await?.try_get(0)?;
@@ -299,7 +301,7 @@ pub async fn list(db: &Db, q: &ListQuery<'_>) -> Result<(Vec<Summary>, Option<Cu
 }
 
 /// How many requests the query spans, counting no further than `cap` (pages show "cap+").
-pub async fn count(db: &Db, q: &ListQuery<'_>, cap: i64) -> Result<i64, AppError> {
+pub async fn count(db: &Db, q: &ListQuery<'_>, cap: i64) -> Result<i64, StoreError> {
     let mut sql = Sql::default();
     push_count(&mut sql, q, cap);
     let n: i64 = sql.query().fetch_one(db.pool()).await?.try_get(0)?;
@@ -322,7 +324,7 @@ pub struct Batch {
 
 /// Reads every list and count a page shows in one statement and one round trip: one row, a
 /// column per part (a list as JSON text, a count as a number). Each part stays bounded.
-pub async fn batch(db: &Db, parts: &[Part<'_>]) -> Result<Batch, AppError> {
+pub async fn batch(db: &Db, parts: &[Part<'_>]) -> Result<Batch, StoreError> {
     let mut sql = Sql::new("select ");
     for (i, part) in parts.iter().enumerate() {
         if i > 0 {

@@ -15,8 +15,8 @@ pub use lists::{
 
 use super::input::Prepared;
 use super::{RequestStatus, ServiceRequest};
+use crate::db::StoreError;
 use crate::db::{Backend, Db, Tx, now_ms};
-use crate::error::AppError;
 use crate::ids::EnvClass;
 
 const SELECT: &str = "select r.id, r.number, r.title, r.team, r.requester_id, \
@@ -28,17 +28,17 @@ const SELECT: &str = "select r.id, r.number, r.title, r.team, r.requester_id, \
     join accounts a on a.id = r.account_id \
     left join rendered_templates t on t.digest = r.template_digest";
 
-fn env_class(s: &str) -> Result<EnvClass, AppError> {
+fn env_class(s: &str) -> Result<EnvClass, StoreError> {
     s.parse::<EnvClass>()
-        .map_err(|e| anyhow::anyhow!("stored request: {e}").into())
+        .map_err(|_| StoreError::corrupt(format_args!("request's environment class '{s}'")))
 }
 
-fn status(s: &str) -> Result<RequestStatus, AppError> {
+fn status(s: &str) -> Result<RequestStatus, StoreError> {
     RequestStatus::parse(s)
-        .ok_or_else(|| anyhow::anyhow!("stored request has unknown status {s}").into())
+        .ok_or_else(|| StoreError::corrupt(format_args!("request's status '{s}'")))
 }
 
-fn from_row(row: &sqlx::any::AnyRow) -> Result<ServiceRequest, AppError> {
+fn from_row(row: &sqlx::any::AnyRow) -> Result<ServiceRequest, StoreError> {
     let params: String = row.try_get(15)?;
     let policy: String = row.try_get(19)?;
     Ok(ServiceRequest {
@@ -58,23 +58,24 @@ fn from_row(row: &sqlx::any::AnyRow) -> Result<ServiceRequest, AppError> {
         env_name: row.try_get(13)?,
         stack_name: row.try_get(14)?,
         params: serde_json::from_str::<BTreeMap<String, serde_json::Value>>(&params)
-            .map_err(|e| anyhow::anyhow!("stored request parameters: {e}"))?,
+            .map_err(|e| StoreError::unreadable("request's parameters", e))?,
         template_body: row.try_get::<Option<String>, _>(16)?.unwrap_or_default(),
         template_digest: row.try_get(17)?,
         content_hash: row.try_get(18)?,
-        policy: serde_json::from_str(&policy).unwrap_or_default(),
+        policy: serde_json::from_str(&policy)
+            .map_err(|e| StoreError::unreadable("request's policy results", e))?,
         status: status(&row.try_get::<String, _>(20)?)?,
         status_reason: row.try_get(21)?,
         version: row.try_get(22)?,
         created_at: row.try_get(23)?,
         updated_at: row.try_get(24)?,
         capabilities: serde_json::from_str(&row.try_get::<String, _>(25)?)
-            .map_err(|e| anyhow::anyhow!("stored request capabilities: {e}"))?,
+            .map_err(|e| StoreError::unreadable("request's capabilities", e))?,
     })
 }
 
 /// Takes the next request number (under the counter row's lock, until the transaction ends).
-async fn next_number(tx: &mut Tx) -> Result<i64, AppError> {
+async fn next_number(tx: &mut Tx) -> Result<i64, StoreError> {
     let n: i64 = sqlx::query(
         "update counters set value = value + 1 where name = 'request_number' returning value",
     )
@@ -85,7 +86,7 @@ async fn next_number(tx: &mut Tx) -> Result<i64, AppError> {
 }
 
 /// Stores a rendered template once per digest.
-pub async fn store_template(tx: &mut Tx, digest: &str, body: &str) -> Result<(), AppError> {
+pub async fn store_template(tx: &mut Tx, digest: &str, body: &str) -> Result<(), StoreError> {
     sqlx::query(
         "insert into rendered_templates (digest, body, created_at) values ($1, $2, $3) \
          on conflict (digest) do nothing",
@@ -105,7 +106,7 @@ pub async fn insert(
     requester_id: &str,
     status: RequestStatus,
     policy_json: &serde_json::Value,
-) -> Result<(String, i64), AppError> {
+) -> Result<(String, i64), StoreError> {
     let id = uuid::Uuid::new_v4().to_string();
     let number = next_number(tx).await?;
     let now = now_ms();
@@ -134,19 +135,19 @@ pub async fn insert(
     .bind(p.account.env_class.as_str())
     .bind(p.name.clone())
     .bind(p.stack_name.clone())
-    .bind(serde_json::to_string(&p.rendered.params).map_err(anyhow::Error::from)?)
+    .bind(p.rendered.params_json())
     .bind(p.rendered.digest.clone())
     .bind(p.content_hash.clone())
     .bind(policy_json.to_string())
     .bind(status.as_str())
     .bind(now)
-    .bind(serde_json::to_string(&p.blueprint.capabilities).map_err(anyhow::Error::from)?)
+    .bind(serde_json::Value::from(p.blueprint.capabilities.clone()).to_string())
     .execute(&mut **tx)
     .await?;
     Ok((id, number))
 }
 
-pub async fn get(db: &Db, id: &str) -> Result<Option<ServiceRequest>, AppError> {
+pub async fn get(db: &Db, id: &str) -> Result<Option<ServiceRequest>, StoreError> {
     let row = sqlx::query(sqlx::AssertSqlSafe(format!("{SELECT} where r.id = $1")))
         .bind(id.to_string())
         .fetch_optional(db.pool())
@@ -162,7 +163,7 @@ pub async fn lock(
     tx: &mut Tx,
     backend: Backend,
     id: &str,
-) -> Result<Option<ServiceRequest>, AppError> {
+) -> Result<Option<ServiceRequest>, StoreError> {
     let lock = match backend {
         Backend::Postgres => " for update of r",
         Backend::Sqlite => "",
@@ -183,7 +184,7 @@ pub async fn set_status(
     version: i64,
     to: RequestStatus,
     reason: Option<&str>,
-) -> Result<(), AppError> {
+) -> Result<(), StoreError> {
     let done = sqlx::query(
         "update service_requests set status = $1, status_reason = $2, version = version + 1, \
          updated_at = $3 where id = $4 and version = $5",
@@ -198,7 +199,7 @@ pub async fn set_status(
     if done.rows_affected() == 1 {
         Ok(())
     } else {
-        Err(AppError::Conflict(
+        Err(StoreError::Conflict(
             "This request changed while you were looking at it. Reload the page and try again."
                 .into(),
         ))
