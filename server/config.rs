@@ -209,163 +209,62 @@ impl Config {
 
     /// Loads from the given `STACKGATE_*` variables (tests pass their own).
     pub fn from_vars(vars: &BTreeMap<String, String>) -> Result<Config, ConfigError> {
-        let file = match vars.get("STACKGATE_CONFIG") {
-            Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| err("STACKGATE_CONFIG", format!("cannot read {path}: {e}")))?;
-                toml::from_str::<FileConfig>(&text)
-                    .map_err(|e| err("STACKGATE_CONFIG", format!("{path}: {e}")))?
-            }
-            None => FileConfig::default(),
-        };
-        let pick = |name: &str, from_file: &Option<String>| -> Option<String> {
-            vars.get(&format!("STACKGATE_{name}"))
-                .cloned()
-                .or_else(|| from_file.clone())
-                .filter(|v| !v.trim().is_empty())
-        };
-        let listen_raw =
-            pick("LISTEN", &file.listen).unwrap_or_else(|| "127.0.0.1:8080".to_string());
-        let listen: SocketAddr = listen_raw.parse().map_err(|_| {
-            err(
-                "STACKGATE_LISTEN",
-                format!("'{listen_raw}' is not host:port"),
-            )
-        })?;
-        let public_raw =
-            pick("PUBLIC_URL", &file.public_url).unwrap_or_else(|| format!("http://{listen}"));
-        let public_url = url::Url::parse(&public_raw)
-            .map_err(|e| err("STACKGATE_PUBLIC_URL", format!("'{public_raw}': {e}")))?;
-        let require = |name: &str, v: &Option<String>| {
-            pick(name, v).ok_or_else(|| {
-                err(
-                    &format!("STACKGATE_{name}"),
-                    "is required (see README, Configuration)",
-                )
-            })
-        };
-        let number = |name: &str, v: &Option<String>, default: i64| -> Result<i64, ConfigError> {
-            match pick(name, v) {
-                None => Ok(default),
-                Some(s) => s.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
-                    err(
-                        &format!("STACKGATE_{name}"),
-                        format!("'{s}' is not a whole number"),
-                    )
-                }),
-            }
-        };
-        let list = |name: &str, v: &Option<String>, default: &str| -> Vec<String> {
-            pick(name, v)
-                .unwrap_or_else(|| default.to_string())
-                .split(',')
-                .map(|s| s.trim().to_string())
-                .filter(|s| !s.is_empty())
-                .collect()
-        };
-        let mut approvals_required = BTreeMap::new();
-        approvals_required.insert(
-            EnvClass::Dev,
-            number("APPROVALS_DEV", &file.approvals_dev, 1)?,
-        );
-        approvals_required.insert(
-            EnvClass::Test,
-            number("APPROVALS_TEST", &file.approvals_test, 1)?,
-        );
-        approvals_required.insert(
-            EnvClass::Prod,
-            number("APPROVALS_PROD", &file.approvals_prod, 2)?,
-        );
-        let approvals_required = approvals_required
-            .into_iter()
-            .map(|(k, v)| (k, v.clamp(1, 10) as u32))
-            .collect();
-        let worker = pick("WORKER", &file.worker).unwrap_or_else(|| "true".into());
-        let worker_enabled = match worker.as_str() {
-            "true" | "1" | "yes" => true,
-            "false" | "0" | "no" => false,
-            other => {
-                return Err(err(
-                    "STACKGATE_WORKER",
-                    format!("'{other}' is not true or false"),
-                ));
-            }
-        };
-        let log_format = pick("LOG_FORMAT", &file.log_format).unwrap_or_else(|| "json".into());
-        if log_format != "json" && log_format != "pretty" {
-            return Err(err("STACKGATE_LOG_FORMAT", "use json or pretty"));
-        }
-        let database_url = pick("DATABASE_URL", &file.database_url)
-            .unwrap_or_else(|| "sqlite://data/stackgate.db".to_string());
-        if !(database_url.starts_with("sqlite:") || database_url.starts_with("postgres")) {
-            return Err(err(
-                "STACKGATE_DATABASE_URL",
-                "must start with sqlite:// or postgres://",
-            ));
-        }
-        let database_owner_url = pick("DATABASE_OWNER_URL", &file.database_owner_url);
-        if database_owner_url.is_some() && !database_url.starts_with("postgres") {
-            return Err(err(
-                "STACKGATE_DATABASE_OWNER_URL",
-                "applies to PostgreSQL only (SQLite has no roles)",
-            ));
-        }
+        let file = read_file(vars)?;
+        let s = Settings { vars, file: &file };
+        let f = &file;
+        let (listen, public_url) = s.addresses()?;
+        let (database_url, database_owner_url) = s.database()?;
         Ok(Config {
             listen,
             database_url,
-            database_owner_url: database_owner_url.map(Secret::new),
+            database_owner_url,
             public_url,
-            oidc_issuer: require("OIDC_ISSUER", &file.oidc_issuer)?,
-            oidc_client_id: require("OIDC_CLIENT_ID", &file.oidc_client_id)?,
-            oidc_client_secret: Secret::new(require(
-                "OIDC_CLIENT_SECRET",
-                &file.oidc_client_secret,
-            )?),
-            aws_endpoint_url: pick("AWS_ENDPOINT_URL", &file.aws_endpoint_url),
-            aws_region: pick("AWS_REGION", &file.aws_region),
-            catalog_dir: pick("CATALOG_DIR", &file.catalog_dir)
-                .unwrap_or_else(|| "cloudformation".into())
-                .into(),
-            rules_dir: pick("RULES_DIR", &file.rules_dir)
-                .unwrap_or_else(|| "cloudformation/rules".into())
-                .into(),
-            static_dir: pick("STATIC_DIR", &file.static_dir)
-                .unwrap_or_else(|| "static".into())
-                .into(),
-            htmx_path: pick("HTMX_PATH", &file.htmx_path)
-                .unwrap_or_else(|| "node_modules/htmx.org/dist/htmx.min.js".into())
-                .into(),
-            session_idle_minutes: number("SESSION_IDLE_MINUTES", &file.session_idle_minutes, 15)?
+            oidc_issuer: s.require("OIDC_ISSUER", &f.oidc_issuer)?,
+            oidc_client_id: s.require("OIDC_CLIENT_ID", &f.oidc_client_id)?,
+            oidc_client_secret: Secret::new(
+                s.require("OIDC_CLIENT_SECRET", &f.oidc_client_secret)?,
+            ),
+            aws_endpoint_url: s.pick("AWS_ENDPOINT_URL", &f.aws_endpoint_url),
+            aws_region: s.pick("AWS_REGION", &f.aws_region),
+            catalog_dir: s.path("CATALOG_DIR", &f.catalog_dir, "cloudformation"),
+            rules_dir: s.path("RULES_DIR", &f.rules_dir, "cloudformation/rules"),
+            static_dir: s.path("STATIC_DIR", &f.static_dir, "static"),
+            htmx_path: s.path(
+                "HTMX_PATH",
+                &f.htmx_path,
+                "node_modules/htmx.org/dist/htmx.min.js",
+            ),
+            session_idle_minutes: s
+                .number("SESSION_IDLE_MINUTES", &f.session_idle_minutes, 15)?
                 .max(1),
-            session_absolute_hours: number(
-                "SESSION_ABSOLUTE_HOURS",
-                &file.session_absolute_hours,
-                12,
-            )?
-            .max(1),
-            worker_enabled,
-            worker_poll_ms: number("WORKER_POLL_MS", &file.worker_poll_ms, 1000)?.max(10) as u64,
-            lease_seconds: number("LEASE_SECONDS", &file.lease_seconds, 60)?.max(1),
-            admin_groups: list("ADMIN_GROUPS", &file.admin_groups, "platform-admins"),
-            auditor_groups: list("AUDITOR_GROUPS", &file.auditor_groups, "auditors"),
-            global_approver_groups: list(
+            session_absolute_hours: s
+                .number("SESSION_ABSOLUTE_HOURS", &f.session_absolute_hours, 12)?
+                .max(1),
+            worker_enabled: s.flag("WORKER", &f.worker, true)?,
+            worker_poll_ms: s.number("WORKER_POLL_MS", &f.worker_poll_ms, 1000)?.max(10) as u64,
+            lease_seconds: s.number("LEASE_SECONDS", &f.lease_seconds, 60)?.max(1),
+            admin_groups: s.list("ADMIN_GROUPS", &f.admin_groups, "platform-admins"),
+            auditor_groups: s.list("AUDITOR_GROUPS", &f.auditor_groups, "auditors"),
+            global_approver_groups: s.list(
                 "GLOBAL_APPROVER_GROUPS",
-                &file.global_approver_groups,
+                &f.global_approver_groups,
                 "security-approvers",
             ),
-            approvals_required,
-            teams: checked_teams(file.teams)?,
-            groups_refresh_seconds: number(
+            approvals_required: s.approvals()?,
+            teams: checked_teams(file.teams.clone())?,
+            groups_refresh_seconds: s.number(
                 "GROUPS_REFRESH_SECONDS",
-                &file.groups_refresh_seconds,
+                &f.groups_refresh_seconds,
                 300,
             )?,
-            session_cache_ms: number("SESSION_CACHE_MS", &file.session_cache_ms, 1000)?.min(60_000)
-                as u64,
-            login_rate_per_minute: number("LOGIN_RATE_PER_MINUTE", &file.login_rate_per_minute, 20)?
+            session_cache_ms: s
+                .number("SESSION_CACHE_MS", &f.session_cache_ms, 1000)?
+                .min(60_000) as u64,
+            login_rate_per_minute: s
+                .number("LOGIN_RATE_PER_MINUTE", &f.login_rate_per_minute, 20)?
                 .clamp(1, 100_000) as u32,
-            accounts: file.accounts,
-            log_json: log_format == "json",
+            accounts: file.accounts.clone(),
+            log_json: s.log_json()?,
         })
     }
 
@@ -383,6 +282,160 @@ impl Config {
     /// Approvals a request in this class of environment needs.
     pub fn approvals_for(&self, class: EnvClass) -> u32 {
         self.approvals_required.get(&class).copied().unwrap_or(1)
+    }
+}
+
+/// Reads the file `STACKGATE_CONFIG` names, if any.
+fn read_file(vars: &BTreeMap<String, String>) -> Result<FileConfig, ConfigError> {
+    let Some(path) = vars.get("STACKGATE_CONFIG") else {
+        return Ok(FileConfig::default());
+    };
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| err("STACKGATE_CONFIG", format!("cannot read {path}: {e}")))?;
+    toml::from_str::<FileConfig>(&text).map_err(|e| err("STACKGATE_CONFIG", format!("{path}: {e}")))
+}
+
+/// The two layers of settings: a `STACKGATE_*` variable wins over the file's value; a blank value
+/// counts as unset.
+struct Settings<'a> {
+    vars: &'a BTreeMap<String, String>,
+    file: &'a FileConfig,
+}
+
+impl Settings<'_> {
+    fn pick(&self, name: &str, from_file: &Option<String>) -> Option<String> {
+        self.vars
+            .get(&format!("STACKGATE_{name}"))
+            .cloned()
+            .or_else(|| from_file.clone())
+            .filter(|v| !v.trim().is_empty())
+    }
+
+    fn require(&self, name: &str, from_file: &Option<String>) -> Result<String, ConfigError> {
+        self.pick(name, from_file).ok_or_else(|| {
+            err(
+                &format!("STACKGATE_{name}"),
+                "is required (see README, Configuration)",
+            )
+        })
+    }
+
+    /// A whole number of zero or more.
+    fn number(
+        &self,
+        name: &str,
+        from_file: &Option<String>,
+        default: i64,
+    ) -> Result<i64, ConfigError> {
+        match self.pick(name, from_file) {
+            None => Ok(default),
+            Some(s) => s.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
+                err(
+                    &format!("STACKGATE_{name}"),
+                    format!("'{s}' is not a whole number"),
+                )
+            }),
+        }
+    }
+
+    /// A comma-separated list.
+    fn list(&self, name: &str, from_file: &Option<String>, default: &str) -> Vec<String> {
+        self.pick(name, from_file)
+            .unwrap_or_else(|| default.to_string())
+            .split(',')
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect()
+    }
+
+    fn path(&self, name: &str, from_file: &Option<String>, default: &str) -> PathBuf {
+        self.pick(name, from_file)
+            .unwrap_or_else(|| default.to_string())
+            .into()
+    }
+
+    fn flag(
+        &self,
+        name: &str,
+        from_file: &Option<String>,
+        default: bool,
+    ) -> Result<bool, ConfigError> {
+        match self.pick(name, from_file).as_deref() {
+            None => Ok(default),
+            Some("true" | "1" | "yes") => Ok(true),
+            Some("false" | "0" | "no") => Ok(false),
+            Some(other) => Err(err(
+                &format!("STACKGATE_{name}"),
+                format!("'{other}' is not true or false"),
+            )),
+        }
+    }
+
+    /// Where to listen, and the URL users reach the portal at (by default, the listen address).
+    fn addresses(&self) -> Result<(SocketAddr, url::Url), ConfigError> {
+        let raw = self
+            .pick("LISTEN", &self.file.listen)
+            .unwrap_or_else(|| "127.0.0.1:8080".to_string());
+        let listen: SocketAddr = raw
+            .parse()
+            .map_err(|_| err("STACKGATE_LISTEN", format!("'{raw}' is not host:port")))?;
+        let public = self
+            .pick("PUBLIC_URL", &self.file.public_url)
+            .unwrap_or_else(|| format!("http://{listen}"));
+        let public_url = url::Url::parse(&public)
+            .map_err(|e| err("STACKGATE_PUBLIC_URL", format!("'{public}': {e}")))?;
+        Ok((listen, public_url))
+    }
+
+    /// The database URL (SQLite by default) and, for PostgreSQL only, the schema owner's.
+    fn database(&self) -> Result<(String, Option<Secret>), ConfigError> {
+        let url = self
+            .pick("DATABASE_URL", &self.file.database_url)
+            .unwrap_or_else(|| "sqlite://data/stackgate.db".to_string());
+        if !(url.starts_with("sqlite:") || url.starts_with("postgres")) {
+            return Err(err(
+                "STACKGATE_DATABASE_URL",
+                "must start with sqlite:// or postgres://",
+            ));
+        }
+        let owner = self.pick("DATABASE_OWNER_URL", &self.file.database_owner_url);
+        if owner.is_some() && !url.starts_with("postgres") {
+            return Err(err(
+                "STACKGATE_DATABASE_OWNER_URL",
+                "applies to PostgreSQL only (SQLite has no roles)",
+            ));
+        }
+        Ok((url, owner.map(Secret::new)))
+    }
+
+    /// Distinct approvals per class of environment, 1 to 10 each.
+    fn approvals(&self) -> Result<BTreeMap<EnvClass, u32>, ConfigError> {
+        let f = self.file;
+        [
+            (EnvClass::Dev, "APPROVALS_DEV", &f.approvals_dev, 1),
+            (EnvClass::Test, "APPROVALS_TEST", &f.approvals_test, 1),
+            (EnvClass::Prod, "APPROVALS_PROD", &f.approvals_prod, 2),
+        ]
+        .into_iter()
+        .map(|(class, name, from_file, default)| {
+            Ok((
+                class,
+                self.number(name, from_file, default)?.clamp(1, 10) as u32,
+            ))
+        })
+        .collect()
+    }
+
+    fn log_json(&self) -> Result<bool, ConfigError> {
+        match self
+            .pick("LOG_FORMAT", &self.file.log_format)
+            .as_deref()
+            .unwrap_or("json")
+        {
+            "json" => Ok(true),
+            "pretty" => Ok(false),
+            _ => Err(err("STACKGATE_LOG_FORMAT", "use json or pretty")),
+        }
     }
 }
 
@@ -457,5 +510,43 @@ mod tests {
         let mut v = base();
         v.insert("STACKGATE_DATABASE_URL".into(), "mysql://x".into());
         assert!(Config::from_vars(&v).is_err());
+    }
+
+    #[test]
+    fn a_variable_wins_over_the_file_and_a_blank_value_counts_as_unset() -> Result<(), ConfigError>
+    {
+        let dir = std::env::temp_dir().join(format!("sg-cfg-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).map_err(|e| err("test", e.to_string()))?;
+        let path = dir.join("stackgate.toml");
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:9100\"\nworker = \"no\"\napprovals_prod = \"3\"\n\
+             admin_groups = \"ops, sec ,\"\n",
+        )
+        .map_err(|e| err("test", e.to_string()))?;
+        let mut v = base();
+        v.insert("STACKGATE_CONFIG".into(), path.display().to_string());
+        v.insert("STACKGATE_APPROVALS_PROD".into(), "4".into());
+        v.insert("STACKGATE_LOG_FORMAT".into(), "  ".into());
+        let c = Config::from_vars(&v)?;
+        assert_eq!(c.listen.to_string(), "127.0.0.1:9100", "from the file");
+        assert_eq!(c.public_url.as_str(), "http://127.0.0.1:9100/");
+        assert!(!c.worker_enabled, "from the file");
+        assert_eq!(c.approvals_for(EnvClass::Prod), 4, "the variable wins");
+        assert_eq!(c.admin_groups, vec!["ops".to_string(), "sec".to_string()]);
+        assert!(c.log_json, "a blank variable falls back to the default");
+        v.insert("STACKGATE_APPROVALS_PROD".into(), "99".into());
+        assert_eq!(Config::from_vars(&v)?.approvals_for(EnvClass::Prod), 10);
+        v.insert("STACKGATE_WORKER".into(), "maybe".into());
+        let e = Config::from_vars(&v)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            e.contains("STACKGATE_WORKER") && e.contains("'maybe'"),
+            "{e}"
+        );
+        std::fs::remove_dir_all(&dir).map_err(|e| err("test", e.to_string()))?;
+        Ok(())
     }
 }
