@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
 use crate::catalog::{Catalog, PolicyEngine, RenderContext};
 use crate::config::Config;
@@ -35,25 +35,7 @@ pub enum Command {
         catalog: Option<PathBuf>,
     },
     /// Render a blueprint to its CloudFormation JSON on stdout.
-    Render {
-        /// Blueprint name, e.g. network.
-        #[arg(long)]
-        blueprint: String,
-        /// Environment class: dev, test or prod.
-        #[arg(long)]
-        environment: String,
-        /// JSON file with parameter values, e.g. {"vpc_cidr": "10.1.0.0/16"}.
-        #[arg(long)]
-        params: Option<PathBuf>,
-        /// Region the template is for.
-        #[arg(long, default_value = "eu-west-2")]
-        region: String,
-        /// Environment name used in resource names.
-        #[arg(long, default_value = "core")]
-        name: String,
-        #[arg(long)]
-        catalog: Option<PathBuf>,
-    },
+    Render(RenderArgs),
     /// Check a CloudFormation JSON template against the policy rules; exit 1 if a rule fails.
     Check {
         /// The template file.
@@ -66,144 +48,188 @@ pub enum Command {
     AuditVerify,
 }
 
+#[derive(Debug, Args)]
+pub struct RenderArgs {
+    /// Blueprint name, e.g. network.
+    #[arg(long)]
+    blueprint: String,
+    /// Environment class: dev, test or prod.
+    #[arg(long)]
+    environment: String,
+    /// JSON file with parameter values, e.g. {"vpc_cidr": "10.1.0.0/16"}.
+    #[arg(long)]
+    params: Option<PathBuf>,
+    /// Region the template is for.
+    #[arg(long, default_value = "eu-west-2")]
+    region: String,
+    /// Environment name used in resource names.
+    #[arg(long, default_value = "core")]
+    name: String,
+    #[arg(long)]
+    catalog: Option<PathBuf>,
+}
+
+/// Input the command cannot use: printed to stderr, exit status 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct Usage(String);
+
+fn usage<T>(message: impl Into<String>) -> anyhow::Result<T> {
+    Err(Usage(message.into()).into())
+}
+
 fn env_path(var: &str, default: &str) -> PathBuf {
     std::env::var(var)
         .map(PathBuf::from)
         .unwrap_or_else(|_| PathBuf::from(default))
 }
 
-/// Runs the offline commands (everything but `serve`, which `main` runs).
+/// Runs the offline commands (everything but `serve`, which `main` runs). Bad input exits 2 with
+/// its message on stderr; a failed check (policy, audit chain) exits 1.
 pub async fn run_offline(command: Command) -> anyhow::Result<ExitCode> {
-    match command {
+    let outcome = match command {
         Command::Serve => anyhow::bail!("serve is run by main"),
-        Command::Migrate => {
-            let config = Config::from_env()?;
-            let db = crate::db::Db::connect(&config.database_url).await?;
-            db.migrate().await?;
-            println!("migrations applied");
+        Command::Migrate => migrate().await,
+        Command::AuditVerify => audit_verify().await,
+        Command::Blueprints { catalog } => blueprints(catalog),
+        Command::Render(args) => render(args),
+        Command::Check { file, rules } => check(&file, rules),
+    };
+    match outcome {
+        Err(e) if e.is::<Usage>() => {
+            eprintln!("{e}");
+            Ok(ExitCode::from(2))
+        }
+        other => other,
+    }
+}
+
+async fn migrate() -> anyhow::Result<ExitCode> {
+    let config = Config::from_env()?;
+    let db = crate::db::Db::connect(&config.database_url).await?;
+    db.migrate().await?;
+    println!("migrations applied");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn audit_verify() -> anyhow::Result<ExitCode> {
+    let config = Config::from_env()?;
+    let db = crate::db::Db::connect(&config.database_url).await?;
+    let v = crate::audit::store::verify(&db).await?;
+    match v.broken_at {
+        None => {
+            println!(
+                "audit chain verified up to #{} (head {})",
+                v.verified_up_to, v.head_hash
+            );
             Ok(ExitCode::SUCCESS)
         }
-        Command::AuditVerify => {
-            let config = Config::from_env()?;
-            let db = crate::db::Db::connect(&config.database_url).await?;
-            let v = crate::audit::store::verify(&db).await?;
-            match v.broken_at {
-                None => {
-                    println!(
-                        "audit chain verified up to #{} (head {})",
-                        v.verified_up_to, v.head_hash
-                    );
-                    Ok(ExitCode::SUCCESS)
-                }
-                Some((seq, why)) => {
-                    println!(
-                        "audit chain broken at #{seq}: {why} (verified up to #{})",
-                        v.verified_up_to
-                    );
-                    Ok(ExitCode::from(1))
-                }
-            }
-        }
-        Command::Blueprints { catalog } => {
-            let dir =
-                catalog.unwrap_or_else(|| env_path("STACKGATE_CATALOG_DIR", "cloudformation"));
-            let catalog =
-                Catalog::load(&dir).with_context(|| format!("loading {}", dir.display()))?;
-            for b in catalog.list() {
-                println!("{}\t{}\t{}", b.slug, b.version, b.summary);
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Render {
-            blueprint,
-            environment,
-            params,
-            region,
-            name,
-            catalog,
-        } => {
-            let dir =
-                catalog.unwrap_or_else(|| env_path("STACKGATE_CATALOG_DIR", "cloudformation"));
-            let catalog =
-                Catalog::load(&dir).with_context(|| format!("loading {}", dir.display()))?;
-            let Some(bp) = catalog.get(&blueprint) else {
-                eprintln!("unknown blueprint '{blueprint}' (see `stackgate blueprints`)");
-                return Ok(ExitCode::from(2));
-            };
-            let env_class = match environment.parse::<EnvClass>() {
-                Ok(c) if c.is_workload() => c,
-                _ => {
-                    eprintln!("--environment must be dev, test or prod");
-                    return Ok(ExitCode::from(2));
-                }
-            };
-            let raw: BTreeMap<String, String> = match params {
-                None => BTreeMap::new(),
-                Some(path) => {
-                    let text = std::fs::read_to_string(&path)
-                        .with_context(|| format!("reading {}", path.display()))?;
-                    let value: serde_json::Value = serde_json::from_str(&text)
-                        .with_context(|| format!("{} is not JSON", path.display()))?;
-                    let Some(obj) = value.as_object() else {
-                        eprintln!(
-                            "{}: expected a JSON object of parameter values",
-                            path.display()
-                        );
-                        return Ok(ExitCode::from(2));
-                    };
-                    obj.iter()
-                        .map(|(k, v)| {
-                            (
-                                k.clone(),
-                                v.as_str()
-                                    .map(str::to_string)
-                                    .unwrap_or_else(|| v.to_string()),
-                            )
-                        })
-                        .collect()
-                }
-            };
-            let ctx = RenderContext {
-                env_class,
-                region,
-                name,
-            };
-            match bp.render(&ctx, &raw) {
-                Ok(r) => {
-                    println!("{}", r.body);
-                    Ok(ExitCode::SUCCESS)
-                }
-                Err(errors) => {
-                    for e in errors {
-                        eprintln!("{}: {}", e.field, e.message);
-                    }
-                    Ok(ExitCode::from(2))
-                }
-            }
-        }
-        Command::Check { file, rules } => {
-            let dir =
-                rules.unwrap_or_else(|| env_path("STACKGATE_RULES_DIR", "cloudformation/rules"));
-            let engine = PolicyEngine::load(&dir)
-                .with_context(|| format!("loading rules from {}", dir.display()))?;
-            let text = std::fs::read_to_string(&file)
-                .with_context(|| format!("reading {}", file.display()))?;
-            if serde_json::from_str::<serde_json::Value>(&text).is_err() {
-                eprintln!("{}: not a JSON CloudFormation template", file.display());
-                return Ok(ExitCode::from(2));
-            }
-            let report = engine.check(&text);
-            for r in &report.results {
-                println!("{} {}", if r.passed { "PASS" } else { "FAIL" }, r.rule);
-                for m in &r.messages {
-                    println!("    {m}");
-                }
-            }
-            Ok(if report.passed {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            })
+        Some((seq, why)) => {
+            println!(
+                "audit chain broken at #{seq}: {why} (verified up to #{})",
+                v.verified_up_to
+            );
+            Ok(ExitCode::from(1))
         }
     }
+}
+
+fn load_catalog(dir: Option<PathBuf>) -> anyhow::Result<Catalog> {
+    let dir = dir.unwrap_or_else(|| env_path("STACKGATE_CATALOG_DIR", "cloudformation"));
+    Catalog::load(&dir).with_context(|| format!("loading {}", dir.display()))
+}
+
+fn blueprints(dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    for b in load_catalog(dir)?.list() {
+        println!("{}\t{}\t{}", b.slug, b.version, b.summary);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Parameter values from a JSON object file; numbers and booleans as their JSON text.
+fn read_params(path: &std::path::Path) -> anyhow::Result<BTreeMap<String, String>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let value: serde_json::Value = match serde_json::from_str(&text) {
+        Ok(v) => v,
+        Err(e) => return usage(format!("{}: not JSON: {e}", path.display())),
+    };
+    let Some(obj) = value.as_object() else {
+        return usage(format!(
+            "{}: expected a JSON object of parameter values",
+            path.display()
+        ));
+    };
+    Ok(obj
+        .iter()
+        .map(|(k, v)| {
+            let text = v
+                .as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| v.to_string());
+            (k.clone(), text)
+        })
+        .collect())
+}
+
+fn render(args: RenderArgs) -> anyhow::Result<ExitCode> {
+    let catalog = load_catalog(args.catalog)?;
+    let Some(bp) = catalog.get(&args.blueprint) else {
+        return usage(format!(
+            "unknown blueprint '{}' (see `stackgate blueprints`)",
+            args.blueprint
+        ));
+    };
+    let env_class = match args.environment.parse::<EnvClass>() {
+        Ok(c) if c.is_workload() => c,
+        _ => return usage("--environment must be dev, test or prod"),
+    };
+    let raw = match &args.params {
+        Some(path) => read_params(path)?,
+        None => BTreeMap::new(),
+    };
+    let ctx = RenderContext {
+        env_class,
+        region: args.region,
+        name: args.name,
+    };
+    match bp.render(&ctx, &raw) {
+        Ok(r) => {
+            println!("{}", r.body);
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(errors) => usage(
+            errors
+                .iter()
+                .map(|e| format!("{}: {}", e.field, e.message))
+                .collect::<Vec<_>>()
+                .join("\n"),
+        ),
+    }
+}
+
+fn check(file: &std::path::Path, rules: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    let dir = rules.unwrap_or_else(|| env_path("STACKGATE_RULES_DIR", "cloudformation/rules"));
+    let engine = PolicyEngine::load(&dir)
+        .with_context(|| format!("loading rules from {}", dir.display()))?;
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    if serde_json::from_str::<serde_json::Value>(&text).is_err() {
+        return usage(format!(
+            "{}: not a JSON CloudFormation template",
+            file.display()
+        ));
+    }
+    let report = engine.check(&text);
+    for r in &report.results {
+        println!("{} {}", if r.passed { "PASS" } else { "FAIL" }, r.rule);
+        for m in &r.messages {
+            println!("    {m}");
+        }
+    }
+    Ok(if report.passed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
