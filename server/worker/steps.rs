@@ -23,118 +23,157 @@ impl<C: Connect> Worker<C> {
         request: &ServiceRequest,
         account: &Account,
     ) -> anyhow::Result<Outcome> {
-        let mut step = if job.step == Step::Start {
-            Step::ChangeSetRequested
-        } else {
-            job.step
-        };
-        let mut arn = job.change_set_arn.clone();
-        if step == Step::ChangeSetRequested {
-            let created = match arn.clone() {
-                Some(a) => a,
-                None => match self.create_change_set(ops, job, request, account).await? {
-                    Ok(a) => {
-                        // Record the ARN at once, so a recovered job needs no lookup by name.
-                        self.save(
-                            job,
-                            Patch {
-                                change_set_arn: Some(a.clone()),
-                                ..Patch::default()
-                            },
-                        )
-                        .await?;
-                        a
-                    }
+        let arn = match job.step {
+            Step::Start | Step::ChangeSetRequested => {
+                match self.prepare(ops, job, request, account).await? {
+                    Ok(arn) => arn,
                     Err(o) => return Ok(o),
-                },
-            };
-            let changes = match self.wait_for_change_set(ops, job, &created).await? {
-                Ok(c) => c,
-                Err(o) => return Ok(o),
-            };
-            let mut tx = self.db.begin().await?;
-            store::save(
-                &mut tx,
-                &job.id,
-                job.epoch,
-                self.lease_ms(),
-                Patch {
-                    step: Some(Step::ExecuteRequested),
-                    change_set_arn: Some(created.clone()),
-                    changes: Some(changes.clone()),
-                    ..Patch::default()
-                },
-            )
-            .await?;
-            let entry = Entry::new(&Actor::system("stackgate-worker"), "deploy.change_set_created", "request", request.id.clone())
-                .detail(serde_json::json!({ "change_set_arn": created, "changes": changes.len(), "account_id": account.id }))
-                .correlation(job.token("changeset", job.epoch));
-            audit::store::append(&mut tx, entry).await?;
-            tx.commit().await?;
-            arn = Some(created);
-            step = Step::ExecuteRequested;
-        }
-        if step != Step::ExecuteRequested {
-            return Ok(done(
-                DeploymentStatus::NeedsAttention,
-                Some(format!("unexpected step {}", step.as_str())),
-            ));
-        }
-        let Some(arn) = arn else {
-            return Ok(done(
-                DeploymentStatus::NeedsAttention,
-                Some("the change set ARN was not recorded".into()),
-            ));
+                }
+            }
+            Step::ExecuteRequested => match job.change_set_arn.clone() {
+                Some(arn) => arn,
+                None => {
+                    return Ok(done(
+                        DeploymentStatus::NeedsAttention,
+                        Some("the change set ARN was not recorded".into()),
+                    ));
+                }
+            },
+            other => {
+                return Ok(done(
+                    DeploymentStatus::NeedsAttention,
+                    Some(format!("unexpected step {}", other.as_str())),
+                ));
+            }
         };
-        // Reconcile before executing: execute only a change set that is still available.
-        match self.beat(job, ops.describe_change_set(&arn)).await? {
+        if let Err(o) = self.execute(ops, job, &arn).await? {
+            return Ok(o);
+        }
+        self.poll_stack(ops, job).await
+    }
+
+    /// Creates the change set (or takes up the one already recorded), waits until it is ready,
+    /// and records it with its changes and the step "execute requested", audited.
+    async fn prepare<O: StackOps>(
+        &self,
+        ops: &O,
+        job: &Deployment,
+        request: &ServiceRequest,
+        account: &Account,
+    ) -> anyhow::Result<Result<String, Outcome>> {
+        let created = match job.change_set_arn.clone() {
+            Some(a) => a,
+            None => match self.create_change_set(ops, job, request, account).await? {
+                Ok(a) => {
+                    // Record the ARN at once, so a recovered job needs no lookup by name.
+                    self.save(
+                        job,
+                        Patch {
+                            change_set_arn: Some(a.clone()),
+                            ..Patch::default()
+                        },
+                    )
+                    .await?;
+                    a
+                }
+                Err(o) => return Ok(Err(o)),
+            },
+        };
+        let changes = match self.wait_for_change_set(ops, job, &created).await? {
+            Ok(c) => c,
+            Err(o) => return Ok(Err(o)),
+        };
+        let mut tx = self.db.begin().await?;
+        store::save(
+            &mut tx,
+            &job.id,
+            job.epoch,
+            self.lease_ms(),
+            Patch {
+                step: Some(Step::ExecuteRequested),
+                change_set_arn: Some(created.clone()),
+                changes: Some(changes.clone()),
+                ..Patch::default()
+            },
+        )
+        .await?;
+        let entry = Entry::new(
+            &Actor::system("stackgate-worker"),
+            "deploy.change_set_created",
+            "request",
+            request.id.clone(),
+        )
+        .detail(serde_json::json!({
+            "change_set_arn": created, "changes": changes.len(), "account_id": account.id,
+        }))
+        .correlation(job.token("changeset", job.epoch));
+        audit::store::append(&mut tx, entry).await?;
+        tx.commit().await?;
+        Ok(Ok(created))
+    }
+
+    /// Executes the change set if it is still available, after re-deriving the approval and
+    /// proving the lease; reconciles first when it is not (bar F3).
+    async fn execute<O: StackOps>(
+        &self,
+        ops: &O,
+        job: &Deployment,
+        arn: &str,
+    ) -> anyhow::Result<Result<(), Outcome>> {
+        match self.beat(job, ops.describe_change_set(arn)).await? {
             Ok(cs) if cs.execution_status == "AVAILABLE" => {
                 // Re-derive the approval right before the last mutating call.
                 if let Some(flag) = self.recheck(job).await? {
-                    return Ok(flag);
+                    return Ok(Err(flag));
                 }
                 // Fence: prove this epoch still owns the job right before the call.
                 self.extend_lease(job).await?;
                 let token = job.token("execute", job.epoch);
-                if let Err(e) = self.beat(job, ops.execute_change_set(&arn, &token)).await? {
-                    return Ok(match e {
+                if let Err(e) = self.beat(job, ops.execute_change_set(arn, &token)).await? {
+                    return Ok(Err(match e {
                         e if e.is_retryable() => Outcome::Retry(e.to_string()),
                         e => done(DeploymentStatus::Failed, Some(e.to_string())),
-                    });
+                    }));
                 }
+                Ok(Ok(()))
             }
-            Ok(cs) if cs.execution_status == "OBSOLETE" => {
-                return Ok(done(
-                    DeploymentStatus::NeedsAttention,
-                    Some("The approved change set is obsolete: the stack changed after approval. Submit a new request.".into()),
-                ));
-            }
+            Ok(cs) if cs.execution_status == "OBSOLETE" => Ok(Err(done(
+                DeploymentStatus::NeedsAttention,
+                Some("The approved change set is obsolete: the stack changed after approval. Submit a new request.".into()),
+            ))),
             // Executed already (in progress, complete, failed).
-            Ok(_) => {}
+            Ok(_) => Ok(Ok(())),
             // Gone: removed after its execution, or deleted before anyone executed it. Only the
             // stack's events tell: an execution of this deployment carries its token (bar F3).
-            Err(DeployError::NotFound(_)) => {
-                let mine = format!("dep-{}-execute-", job.id);
-                match self.beat(job, ops.stack_events(&job.stack_name)).await? {
-                    Ok(events)
-                        if events.iter().any(|e| {
-                            e.client_request_token
-                                .as_deref()
-                                .is_some_and(|t| t.starts_with(&mine))
-                        }) => {}
-                    Ok(_) | Err(DeployError::NotFound(_)) => {
-                        return Ok(done(
-                            DeploymentStatus::NeedsAttention,
-                            Some("The approved change set was removed before it was executed; nothing was deployed. Submit a new request.".into()),
-                        ));
-                    }
-                    Err(e) => return Ok(classify(e)),
-                }
-            }
-            Err(e) if e.is_retryable() => return Ok(Outcome::Retry(e.to_string())),
-            Err(e) => return Ok(done(DeploymentStatus::Failed, Some(e.to_string()))),
+            Err(DeployError::NotFound(_)) => self.executed_by_this_deployment(ops, job).await,
+            Err(e) if e.is_retryable() => Ok(Err(Outcome::Retry(e.to_string()))),
+            Err(e) => Ok(Err(done(DeploymentStatus::Failed, Some(e.to_string())))),
         }
-        self.poll_stack(ops, job).await
+    }
+
+    /// Whether the stack's events show an execution by this deployment (its token).
+    async fn executed_by_this_deployment<O: StackOps>(
+        &self,
+        ops: &O,
+        job: &Deployment,
+    ) -> anyhow::Result<Result<(), Outcome>> {
+        let mine = format!("dep-{}-execute-", job.id);
+        match self.beat(job, ops.stack_events(&job.stack_name)).await? {
+            Ok(events)
+                if events.iter().any(|e| {
+                    e.client_request_token
+                        .as_deref()
+                        .is_some_and(|t| t.starts_with(&mine))
+                }) =>
+            {
+                Ok(Ok(()))
+            }
+            Ok(_) | Err(DeployError::NotFound(_)) => Ok(Err(done(
+                DeploymentStatus::NeedsAttention,
+                Some("The approved change set was removed before it was executed; nothing was deployed. Submit a new request.".into()),
+            ))),
+            Err(e) => Ok(Err(classify(e))),
+        }
     }
 
     pub(super) async fn create_change_set<O: StackOps>(
