@@ -2,13 +2,27 @@
 //! role ARN, a region, a team name. Everything below the edge takes these, not raw strings.
 
 use std::fmt;
-use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
 /// The class of an environment; it decides defaults, approval rules and how loudly pages mark it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::VariantNames,
+)]
 #[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
 pub enum EnvClass {
     Dev,
     Test,
@@ -20,12 +34,18 @@ pub enum EnvClass {
 
 impl EnvClass {
     pub fn as_str(self) -> &'static str {
-        match self {
-            EnvClass::Dev => "dev",
-            EnvClass::Test => "test",
-            EnvClass::Prod => "prod",
-            EnvClass::Core => "core",
-        }
+        self.into()
+    }
+
+    /// Parses a class, with a message that lists the classes.
+    pub fn named(s: &str) -> Result<EnvClass, String> {
+        use strum::VariantNames;
+        s.parse().map_err(|_| {
+            format!(
+                "unknown environment class '{s}': use {}",
+                EnvClass::VARIANTS.join(", ")
+            )
+        })
     }
 
     /// Whether teams may request workloads in accounts of this class.
@@ -37,21 +57,6 @@ impl EnvClass {
 impl fmt::Display for EnvClass {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for EnvClass {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "dev" => Ok(EnvClass::Dev),
-            "test" => Ok(EnvClass::Test),
-            "prod" => Ok(EnvClass::Prod),
-            "core" => Ok(EnvClass::Core),
-            other => Err(format!(
-                "unknown environment class '{other}': use dev, test, prod or core"
-            )),
-        }
     }
 }
 

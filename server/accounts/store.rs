@@ -115,8 +115,8 @@ fn from_row(row: &sqlx::any::AnyRow, teams: Vec<String>) -> Result<Account, Stor
         id: AwsAccountId::try_from(row.try_get::<String, _>(0)?).map_err(|e| corrupt("id", e))?,
         name: row.try_get(1)?,
         env_class: row
-            .try_get::<String, _>(2)?
-            .parse::<EnvClass>()
+            .try_get::<String, _>(2)
+            .map(|c| EnvClass::named(&c))?
             .map_err(|e| corrupt("class", e))?,
         deploy_role_arn: RoleArn::try_from(row.try_get::<String, _>(3)?)
             .map_err(|e| corrupt("deploy role", e))?,

@@ -18,8 +18,9 @@ use crate::requests::{self, RequestStatus, ServiceRequest};
 use crate::web::CurrentUser;
 
 /// Approve or reject.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, strum::IntoStaticStr, strum::EnumString)]
 #[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
 pub enum Decision {
     Approve,
     Reject,
@@ -28,18 +29,11 @@ pub enum Decision {
 impl Decision {
     /// The decision a URL names (`/requests/{id}/approve`, `/reject`).
     pub fn from_path(s: &str) -> Option<Decision> {
-        match s {
-            "approve" => Some(Decision::Approve),
-            "reject" => Some(Decision::Reject),
-            _ => None,
-        }
+        s.parse().ok()
     }
 
     pub fn as_str(self) -> &'static str {
-        match self {
-            Decision::Approve => "approve",
-            Decision::Reject => "reject",
-        }
+        self.into()
     }
 }
 

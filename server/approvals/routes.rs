@@ -207,7 +207,7 @@ async fn inbox(
     user.require_approver()?;
     let class = match params.class.as_str() {
         "" => None,
-        c => Some(c.parse::<EnvClass>().map_err(AppError::BadRequest)?),
+        c => Some(EnvClass::named(c).map_err(AppError::BadRequest)?),
     };
     let after = match params.cursor.as_str() {
         "" => None,

@@ -8,8 +8,19 @@ pub mod views;
 use serde::{Deserialize, Serialize};
 
 /// Where a deployment stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::VariantArray,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum DeploymentStatus {
     Queued,
     Running,
@@ -21,30 +32,12 @@ pub enum DeploymentStatus {
 }
 
 impl DeploymentStatus {
-    pub const ALL: [DeploymentStatus; 7] = [
-        DeploymentStatus::Queued,
-        DeploymentStatus::Running,
-        DeploymentStatus::Succeeded,
-        DeploymentStatus::Failed,
-        DeploymentStatus::RolledBack,
-        DeploymentStatus::NeedsAttention,
-        DeploymentStatus::Cancelled,
-    ];
-
     pub fn as_str(self) -> &'static str {
-        match self {
-            DeploymentStatus::Queued => "queued",
-            DeploymentStatus::Running => "running",
-            DeploymentStatus::Succeeded => "succeeded",
-            DeploymentStatus::Failed => "failed",
-            DeploymentStatus::RolledBack => "rolled_back",
-            DeploymentStatus::NeedsAttention => "needs_attention",
-            DeploymentStatus::Cancelled => "cancelled",
-        }
+        self.into()
     }
 
     pub fn parse(s: &str) -> Option<DeploymentStatus> {
-        Self::ALL.into_iter().find(|v| v.as_str() == s)
+        s.parse().ok()
     }
 
     pub fn label(self) -> &'static str {
@@ -62,8 +55,19 @@ impl DeploymentStatus {
 }
 
 /// The last durable step of a deployment; a recovered job resumes from here after reading AWS.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::VariantArray,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum Step {
     /// Nothing sent to AWS yet.
     Start,
@@ -76,23 +80,11 @@ pub enum Step {
 
 impl Step {
     pub fn as_str(self) -> &'static str {
-        match self {
-            Step::Start => "start",
-            Step::ChangeSetRequested => "change_set_requested",
-            Step::ExecuteRequested => "execute_requested",
-            Step::Finished => "finished",
-        }
+        self.into()
     }
 
     pub fn parse(s: &str) -> Option<Step> {
-        [
-            Step::Start,
-            Step::ChangeSetRequested,
-            Step::ExecuteRequested,
-            Step::Finished,
-        ]
-        .into_iter()
-        .find(|v| v.as_str() == s)
+        s.parse().ok()
     }
 }
 
@@ -205,12 +197,18 @@ mod tests {
 
     #[test]
     fn statuses_round_trip() {
-        for s in DeploymentStatus::ALL {
-            assert_eq!(DeploymentStatus::parse(s.as_str()), Some(s));
+        use strum::VariantArray;
+        for s in DeploymentStatus::VARIANTS {
+            assert_eq!(DeploymentStatus::parse(s.as_str()), Some(*s));
         }
+        for s in Step::VARIANTS {
+            assert_eq!(Step::parse(s.as_str()), Some(*s));
+        }
+        assert_eq!(DeploymentStatus::RolledBack.as_str(), "rolled_back");
         assert_eq!(
             Step::parse("execute_requested"),
             Some(Step::ExecuteRequested)
         );
+        assert_eq!(Step::parse("Execute_Requested"), None);
     }
 }

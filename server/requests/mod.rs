@@ -20,7 +20,18 @@ use crate::ids::EnvClass;
 use crate::web::CurrentUser;
 
 /// Where a request is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    serde::Deserialize,
+    strum::IntoStaticStr,
+    strum::EnumString,
+)]
+#[strum(serialize_all = "snake_case")]
 #[serde(rename_all = "snake_case")]
 pub enum RequestStatus {
     Draft,
@@ -86,21 +97,11 @@ impl RequestStatus {
     ];
 
     pub fn as_str(self) -> &'static str {
-        match self {
-            RequestStatus::Draft => "draft",
-            RequestStatus::PendingApproval => "pending_approval",
-            RequestStatus::Approved => "approved",
-            RequestStatus::Deploying => "deploying",
-            RequestStatus::Deployed => "deployed",
-            RequestStatus::Failed => "failed",
-            RequestStatus::Rejected => "rejected",
-            RequestStatus::Cancelled => "cancelled",
-            RequestStatus::NeedsAttention => "needs_attention",
-        }
+        self.into()
     }
 
     pub fn parse(s: &str) -> Option<RequestStatus> {
-        Self::ALL.into_iter().find(|v| v.as_str() == s)
+        s.parse().ok()
     }
 
     /// Words for people.
