@@ -8,18 +8,18 @@
 use std::fmt;
 use std::net::Ipv4Addr;
 
-/// An IPv4 network in CIDR notation with its host bits zero.
+use ipnet::Ipv4Net;
+
+/// An IPv4 network in CIDR notation with its host bits zero (arithmetic by `ipnet`; this type
+/// adds the messages people see and the rules a VPC block must follow).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Cidr {
-    addr: u32,
-    prefix: u8,
-}
+pub struct Cidr(Ipv4Net);
 
 /// The RFC 1918 private ranges a VPC block must lie in.
-const PRIVATE_RANGES: [(u32, u8, &str); 3] = [
-    (0x0A00_0000, 8, "10.0.0.0/8"),
-    (0xAC10_0000, 12, "172.16.0.0/12"),
-    (0xC0A8_0000, 16, "192.168.0.0/16"),
+const PRIVATE_RANGES: [(Ipv4Addr, u8); 3] = [
+    (Ipv4Addr::new(10, 0, 0, 0), 8),
+    (Ipv4Addr::new(172, 16, 0, 0), 12),
+    (Ipv4Addr::new(192, 168, 0, 0), 16),
 ];
 
 impl Cidr {
@@ -34,53 +34,54 @@ impl Cidr {
         let ip: Ipv4Addr = ip.parse().map_err(|_| {
             format!("'{ip}' is not an IPv4 address: use four numbers 0-255, e.g. 10.10.0.0/16")
         })?;
-        let prefix: u8 = match prefix.parse() {
-            Ok(p) if p <= 32 => p,
-            _ => {
-                return Err(format!(
-                    "'/{prefix}' is not a prefix length: use a number between 0 and 32"
-                ));
-            }
-        };
-        let addr = u32::from(ip);
-        let cidr = Cidr { addr, prefix };
-        if addr & !mask(prefix) != 0 {
-            let net = Cidr {
-                addr: addr & mask(prefix),
-                prefix,
-            };
+        let net = prefix
+            .parse::<u8>()
+            .ok()
+            .and_then(|p| Ipv4Net::new(ip, p).ok())
+            .ok_or_else(|| {
+                format!("'/{prefix}' is not a prefix length: use a number between 0 and 32")
+            })?;
+        if net.addr() != net.network() {
             return Err(format!(
-                "{s} has host bits set: the network address for /{prefix} is {net}"
+                "{s} has host bits set: the network address for /{} is {}",
+                net.prefix_len(),
+                net.trunc()
             ));
         }
-        Ok(cidr)
+        Ok(Cidr(net))
     }
 
     /// The prefix length.
     pub fn prefix(&self) -> u8 {
-        self.prefix
+        self.0.prefix_len()
     }
 
     /// Whether `other` lies entirely inside `self`.
     pub fn contains(&self, other: &Cidr) -> bool {
-        other.prefix >= self.prefix && other.addr & mask(self.prefix) == self.addr
+        self.0.contains(&other.0)
+    }
+
+    /// Whether the two blocks share any address.
+    pub fn overlaps(&self, other: &Cidr) -> bool {
+        self.contains(other) || other.contains(self)
     }
 
     /// The private range this block lies in, if any.
-    pub fn private_range(&self) -> Option<&'static str> {
+    pub fn private_range(&self) -> Option<Cidr> {
         PRIVATE_RANGES
             .iter()
-            .find_map(|&(addr, prefix, name)| Cidr { addr, prefix }.contains(self).then_some(name))
+            .filter_map(|&(addr, prefix)| Ipv4Net::new(addr, prefix).ok().map(Cidr))
+            .find(|range| range.contains(self))
     }
 
     /// Checks a block is usable as a VPC: private, with a prefix in `min..=max`.
     pub fn check_vpc(&self, min: u8, max: u8) -> Result<(), String> {
-        if self.prefix < min {
+        if self.prefix() < min {
             return Err(format!(
                 "{self} is too large: use a prefix between /{min} and /{max}"
             ));
         }
-        if self.prefix > max {
+        if self.prefix() > max {
             return Err(format!(
                 "{self} is too small: use a prefix between /{min} and /{max}"
             ));
@@ -96,40 +97,24 @@ impl Cidr {
 
     /// The `index`-th block of prefix `self.prefix + newbits`, like Terraform's `cidrsubnet`.
     pub fn subnet(&self, newbits: u8, index: u32) -> Result<Cidr, String> {
-        let prefix = self.prefix + newbits;
-        if prefix > 32 {
-            return Err(format!("{self} cannot be split into /{prefix} blocks"));
-        }
-        if newbits < 32 && u64::from(index) >= 1u64 << newbits {
-            return Err(format!(
+        let prefix = self.prefix() + newbits;
+        let blocks = self
+            .0
+            .subnets(prefix)
+            .map_err(|_| format!("{self} cannot be split into /{prefix} blocks"))?;
+        blocks.clone().nth(index as usize).map(Cidr).ok_or_else(|| {
+            format!(
                 "{self} has only {} blocks of /{prefix}, not {}",
                 1u64 << newbits,
                 u64::from(index) + 1
-            ));
-        }
-        let step = if prefix == 0 {
-            0
-        } else {
-            1u32 << (32 - prefix)
-        };
-        Ok(Cidr {
-            addr: self.addr + index * step,
-            prefix,
+            )
         })
-    }
-}
-
-fn mask(prefix: u8) -> u32 {
-    if prefix == 0 {
-        0
-    } else {
-        u32::MAX << (32 - prefix)
     }
 }
 
 impl fmt::Display for Cidr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", Ipv4Addr::from(self.addr), self.prefix)
+        self.0.fmt(f)
     }
 }
 
@@ -166,10 +151,11 @@ mod tests {
 
     #[test]
     fn private_ranges_and_prefix_bounds() {
-        assert_eq!(c("10.10.0.0/16").private_range(), Some("10.0.0.0/8"));
-        assert_eq!(c("172.31.0.0/16").private_range(), Some("172.16.0.0/12"));
-        assert_eq!(c("172.32.0.0/16").private_range(), None);
-        assert_eq!(c("192.168.10.0/24").private_range(), Some("192.168.0.0/16"));
+        let range = |s: &str| c(s).private_range().map(|r| r.to_string());
+        assert_eq!(range("10.10.0.0/16").as_deref(), Some("10.0.0.0/8"));
+        assert_eq!(range("172.31.0.0/16").as_deref(), Some("172.16.0.0/12"));
+        assert_eq!(range("172.32.0.0/16"), None);
+        assert_eq!(range("192.168.10.0/24").as_deref(), Some("192.168.0.0/16"));
         assert_eq!(
             c("10.0.0.0/12").check_vpc(16, 24),
             Err("10.0.0.0/12 is too large: use a prefix between /16 and /24".into())
@@ -198,7 +184,16 @@ mod tests {
         // A tier's four blocks are exactly its aligned /26.
         let tier = vpc.subnet(2, 1).map(|t| t.to_string());
         assert_eq!(tier.as_deref(), Ok("192.168.7.64/26"));
-        assert!(vpc.subnet(4, 16).is_err());
+        assert!(
+            vpc.subnet(4, 16)
+                .is_err_and(|e| e.contains("only 16 blocks of /28"))
+        );
+        assert!(
+            vpc.subnet(9, 0)
+                .is_err_and(|e| e.contains("cannot be split into /33"))
+        );
+        assert!(vpc.overlaps(&c("192.168.7.128/25")) && c("192.168.7.128/25").overlaps(&vpc));
+        assert!(!vpc.overlaps(&c("192.168.8.0/24")));
         assert_eq!(
             c("10.30.0.0/16").subnet(4, 5).map(|b| b.to_string()),
             Ok("10.30.80.0/20".into())
