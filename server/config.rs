@@ -2,7 +2,6 @@
 //! and `STACKGATE_*` environment variables (which win). Every setting is listed in the README.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -10,25 +9,8 @@ use serde::Deserialize;
 
 use crate::ids::EnvClass;
 
-/// A value that must never be printed: `Debug` and `Display` show `[redacted]`.
-#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(v: impl Into<String>) -> Self {
-        Secret(v.into())
-    }
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[redacted]")
-    }
-}
+/// A secret setting: redacted in `Debug`, zeroed when dropped; read with `expose_secret()`.
+pub type Secret = secrecy::SecretString;
 
 /// A target account as written in the config file's `[[accounts]]` tables.
 #[derive(Debug, Clone, Deserialize)]
@@ -221,7 +203,7 @@ impl Config {
             public_url,
             oidc_issuer: s.require("OIDC_ISSUER", &f.oidc_issuer)?,
             oidc_client_id: s.require("OIDC_CLIENT_ID", &f.oidc_client_id)?,
-            oidc_client_secret: Secret::new(
+            oidc_client_secret: Secret::from(
                 s.require("OIDC_CLIENT_SECRET", &f.oidc_client_secret)?,
             ),
             aws_endpoint_url: s.pick("AWS_ENDPOINT_URL", &f.aws_endpoint_url),
@@ -405,7 +387,7 @@ impl Settings<'_> {
                 "applies to PostgreSQL only (SQLite has no roles)",
             ));
         }
-        Ok((url, owner.map(Secret::new)))
+        Ok((url, owner.map(Secret::from)))
     }
 
     /// Distinct approvals per class of environment, 1 to 10 each.

@@ -28,6 +28,7 @@ pub mod telemetry;
 pub mod web;
 pub mod worker;
 
+use secrecy::ExposeSecret;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -48,7 +49,7 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     let replica_lock = db::single_replica_lock(&config.database_url)?;
     let db = db::Db::connect(&config.database_url).await?;
     match &config.database_owner_url {
-        Some(owner) => db.migrate_as_owner(owner.expose()).await?,
+        Some(owner) => db.migrate_as_owner(owner.expose_secret()).await?,
         None => db.migrate().await?,
     }
     db.self_check().await?;

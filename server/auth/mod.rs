@@ -13,6 +13,7 @@ pub mod sessions;
 pub mod store;
 pub mod throttle;
 
+use secrecy::ExposeSecret;
 use std::sync::Arc;
 
 use tokio::sync::RwLock;
@@ -39,7 +40,7 @@ impl Auth {
             issuer_url: config.oidc_issuer.clone(),
             client_id: config.oidc_client_id.clone(),
             client_secret: openidconnect::ClientSecret::new(
-                config.oidc_client_secret.expose().to_string(),
+                config.oidc_client_secret.expose_secret().to_string(),
             ),
             redirect_url: config.callback_url(),
         });
