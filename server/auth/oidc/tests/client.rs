@@ -1,0 +1,220 @@
+//! The client against a test IdP served locally: discovery, key rotation, begin and finish.
+
+use super::*;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+// ---- key rotation with a fake IdP (A12) ----------------------------------------------
+
+/// A tiny HTTP server that serves a discovery document and a swappable JWKS, counting JWKS
+/// fetches.
+struct FakeIdp {
+    issuer: String,
+    jwks: Arc<std::sync::Mutex<String>>,
+    jwks_hits: Arc<AtomicUsize>,
+}
+
+async fn fake_idp(initial_jwks: &CoreJsonWebKeySet) -> FakeIdp {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let issuer = format!("http://{}", listener.local_addr().unwrap());
+    let discovery = serde_json::json!({
+        "issuer": issuer,
+        "authorization_endpoint": format!("{issuer}/auth"),
+        "token_endpoint": format!("{issuer}/token"),
+        "jwks_uri": format!("{issuer}/jwks"),
+        "response_types_supported": ["code"],
+        "subject_types_supported": ["public"],
+        // A hostile IdP advertising HS256 and none: must not widen what we accept.
+        "id_token_signing_alg_values_supported": ["RS256", "HS256", "none"],
+    })
+    .to_string();
+    let jwks = Arc::new(std::sync::Mutex::new(
+        serde_json::to_string(initial_jwks).unwrap(),
+    ));
+    let jwks_hits = Arc::new(AtomicUsize::new(0));
+    let (jwks2, hits2) = (jwks.clone(), jwks_hits.clone());
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut sock, _)) = listener.accept().await else {
+                return;
+            };
+            let mut buf = vec![0u8; 8192];
+            let mut n = 0;
+            while !buf[..n].windows(4).any(|w| w == b"\r\n\r\n") && n < buf.len() {
+                match sock.read(&mut buf[n..]).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(m) => n += m,
+                }
+            }
+            let request = String::from_utf8_lossy(&buf[..n]);
+            let path = request.split_whitespace().nth(1).unwrap_or("").to_owned();
+            let (status, body) = match path.as_str() {
+                "/.well-known/openid-configuration" => ("200 OK", discovery.clone()),
+                "/jwks" => {
+                    hits2.fetch_add(1, Ordering::SeqCst);
+                    ("200 OK", jwks2.lock().unwrap().clone())
+                }
+                _ => ("404 Not Found", "{}".to_owned()),
+            };
+            let response = format!(
+                "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = sock.write_all(response.as_bytes()).await;
+            let _ = sock.shutdown().await;
+        }
+    });
+    FakeIdp {
+        issuer,
+        jwks,
+        jwks_hits,
+    }
+}
+
+#[tokio::test]
+async fn unknown_kid_refetches_jwks_once_per_cooldown() {
+    let a = key(KEY_A, Some("a"));
+    let b = key(KEY_B, Some("b"));
+    let idp = fake_idp(&jwks(&[&a])).await;
+    let oidc = OidcClient::discover(OidcSettings {
+        issuer_url: idp.issuer.clone(),
+        client_id: CLIENT.to_owned(),
+        client_secret: ClientSecret::new("s".to_owned()),
+        redirect_url: "http://127.0.0.1:1/auth/callback".to_owned(),
+    })
+    .await
+    .expect("discovery against the fake IdP");
+    assert_eq!(
+        idp.jwks_hits.load(Ordering::SeqCst),
+        1,
+        "discovery fetches JWKS"
+    );
+
+    // The IdP rotates to key b.
+    *idp.jwks.lock().unwrap() = serde_json::to_string(&jwks(&[&a, &b])).unwrap();
+    let now = now();
+    let mut c = claims(now);
+    c = c.set_issuer(IssuerUrl::new(idp.issuer.clone()).unwrap());
+    let token = sign(c.clone(), &b);
+    let nonce = Nonce::new(NONCE.to_owned());
+    let checks = Checks {
+        nonce: &nonce,
+        access_token: None,
+        max_age: None,
+        now,
+    };
+    let id = oidc
+        .verify_with_key_refresh(&token, &checks)
+        .await
+        .expect("rotated key found after one refetch");
+    assert_eq!(id.subject, "sub-alice");
+    assert_eq!(idp.jwks_hits.load(Ordering::SeqCst), 2);
+
+    // Known key now: no further fetch.
+    oidc.verify_with_key_refresh(&token, &checks)
+        .await
+        .expect("cached");
+    assert_eq!(idp.jwks_hits.load(Ordering::SeqCst), 2);
+
+    // A flood of tokens with random kids inside the cool-down: no refetch amplification.
+    for i in 0..50 {
+        let rogue = key(KEY_B, Some(&format!("rogue-{i}")));
+        let err = oidc
+            .verify_with_key_refresh(&sign(c.clone(), &rogue), &checks)
+            .await
+            .expect_err("unknown kid");
+        assert_eq!(err.reason(), "unknown_signing_key");
+    }
+    assert_eq!(idp.jwks_hits.load(Ordering::SeqCst), 2);
+
+    // HS256 stays refused although this IdP advertises it.
+    let header = serde_json::json!({"alg": "HS256"});
+    let mut body = payload(now);
+    body["iss"] = serde_json::Value::String(idp.issuer.clone());
+    let input = format!(
+        "{}.{}",
+        b64(header.to_string().as_bytes()),
+        b64(body.to_string().as_bytes())
+    );
+    let sig = hmac_sha256(b"s", input.as_bytes());
+    let hs: RpIdToken = raw_token(header, &body, &sig).parse().unwrap();
+    let err = oidc
+        .verify_with_key_refresh(&hs, &checks)
+        .await
+        .unwrap_err();
+    assert_eq!(err.reason(), "alg_not_allowed");
+}
+
+fn fake_settings(issuer: &str) -> OidcSettings {
+    OidcSettings {
+        issuer_url: issuer.to_owned(),
+        client_id: CLIENT.to_owned(),
+        client_secret: ClientSecret::new("s".to_owned()),
+        redirect_url: "http://127.0.0.1:1/auth/callback".to_owned(),
+    }
+}
+
+#[tokio::test]
+async fn discovery_reports_the_mismatching_issuer_and_fetches_no_keys() {
+    let a = key(KEY_A, Some("a"));
+    let idp = fake_idp(&jwks(&[&a])).await;
+    let configured = format!("{}/", idp.issuer);
+    let err = OidcClient::discover(fake_settings(&configured))
+        .await
+        .unwrap_err();
+    assert_eq!(err.reason(), "issuer_mismatch");
+    match &err {
+        LoginError::IssuerMismatch {
+            configured: c,
+            reported,
+        } => {
+            assert_eq!(c, &configured);
+            assert_eq!(reported, &idp.issuer);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(idp.jwks_hits.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn an_expired_pending_login_is_refused_before_any_exchange() {
+    let a = key(KEY_A, Some("a"));
+    let idp = fake_idp(&jwks(&[&a])).await;
+    let oidc = OidcClient::discover(fake_settings(&idp.issuer))
+        .await
+        .unwrap();
+    let old = pending(Utc::now() - TimeDelta::minutes(11));
+    let err = oidc.finish("some-code", old).await.unwrap_err();
+    assert_eq!(err.reason(), "login_expired");
+}
+
+#[tokio::test]
+async fn begin_produces_pkce_s256_and_fresh_secrets() {
+    let a = key(KEY_A, Some("a"));
+    let idp = fake_idp(&jwks(&[&a])).await;
+    let oidc = OidcClient::discover(OidcSettings {
+        issuer_url: idp.issuer.clone(),
+        client_id: CLIENT.to_owned(),
+        client_secret: ClientSecret::new("s".to_owned()),
+        redirect_url: "http://127.0.0.1:1/auth/callback".to_owned(),
+    })
+    .await
+    .unwrap();
+    let (url, p1) = oidc.begin();
+    let (_, p2) = oidc.begin();
+    let q: std::collections::HashMap<_, _> = url.query_pairs().into_owned().collect();
+    assert_eq!(q["response_type"], "code");
+    assert_eq!(q["code_challenge_method"], "S256");
+    assert_eq!(q["state"], p1.state());
+    // S256 of our verifier.
+    let expected = b64(&Sha256::digest(p1.pkce_verifier.secret().as_bytes()));
+    assert_eq!(q["code_challenge"], expected);
+    assert_eq!(q["nonce"], *p1.nonce.secret());
+    assert!(p1.state().len() >= 43 && p1.nonce.secret().len() >= 43);
+    assert_ne!(p1.state(), p2.state());
+    assert_ne!(p1.nonce.secret(), p2.nonce.secret());
+    assert_ne!(p1.pkce_verifier.secret(), p2.pkce_verifier.secret());
+    assert!(oidc.callback_issuer_matches(None));
+    assert!(oidc.callback_issuer_matches(Some(&idp.issuer)));
+    assert!(!oidc.callback_issuer_matches(Some("https://evil.example")));
+}
