@@ -1,17 +1,47 @@
 //! The client against a test IdP served locally: discovery, key rotation, begin and finish.
 
 use super::*;
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 // ---- key rotation with a fake IdP (A12) ----------------------------------------------
 
-/// A tiny HTTP server that serves a discovery document and a swappable JWKS, counting JWKS
+/// A test IdP on a loopback port: a discovery document and a swappable JWKS, counting JWKS
 /// fetches.
 struct FakeIdp {
     issuer: String,
     jwks: Arc<std::sync::Mutex<String>>,
     jwks_hits: Arc<AtomicUsize>,
+}
+
+/// What the test IdP's handlers serve.
+#[derive(Clone)]
+struct Served {
+    discovery: Arc<String>,
+    jwks: Arc<std::sync::Mutex<String>>,
+    jwks_hits: Arc<AtomicUsize>,
+}
+
+fn json_response(status: StatusCode, body: String) -> impl IntoResponse {
+    (status, [(header::CONTENT_TYPE, "application/json")], body)
+}
+
+async fn serve_discovery(State(served): State<Served>) -> impl IntoResponse {
+    json_response(StatusCode::OK, served.discovery.as_str().to_owned())
+}
+
+async fn serve_jwks(State(served): State<Served>) -> impl IntoResponse {
+    served.jwks_hits.fetch_add(1, Ordering::SeqCst);
+    let body = served.jwks.lock().unwrap().clone();
+    json_response(StatusCode::OK, body)
+}
+
+async fn not_found() -> impl IntoResponse {
+    json_response(StatusCode::NOT_FOUND, "{}".to_owned())
 }
 
 async fn fake_idp(initial_jwks: &CoreJsonWebKeySet) -> FakeIdp {
@@ -28,46 +58,23 @@ async fn fake_idp(initial_jwks: &CoreJsonWebKeySet) -> FakeIdp {
         "id_token_signing_alg_values_supported": ["RS256", "HS256", "none"],
     })
     .to_string();
-    let jwks = Arc::new(std::sync::Mutex::new(
-        serde_json::to_string(initial_jwks).unwrap(),
-    ));
-    let jwks_hits = Arc::new(AtomicUsize::new(0));
-    let (jwks2, hits2) = (jwks.clone(), jwks_hits.clone());
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut sock, _)) = listener.accept().await else {
-                return;
-            };
-            let mut buf = vec![0u8; 8192];
-            let mut n = 0;
-            while !buf[..n].windows(4).any(|w| w == b"\r\n\r\n") && n < buf.len() {
-                match sock.read(&mut buf[n..]).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(m) => n += m,
-                }
-            }
-            let request = String::from_utf8_lossy(&buf[..n]);
-            let path = request.split_whitespace().nth(1).unwrap_or("").to_owned();
-            let (status, body) = match path.as_str() {
-                "/.well-known/openid-configuration" => ("200 OK", discovery.clone()),
-                "/jwks" => {
-                    hits2.fetch_add(1, Ordering::SeqCst);
-                    ("200 OK", jwks2.lock().unwrap().clone())
-                }
-                _ => ("404 Not Found", "{}".to_owned()),
-            };
-            let response = format!(
-                "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = sock.write_all(response.as_bytes()).await;
-            let _ = sock.shutdown().await;
-        }
-    });
+    let served = Served {
+        discovery: Arc::new(discovery),
+        jwks: Arc::new(std::sync::Mutex::new(
+            serde_json::to_string(initial_jwks).unwrap(),
+        )),
+        jwks_hits: Arc::new(AtomicUsize::new(0)),
+    };
+    let app = Router::new()
+        .route("/.well-known/openid-configuration", get(serve_discovery))
+        .route("/jwks", get(serve_jwks))
+        .fallback(not_found)
+        .with_state(served.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await });
     FakeIdp {
         issuer,
-        jwks,
-        jwks_hits,
+        jwks: served.jwks,
+        jwks_hits: served.jwks_hits,
     }
 }
 
