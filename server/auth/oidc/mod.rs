@@ -32,6 +32,11 @@
 //! Errors are [`LoginError`]s; [`LoginError::reason`] is a stable machine-readable code for the
 //! audit record. No error message contains token material (codes, tokens, verifiers, nonces).
 
+mod error;
+mod verify;
+
+pub use error::{GroupsError, LoginError};
+
 use std::net::IpAddr;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -44,17 +49,18 @@ use openidconnect::core::{
     CoreTokenIntrospectionResponse, CoreTokenType,
 };
 use openidconnect::{
-    AccessToken, AccessTokenHash, AdditionalClaims, AuthorizationCode, ClaimsVerificationError,
-    Client, ClientId, ClientSecret, CsrfToken, DiscoveryError, EmptyExtraTokenFields,
-    EndpointMaybeSet, EndpointNotSet, EndpointSet, IdToken, IdTokenClaims, IdTokenFields,
-    IdTokenVerifier, IssuerUrl, JsonWebKeySet, JsonWebKeySetUrl, LoginHint, Nonce,
-    OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RequestTokenError,
-    Scope, SignatureVerificationError, StandardErrorResponse, StandardTokenResponse, TokenResponse,
-    TokenUrl,
+    AccessToken, AuthorizationCode, Client, ClientId, ClientSecret, CsrfToken,
+    EmptyExtraTokenFields, EndpointMaybeSet, EndpointNotSet, EndpointSet, IdTokenFields, IssuerUrl,
+    JsonWebKeySet, JsonWebKeySetUrl, LoginHint, Nonce, OAuth2TokenResponse, PkceCodeChallenge,
+    PkceCodeVerifier, RedirectUrl, Scope, StandardErrorResponse, StandardTokenResponse,
+    TokenResponse, TokenUrl,
 };
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
+
+use error::{discovery_error, token_error};
+use verify::{Checks, GroupsClaim, RpIdToken, verify_id_token};
 
 /// ID-token signature algorithms we accept, regardless of the IdP's
 /// `id_token_signing_alg_values_supported`: asymmetric only. Never `HS*` (the MAC key would be
@@ -87,29 +93,6 @@ const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
 /// Connect timeout for requests to the IdP.
 const HTTP_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The `groups` claim, which not every IdP sends. Accepts an array of strings or a single string.
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
-struct GroupsClaim {
-    #[serde(default, deserialize_with = "string_or_seq")]
-    groups: Vec<String>,
-}
-impl AdditionalClaims for GroupsClaim {}
-
-fn string_or_seq<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum OneOrMany {
-        One(String),
-        Many(Vec<String>),
-        Null(()),
-    }
-    Ok(match OneOrMany::deserialize(d)? {
-        OneOrMany::One(s) => vec![s],
-        OneOrMany::Many(v) => v,
-        OneOrMany::Null(()) => Vec::new(),
-    })
-}
-
 type RpIdTokenFields = IdTokenFields<
     GroupsClaim,
     EmptyExtraTokenFields,
@@ -118,14 +101,6 @@ type RpIdTokenFields = IdTokenFields<
     CoreJwsSigningAlgorithm,
 >;
 type RpTokenResponse = StandardTokenResponse<RpIdTokenFields, CoreTokenType>;
-type RpIdToken = IdToken<
-    GroupsClaim,
-    CoreGenderClaim,
-    CoreJweContentEncryptionAlgorithm,
-    CoreJwsSigningAlgorithm,
->;
-type RpIdTokenClaims = IdTokenClaims<GroupsClaim, CoreGenderClaim>;
-type RpVerifier = IdTokenVerifier<'static, CoreJsonWebKey>;
 type RpClient = Client<
     GroupsClaim,
     CoreAuthDisplay,
@@ -160,113 +135,6 @@ pub struct OidcSettings {
     pub redirect_url: String,
 }
 
-/// Why a login (or the IdP configuration) was refused. [`LoginError::reason`] gives a stable
-/// code for the audit record; the messages never contain token material.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum LoginError {
-    /// The settings themselves are unusable (malformed URL and the like).
-    #[error("invalid OIDC settings: {0}")]
-    InvalidSettings(&'static str),
-    /// The IdP did not answer (connection refused, timeout, TLS failure).
-    #[error("the identity provider could not be reached")]
-    IdpUnreachable,
-    /// The discovery document or JWKS could not be fetched or parsed.
-    #[error("the identity provider's metadata is unusable: {0}")]
-    DiscoveryFailed(String),
-    /// The discovery document names a different issuer than the configured one (A13).
-    #[error(
-        "the identity provider's metadata names issuer `{reported}`, not the configured `{configured}`"
-    )]
-    IssuerMismatch {
-        /// The issuer we were configured with.
-        configured: String,
-        /// The issuer the metadata reported.
-        reported: String,
-    },
-    /// An IdP endpoint uses plain http on a non-loopback host.
-    #[error("the identity provider's {0} is not served over https")]
-    InsecureEndpoint(&'static str),
-    /// The [`PendingLogin`] is older than [`PENDING_LOGIN_MAX_AGE_SECS`].
-    #[error("the login took too long; start again")]
-    LoginExpired,
-    /// The token endpoint refused the code (expired, replayed, wrong PKCE verifier, wrong client
-    /// credentials...) or answered with something that is not a token response.
-    #[error("the authorization code could not be exchanged: {0}")]
-    TokenExchangeFailed(String),
-    /// The token response carried no ID token.
-    #[error("the token response contained no ID token")]
-    IdTokenMissing,
-    /// The ID token is signed with an algorithm outside [`ALLOWED_ID_TOKEN_ALGS`] or unsigned.
-    #[error("the ID token's signature algorithm is not allowed")]
-    AlgorithmNotAllowed,
-    /// The ID token's signature does not verify.
-    #[error("the ID token's signature is invalid")]
-    SignatureInvalid,
-    /// No key in the IdP's JWKS matches the ID token, even after a refetch.
-    #[error("the ID token is signed with an unknown key")]
-    UnknownSigningKey,
-    /// The ID token's `iss` is not the configured issuer.
-    #[error("the ID token was issued by another issuer")]
-    TokenIssuerMismatch,
-    /// The ID token's `aud` does not contain our client id, or contains untrusted audiences.
-    #[error("the ID token is not intended for this client")]
-    AudienceMismatch,
-    /// The ID token's `azp` is not our client id, or is missing with several audiences.
-    #[error("the ID token's authorized party is wrong or missing")]
-    AzpMismatch,
-    /// The ID token has expired.
-    #[error("the ID token has expired")]
-    TokenExpired,
-    /// The ID token's `iat` is too far in the future or too old.
-    #[error("the ID token's issue time is out of range")]
-    IssuedAtOutOfRange,
-    /// The ID token's `nonce` is missing or not the one we sent.
-    #[error("the ID token's nonce does not match this login")]
-    NonceMismatch,
-    /// `sub` is empty or too long.
-    #[error("the ID token's subject is missing or too long")]
-    SubjectInvalid,
-    /// `at_hash` does not match the access token.
-    #[error("the ID token's access-token hash does not match")]
-    AccessTokenHashMismatch,
-    /// `auth_time` is missing or too old for the requested `max_age`.
-    #[error("the authentication is too old for this login")]
-    AuthTimeTooOld,
-    /// Any other reason the ID token was refused.
-    #[error("the ID token is invalid: {0}")]
-    IdTokenInvalid(&'static str),
-}
-
-impl LoginError {
-    /// A stable, machine-readable code for the audit record (`auth.login_failed`).
-    pub fn reason(&self) -> &'static str {
-        match self {
-            LoginError::InvalidSettings(_) => "invalid_settings",
-            LoginError::IdpUnreachable => "idp_unreachable",
-            LoginError::DiscoveryFailed(_) => "discovery_failed",
-            LoginError::IssuerMismatch { .. } => "issuer_mismatch",
-            LoginError::InsecureEndpoint(_) => "insecure_endpoint",
-            LoginError::LoginExpired => "login_expired",
-            LoginError::TokenExchangeFailed(_) => "token_exchange_failed",
-            LoginError::IdTokenMissing => "id_token_missing",
-            LoginError::AlgorithmNotAllowed => "alg_not_allowed",
-            LoginError::SignatureInvalid => "signature_invalid",
-            LoginError::UnknownSigningKey => "unknown_signing_key",
-            LoginError::TokenIssuerMismatch => "id_token_issuer_mismatch",
-            LoginError::AudienceMismatch => "aud_mismatch",
-            LoginError::AzpMismatch => "azp_mismatch",
-            LoginError::TokenExpired => "id_token_expired",
-            LoginError::IssuedAtOutOfRange => "iat_out_of_range",
-            LoginError::NonceMismatch => "nonce_mismatch",
-            LoginError::SubjectInvalid => "sub_invalid",
-            LoginError::AccessTokenHashMismatch => "at_hash_mismatch",
-            LoginError::AuthTimeTooOld => "auth_time_too_old",
-            LoginError::IdTokenInvalid(_) => "id_token_invalid",
-        }
-    }
-}
-
 /// Who signed in: the verified claims of the ID token the portal cares about.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Identity {
@@ -299,18 +167,6 @@ pub struct AccessGrant {
     pub token: AccessToken,
     /// When the IdP said it expires, if it did.
     pub expires_at: Option<DateTime<Utc>>,
-}
-
-/// Why the IdP did not confirm a user's groups.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum GroupsError {
-    /// The IdP refused the token (expired, revoked) or answered for another subject: the groups
-    /// cannot be confirmed with it any more.
-    #[error("the identity provider refused to confirm the user's groups: {0}")]
-    Rejected(&'static str),
-    /// The IdP could not be asked (unreachable, an error on its side, no userinfo endpoint).
-    #[error("the identity provider could not be asked for the user's groups")]
-    Unavailable,
 }
 
 /// Options for [`OidcClient::begin_with`].
@@ -714,182 +570,6 @@ async fn fetch_metadata(
             e.line(),
             e.column()
         ))
-    })
-}
-
-/// Maps a JWKS fetch failure.
-fn discovery_error<RE: std::error::Error + 'static>(err: DiscoveryError<RE>) -> LoginError {
-    match err {
-        DiscoveryError::Request(_) => LoginError::IdpUnreachable,
-        DiscoveryError::Response(status, _, _) => {
-            LoginError::DiscoveryFailed(format!("JWKS: HTTP status {status}"))
-        }
-        DiscoveryError::Parse(e) => {
-            LoginError::DiscoveryFailed(format!("JWKS: malformed at `{}`", e.path()))
-        }
-        _ => LoginError::DiscoveryFailed("JWKS: unexpected response".into()),
-    }
-}
-
-fn token_error<RE: std::error::Error + 'static>(
-    err: RequestTokenError<RE, StandardErrorResponse<CoreErrorResponseType>>,
-) -> LoginError {
-    match err {
-        RequestTokenError::Request(_) => LoginError::IdpUnreachable,
-        // Only the OAuth error code: the description is free text from the IdP.
-        RequestTokenError::ServerResponse(e) => {
-            LoginError::TokenExchangeFailed(e.error().as_ref().chars().take(64).collect())
-        }
-        RequestTokenError::Parse(_, _) => {
-            LoginError::TokenExchangeFailed("malformed token response".into())
-        }
-        RequestTokenError::Other(_) => {
-            LoginError::TokenExchangeFailed("unexpected token response".into())
-        }
-    }
-}
-
-/// What a verified ID token is checked against besides issuer, audience and keys.
-struct Checks<'a> {
-    nonce: &'a Nonce,
-    access_token: Option<&'a AccessToken>,
-    max_age: Option<Duration>,
-    now: DateTime<Utc>,
-}
-
-/// The ID-token verifier: algorithms pinned, no client secret (so no MAC key exists), `iat`
-/// window enforced, `exp` against `now` without leeway. Signature checking stays on.
-fn id_token_verifier(
-    issuer: &IssuerUrl,
-    client_id: &ClientId,
-    keys: &CoreJsonWebKeySet,
-    now: DateTime<Utc>,
-) -> RpVerifier {
-    IdTokenVerifier::new_public_client(client_id.clone(), issuer.clone(), keys.clone())
-        .set_allowed_algs(ALLOWED_ID_TOKEN_ALGS)
-        .set_time_fn(move || now)
-        .set_issue_time_verifier_fn(move |iat| check_iat(iat, now))
-}
-
-/// `iat` may be at most [`IAT_MAX_FUTURE_SECS`] ahead of `now` and at most
-/// [`IAT_MAX_AGE_SECS`] behind it.
-fn check_iat(iat: DateTime<Utc>, now: DateTime<Utc>) -> Result<(), String> {
-    if iat > now + TimeDelta::seconds(IAT_MAX_FUTURE_SECS) {
-        Err("iat: issued in the future".to_owned())
-    } else if iat < now - TimeDelta::seconds(IAT_MAX_AGE_SECS) {
-        Err("iat: issued too long ago".to_owned())
-    } else {
-        Ok(())
-    }
-}
-
-/// OpenID Connect Core §3.1.3.7 steps 4–5, which `openidconnect` leaves out: with several
-/// audiences `azp` must be present; if present it must be our client id.
-fn check_azp(
-    audiences: &[openidconnect::Audience],
-    azp: Option<&ClientId>,
-    client_id: &ClientId,
-) -> Result<(), LoginError> {
-    match azp {
-        Some(azp) if azp.as_str() == client_id.as_str() => Ok(()),
-        Some(_) => Err(LoginError::AzpMismatch),
-        None if audiences.len() > 1 => Err(LoginError::AzpMismatch),
-        None => Ok(()),
-    }
-}
-
-fn check_subject(sub: &str) -> Result<(), LoginError> {
-    if sub.is_empty() || sub.chars().count() > MAX_SUBJECT_LEN {
-        Err(LoginError::SubjectInvalid)
-    } else {
-        Ok(())
-    }
-}
-
-fn claims_error(err: ClaimsVerificationError) -> LoginError {
-    match err {
-        ClaimsVerificationError::Expired(msg) if msg.starts_with("iat") => {
-            LoginError::IssuedAtOutOfRange
-        }
-        ClaimsVerificationError::Expired(_) => LoginError::TokenExpired,
-        ClaimsVerificationError::InvalidAudience(_) => LoginError::AudienceMismatch,
-        ClaimsVerificationError::InvalidIssuer(_) => LoginError::TokenIssuerMismatch,
-        ClaimsVerificationError::InvalidNonce(_) => LoginError::NonceMismatch,
-        ClaimsVerificationError::InvalidSubject(_) => LoginError::SubjectInvalid,
-        ClaimsVerificationError::InvalidAuthTime(_) => LoginError::AuthTimeTooOld,
-        ClaimsVerificationError::SignatureVerification(e) => signature_error(e),
-        ClaimsVerificationError::Unsupported(_) => LoginError::IdTokenInvalid("unsupported token"),
-        _ => LoginError::IdTokenInvalid("claims rejected"),
-    }
-}
-
-fn signature_error(err: SignatureVerificationError) -> LoginError {
-    match err {
-        SignatureVerificationError::NoMatchingKey => LoginError::UnknownSigningKey,
-        SignatureVerificationError::DisallowedAlg(_)
-        | SignatureVerificationError::NoSignature
-        | SignatureVerificationError::UnsupportedAlg(_) => LoginError::AlgorithmNotAllowed,
-        SignatureVerificationError::AmbiguousKeyId(_) => {
-            LoginError::IdTokenInvalid("ambiguous signing key")
-        }
-        _ => LoginError::SignatureInvalid,
-    }
-}
-
-/// Verifies one ID token against one key set and turns it into an [`Identity`].
-fn verify_id_token(
-    id_token: &RpIdToken,
-    issuer: &IssuerUrl,
-    client_id: &ClientId,
-    keys: &CoreJsonWebKeySet,
-    checks: &Checks<'_>,
-) -> Result<Identity, LoginError> {
-    let now = checks.now;
-    let max_age = checks.max_age;
-    let verifier = id_token_verifier(issuer, client_id, keys, now).set_auth_time_verifier_fn(
-        move |auth_time| match max_age {
-            None => Ok(()),
-            Some(max_age) => {
-                let max = TimeDelta::from_std(max_age).unwrap_or(TimeDelta::MAX);
-                match auth_time {
-                    Some(t) if now - t <= max + TimeDelta::seconds(IAT_MAX_FUTURE_SECS) => Ok(()),
-                    _ => Err("auth_time missing or too old".to_owned()),
-                }
-            }
-        },
-    );
-    let claims: &RpIdTokenClaims = id_token
-        .claims(&verifier, checks.nonce)
-        .map_err(claims_error)?;
-
-    check_azp(claims.audiences(), claims.authorized_party(), client_id)?;
-    check_subject(claims.subject().as_str())?;
-
-    if let (Some(expected), Some(access_token)) = (claims.access_token_hash(), checks.access_token)
-    {
-        let alg = id_token
-            .signing_alg()
-            .map_err(|_| LoginError::AlgorithmNotAllowed)?;
-        let key = id_token
-            .signing_key(&verifier)
-            .map_err(|_| LoginError::UnknownSigningKey)?;
-        let actual = AccessTokenHash::from_token(access_token, alg, key)
-            .map_err(|_| LoginError::AccessTokenHashMismatch)?;
-        if !bool::from(actual.as_bytes().ct_eq(expected.as_bytes())) {
-            return Err(LoginError::AccessTokenHashMismatch);
-        }
-    }
-
-    Ok(Identity {
-        issuer: issuer.as_str().to_owned(),
-        subject: claims.subject().as_str().to_owned(),
-        email: claims.email().map(|e| e.as_str().to_owned()),
-        name: claims
-            .name()
-            .and_then(|n| n.get(None))
-            .map(|n| n.as_str().to_owned()),
-        groups: claims.additional_claims().groups.clone(),
-        auth_time: claims.auth_time(),
     })
 }
 

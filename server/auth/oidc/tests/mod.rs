@@ -6,12 +6,13 @@ mod errors;
 mod flow;
 mod verify;
 
+use super::verify::{RpIdTokenClaims, check_azp, check_iat};
 use super::*;
 use openidconnect::JwsSigningAlgorithm as _;
 use openidconnect::core::CoreRsaPrivateSigningKey;
 use openidconnect::{
-    Audience, EndUserEmail, EndUserName, JsonWebKeyId, LocalizedClaim, PrivateSigningKey,
-    StandardClaims, SubjectIdentifier,
+    Audience, EndUserEmail, EndUserName, IdToken, IdTokenClaims, JsonWebKeyId, LocalizedClaim,
+    PrivateSigningKey, StandardClaims, SubjectIdentifier,
 };
 
 const ISSUER: &str = "https://idp.example.com";
