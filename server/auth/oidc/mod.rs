@@ -35,7 +35,7 @@
 mod error;
 mod verify;
 
-pub use error::{GroupsError, LoginError};
+pub use error::{Cause, GroupsError, LoginError, MetadataError, TokenExchangeError};
 
 use std::net::IpAddr;
 use std::sync::{Arc, RwLock};
@@ -59,7 +59,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use error::{discovery_error, token_error};
+use error::{discovery_error, idp_unreachable, invalid_settings, token_error};
 use verify::{Checks, GroupsClaim, RpIdToken, verify_id_token};
 
 /// ID-token signature algorithms we accept, regardless of the IdP's
@@ -262,12 +262,15 @@ impl OidcClient {
     /// loopback host.
     pub async fn discover(settings: OidcSettings) -> Result<OidcClient, LoginError> {
         let issuer = IssuerUrl::new(settings.issuer_url.clone())
-            .map_err(|_| LoginError::InvalidSettings("issuer_url is not a URL"))?;
+            .map_err(invalid_settings("issuer_url is not a URL"))?;
         check_transport(issuer.url(), "issuer")?;
         let redirect = RedirectUrl::new(settings.redirect_url.clone())
-            .map_err(|_| LoginError::InvalidSettings("redirect_url is not a URL"))?;
+            .map_err(invalid_settings("redirect_url is not a URL"))?;
         if settings.client_id.is_empty() {
-            return Err(LoginError::InvalidSettings("client_id is empty"));
+            return Err(LoginError::InvalidSettings {
+                what: "client_id is empty",
+                source: None,
+            });
         }
         let http = http_client()?;
 
@@ -287,7 +290,7 @@ impl OidcClient {
         let token_url: TokenUrl = metadata
             .token_endpoint()
             .cloned()
-            .ok_or_else(|| LoginError::DiscoveryFailed("no token_endpoint".into()))?;
+            .ok_or(LoginError::DiscoveryFailed(MetadataError::NoTokenEndpoint))?;
         check_transport(token_url.url(), "token endpoint")?;
 
         let jwks_uri = metadata.jwks_uri().clone();
@@ -392,7 +395,9 @@ impl OidcClient {
             return Err(LoginError::LoginExpired);
         }
         if code.is_empty() {
-            return Err(LoginError::TokenExchangeFailed("empty code".into()));
+            return Err(LoginError::TokenExchangeFailed(
+                TokenExchangeError::EmptyCode,
+            ));
         }
         let PendingLogin {
             nonce,
@@ -441,19 +446,25 @@ impl OidcClient {
                 access_token.clone(),
                 Some(openidconnect::SubjectIdentifier::new(subject.to_owned())),
             )
-            .map_err(|_| GroupsError::Unavailable)?;
+            .map_err(|e| GroupsError::Unavailable(Box::new(e)))?;
         let claims: openidconnect::UserInfoClaims<GroupsClaim, CoreGenderClaim> =
             match request.request_async(&self.http).await {
                 Ok(claims) => claims,
-                Err(openidconnect::UserInfoError::Response(status, _, _))
+                Err(e @ openidconnect::UserInfoError::Response(status, _, _))
                     if status.as_u16() == 401 || status.as_u16() == 403 =>
                 {
-                    return Err(GroupsError::Rejected("token refused"));
+                    return Err(GroupsError::Rejected {
+                        why: "token refused",
+                        source: Box::new(e),
+                    });
                 }
-                Err(openidconnect::UserInfoError::ClaimsVerification(_)) => {
-                    return Err(GroupsError::Rejected("answer about another subject"));
+                Err(e @ openidconnect::UserInfoError::ClaimsVerification(_)) => {
+                    return Err(GroupsError::Rejected {
+                        why: "answer about another subject",
+                        source: Box::new(e),
+                    });
                 }
-                Err(_) => return Err(GroupsError::Unavailable),
+                Err(e) => return Err(GroupsError::Unavailable(Box::new(e))),
             };
         Ok(claims.additional_claims().groups.clone())
     }
@@ -467,12 +478,12 @@ impl OidcClient {
     ) -> Result<Identity, LoginError> {
         let (keys, generation) = self.current_keys();
         match verify_id_token(id_token, &self.issuer, &self.client_id, &keys, checks) {
-            Err(LoginError::UnknownSigningKey) => {
+            Err(LoginError::UnknownSigningKey(unknown)) => {
                 if self.refresh_keys(generation).await? {
                     let (keys, _) = self.current_keys();
                     verify_id_token(id_token, &self.issuer, &self.client_id, &keys, checks)
                 } else {
-                    Err(LoginError::UnknownSigningKey)
+                    Err(LoginError::UnknownSigningKey(unknown))
                 }
             }
             other => other,
@@ -514,7 +525,7 @@ fn http_client() -> Result<reqwest::Client, LoginError> {
         .timeout(HTTP_TIMEOUT)
         .connect_timeout(HTTP_CONNECT_TIMEOUT)
         .build()
-        .map_err(|_| LoginError::InvalidSettings("cannot build the HTTP client"))
+        .map_err(invalid_settings("cannot build the HTTP client"))
 }
 
 /// https everywhere, except plain http to a loopback host (local test IdPs).
@@ -546,31 +557,23 @@ async fn fetch_metadata(
 ) -> Result<CoreProviderMetadata, LoginError> {
     let url = issuer
         .join(".well-known/openid-configuration")
-        .map_err(|_| LoginError::InvalidSettings("issuer_url cannot be joined"))?;
+        .map_err(invalid_settings("issuer_url cannot be joined"))?;
     let response = http
         .get(url)
         .header(reqwest::header::ACCEPT, "application/json")
         .send()
         .await
-        .map_err(|_| LoginError::IdpUnreachable)?;
+        .map_err(idp_unreachable)?;
     let status = response.status();
     if !status.is_success() {
-        return Err(LoginError::DiscoveryFailed(format!("HTTP status {status}")));
+        return Err(LoginError::DiscoveryFailed(MetadataError::Status(status)));
     }
-    let body = response
-        .bytes()
-        .await
-        .map_err(|_| LoginError::IdpUnreachable)?;
+    let body = response.bytes().await.map_err(idp_unreachable)?;
     if body.len() > MAX_METADATA_BYTES {
-        return Err(LoginError::DiscoveryFailed("document too large".into()));
+        return Err(LoginError::DiscoveryFailed(MetadataError::TooLarge));
     }
-    serde_json::from_slice(&body).map_err(|e| {
-        LoginError::DiscoveryFailed(format!(
-            "malformed document (line {}, column {})",
-            e.line(),
-            e.column()
-        ))
-    })
+    serde_json::from_slice(&body)
+        .map_err(|e| LoginError::DiscoveryFailed(MetadataError::Malformed(e)))
 }
 
 #[cfg(test)]

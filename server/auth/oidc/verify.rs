@@ -102,39 +102,48 @@ pub(super) fn check_azp(
 
 fn check_subject(sub: &str) -> Result<(), LoginError> {
     if sub.is_empty() || sub.chars().count() > MAX_SUBJECT_LEN {
-        Err(LoginError::SubjectInvalid)
+        Err(LoginError::SubjectInvalid(None))
     } else {
         Ok(())
     }
 }
 
+/// Sorts a refusal of the library's verifier into our reasons, keeping it as the source.
 fn claims_error(err: ClaimsVerificationError) -> LoginError {
     match err {
-        ClaimsVerificationError::Expired(msg) if msg.starts_with("iat") => {
-            LoginError::IssuedAtOutOfRange
+        ClaimsVerificationError::Expired(ref msg) if msg.starts_with("iat") => {
+            LoginError::IssuedAtOutOfRange(err)
         }
-        ClaimsVerificationError::Expired(_) => LoginError::TokenExpired,
-        ClaimsVerificationError::InvalidAudience(_) => LoginError::AudienceMismatch,
-        ClaimsVerificationError::InvalidIssuer(_) => LoginError::TokenIssuerMismatch,
-        ClaimsVerificationError::InvalidNonce(_) => LoginError::NonceMismatch,
-        ClaimsVerificationError::InvalidSubject(_) => LoginError::SubjectInvalid,
-        ClaimsVerificationError::InvalidAuthTime(_) => LoginError::AuthTimeTooOld,
+        ClaimsVerificationError::Expired(_) => LoginError::TokenExpired(err),
+        ClaimsVerificationError::InvalidAudience(_) => LoginError::AudienceMismatch(err),
+        ClaimsVerificationError::InvalidIssuer(_) => LoginError::TokenIssuerMismatch(err),
+        ClaimsVerificationError::InvalidNonce(_) => LoginError::NonceMismatch(err),
+        ClaimsVerificationError::InvalidSubject(_) => LoginError::SubjectInvalid(Some(err)),
+        ClaimsVerificationError::InvalidAuthTime(_) => LoginError::AuthTimeTooOld(err),
         ClaimsVerificationError::SignatureVerification(e) => signature_error(e),
-        ClaimsVerificationError::Unsupported(_) => LoginError::IdTokenInvalid("unsupported token"),
-        _ => LoginError::IdTokenInvalid("claims rejected"),
+        ClaimsVerificationError::Unsupported(_) => LoginError::IdTokenInvalid {
+            what: "unsupported token",
+            source: Box::new(err),
+        },
+        _ => LoginError::IdTokenInvalid {
+            what: "claims rejected",
+            source: Box::new(err),
+        },
     }
 }
 
+/// Sorts a signature failure into our reasons, keeping it as the source.
 fn signature_error(err: SignatureVerificationError) -> LoginError {
     match err {
-        SignatureVerificationError::NoMatchingKey => LoginError::UnknownSigningKey,
+        SignatureVerificationError::NoMatchingKey => LoginError::UnknownSigningKey(err),
         SignatureVerificationError::DisallowedAlg(_)
         | SignatureVerificationError::NoSignature
-        | SignatureVerificationError::UnsupportedAlg(_) => LoginError::AlgorithmNotAllowed,
-        SignatureVerificationError::AmbiguousKeyId(_) => {
-            LoginError::IdTokenInvalid("ambiguous signing key")
-        }
-        _ => LoginError::SignatureInvalid,
+        | SignatureVerificationError::UnsupportedAlg(_) => LoginError::AlgorithmNotAllowed(err),
+        SignatureVerificationError::AmbiguousKeyId(_) => LoginError::IdTokenInvalid {
+            what: "ambiguous signing key",
+            source: Box::new(err),
+        },
+        _ => LoginError::SignatureInvalid(err),
     }
 }
 
@@ -171,14 +180,14 @@ pub(super) fn verify_id_token(
     {
         let alg = id_token
             .signing_alg()
-            .map_err(|_| LoginError::AlgorithmNotAllowed)?;
+            .map_err(LoginError::AlgorithmNotAllowed)?;
         let key = id_token
             .signing_key(&verifier)
-            .map_err(|_| LoginError::UnknownSigningKey)?;
+            .map_err(LoginError::UnknownSigningKey)?;
         let actual = AccessTokenHash::from_token(access_token, alg, key)
-            .map_err(|_| LoginError::AccessTokenHashMismatch)?;
+            .map_err(|e| LoginError::AccessTokenHashMismatch(Some(e)))?;
         if !bool::from(actual.as_bytes().ct_eq(expected.as_bytes())) {
-            return Err(LoginError::AccessTokenHashMismatch);
+            return Err(LoginError::AccessTokenHashMismatch(None));
         }
     }
 
