@@ -8,7 +8,7 @@
 use openidconnect::core::CoreErrorResponseType;
 use openidconnect::{
     ClaimsVerificationError, DiscoveryError, HttpClientError, RequestTokenError,
-    SignatureVerificationError, SigningError, StandardErrorResponse,
+    SignatureVerificationError, SigningError, StandardErrorResponse, UserInfoError,
 };
 
 /// The error of the HTTP client `openidconnect` uses to talk to the IdP.
@@ -254,4 +254,24 @@ pub(super) fn token_error(
         other @ RequestTokenError::Other(_) => TokenExchangeError::Unexpected(Box::new(other)),
     };
     LoginError::TokenExchangeFailed(failure)
+}
+
+/// Maps a failed userinfo request: a refused token or an answer about someone else ends the
+/// session's trust in its groups; anything else only means the IdP could not be asked.
+pub(super) fn groups_error(err: UserInfoError<HttpError>) -> GroupsError {
+    match err {
+        UserInfoError::Response(status, _, _)
+            if status.as_u16() == 401 || status.as_u16() == 403 =>
+        {
+            GroupsError::Rejected {
+                why: "token refused",
+                source: Box::new(err),
+            }
+        }
+        UserInfoError::ClaimsVerification(_) => GroupsError::Rejected {
+            why: "answer about another subject",
+            source: Box::new(err),
+        },
+        _ => GroupsError::Unavailable(Box::new(err)),
+    }
 }

@@ -30,7 +30,11 @@
 //! no redirects and has timeouts.
 //!
 //! Errors are [`LoginError`]s; [`LoginError::reason`] is a stable machine-readable code for the
-//! audit record. No error message contains token material (codes, tokens, verifiers, nonces).
+//! audit record. No error message contains token material (codes, tokens, verifiers, nonces);
+//! each error keeps the library error behind it as its `source`.
+//!
+//! The ID-token checks are in `verify`, the errors and their mapping from the library's in
+//! `error`.
 
 mod error;
 mod verify;
@@ -59,7 +63,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use error::{discovery_error, idp_unreachable, invalid_settings, token_error};
+use error::{discovery_error, groups_error, idp_unreachable, invalid_settings, token_error};
 use verify::{Checks, GroupsClaim, RpIdToken, verify_id_token};
 
 /// ID-token signature algorithms we accept, regardless of the IdP's
@@ -261,38 +265,10 @@ impl OidcClient {
     /// from `settings.issuer_url` in any byte (A13) and endpoints over plain http unless on a
     /// loopback host.
     pub async fn discover(settings: OidcSettings) -> Result<OidcClient, LoginError> {
-        let issuer = IssuerUrl::new(settings.issuer_url.clone())
-            .map_err(invalid_settings("issuer_url is not a URL"))?;
-        check_transport(issuer.url(), "issuer")?;
-        let redirect = RedirectUrl::new(settings.redirect_url.clone())
-            .map_err(invalid_settings("redirect_url is not a URL"))?;
-        if settings.client_id.is_empty() {
-            return Err(LoginError::InvalidSettings {
-                what: "client_id is empty",
-                source: None,
-            });
-        }
+        let (issuer, redirect) = check_settings(&settings)?;
         let http = http_client()?;
-
         let metadata = fetch_metadata(&http, &issuer).await?;
-        // Exact string comparison: no normalisation of case, port or trailing slash (A13).
-        if metadata.issuer().as_str() != settings.issuer_url {
-            return Err(LoginError::IssuerMismatch {
-                configured: settings.issuer_url,
-                reported: metadata.issuer().as_str().chars().take(200).collect(),
-            });
-        }
-        check_transport(
-            metadata.authorization_endpoint().url(),
-            "authorization endpoint",
-        )?;
-        check_transport(metadata.jwks_uri().url(), "jwks_uri")?;
-        let token_url: TokenUrl = metadata
-            .token_endpoint()
-            .cloned()
-            .ok_or(LoginError::DiscoveryFailed(MetadataError::NoTokenEndpoint))?;
-        check_transport(token_url.url(), "token endpoint")?;
-
+        let token_url = check_metadata(&metadata, &settings.issuer_url)?;
         let jwks_uri = metadata.jwks_uri().clone();
         // Keys only from the metadata's jwks_uri (ASVS 9.1.3), after the issuer check.
         let keys = JsonWebKeySet::fetch_async(&jwks_uri, &http)
@@ -394,27 +370,14 @@ impl OidcClient {
         if pending.is_expired(Utc::now()) {
             return Err(LoginError::LoginExpired);
         }
-        if code.is_empty() {
-            return Err(LoginError::TokenExchangeFailed(
-                TokenExchangeError::EmptyCode,
-            ));
-        }
         let PendingLogin {
             nonce,
             pkce_verifier,
             max_age_secs,
             ..
         } = pending;
-
-        let response = self
-            .client
-            .exchange_code(AuthorizationCode::new(code.to_owned()))
-            .set_pkce_verifier(pkce_verifier)
-            .request_async(&self.http)
-            .await
-            .map_err(token_error)?;
+        let response = self.redeem_code(code, pkce_verifier).await?;
         let id_token = response.id_token().ok_or(LoginError::IdTokenMissing)?;
-
         let checks = Checks {
             nonce: &nonce,
             access_token: Some(response.access_token()),
@@ -423,14 +386,26 @@ impl OidcClient {
             now: Utc::now(),
         };
         let identity = self.verify_with_key_refresh(id_token, &checks).await?;
-        let grant = AccessGrant {
-            token: response.access_token().clone(),
-            expires_at: response
-                .expires_in()
-                .and_then(|d| TimeDelta::from_std(d).ok())
-                .map(|d| checks.now + d),
-        };
-        Ok((identity, grant))
+        Ok((identity, access_grant(&response, checks.now)))
+    }
+
+    /// Exchanges `code` at the token endpoint, with the PKCE verifier and client authentication.
+    async fn redeem_code(
+        &self,
+        code: &str,
+        pkce_verifier: PkceCodeVerifier,
+    ) -> Result<RpTokenResponse, LoginError> {
+        if code.is_empty() {
+            return Err(LoginError::TokenExchangeFailed(
+                TokenExchangeError::EmptyCode,
+            ));
+        }
+        self.client
+            .exchange_code(AuthorizationCode::new(code.to_owned()))
+            .set_pkce_verifier(pkce_verifier)
+            .request_async(&self.http)
+            .await
+            .map_err(token_error)
     }
 
     /// The user's groups as the IdP's userinfo endpoint reports them now, for the access token a
@@ -447,25 +422,10 @@ impl OidcClient {
                 Some(openidconnect::SubjectIdentifier::new(subject.to_owned())),
             )
             .map_err(|e| GroupsError::Unavailable(Box::new(e)))?;
-        let claims: openidconnect::UserInfoClaims<GroupsClaim, CoreGenderClaim> =
-            match request.request_async(&self.http).await {
-                Ok(claims) => claims,
-                Err(e @ openidconnect::UserInfoError::Response(status, _, _))
-                    if status.as_u16() == 401 || status.as_u16() == 403 =>
-                {
-                    return Err(GroupsError::Rejected {
-                        why: "token refused",
-                        source: Box::new(e),
-                    });
-                }
-                Err(e @ openidconnect::UserInfoError::ClaimsVerification(_)) => {
-                    return Err(GroupsError::Rejected {
-                        why: "answer about another subject",
-                        source: Box::new(e),
-                    });
-                }
-                Err(e) => return Err(GroupsError::Unavailable(Box::new(e))),
-            };
+        let claims: openidconnect::UserInfoClaims<GroupsClaim, CoreGenderClaim> = request
+            .request_async(&self.http)
+            .await
+            .map_err(groups_error)?;
         Ok(claims.additional_claims().groups.clone())
     }
 
@@ -515,6 +475,59 @@ impl OidcClient {
         state.generation += 1;
         Ok(true)
     }
+}
+
+/// The access token of a token response, with its expiry counted from `now`.
+fn access_grant(response: &RpTokenResponse, now: DateTime<Utc>) -> AccessGrant {
+    AccessGrant {
+        token: response.access_token().clone(),
+        expires_at: response
+            .expires_in()
+            .and_then(|d| TimeDelta::from_std(d).ok())
+            .map(|d| now + d),
+    }
+}
+
+/// The issuer and callback URLs from the settings, checked before anything is fetched.
+fn check_settings(settings: &OidcSettings) -> Result<(IssuerUrl, RedirectUrl), LoginError> {
+    let issuer = IssuerUrl::new(settings.issuer_url.clone())
+        .map_err(invalid_settings("issuer_url is not a URL"))?;
+    check_transport(issuer.url(), "issuer")?;
+    let redirect = RedirectUrl::new(settings.redirect_url.clone())
+        .map_err(invalid_settings("redirect_url is not a URL"))?;
+    if settings.client_id.is_empty() {
+        return Err(LoginError::InvalidSettings {
+            what: "client_id is empty",
+            source: None,
+        });
+    }
+    Ok((issuer, redirect))
+}
+
+/// Checks the discovery document against the configured issuer and the transport rules, and
+/// returns its token endpoint.
+fn check_metadata(
+    metadata: &CoreProviderMetadata,
+    configured_issuer: &str,
+) -> Result<TokenUrl, LoginError> {
+    // Exact string comparison: no normalisation of case, port or trailing slash (A13).
+    if metadata.issuer().as_str() != configured_issuer {
+        return Err(LoginError::IssuerMismatch {
+            configured: configured_issuer.to_owned(),
+            reported: metadata.issuer().as_str().chars().take(200).collect(),
+        });
+    }
+    check_transport(
+        metadata.authorization_endpoint().url(),
+        "authorization endpoint",
+    )?;
+    check_transport(metadata.jwks_uri().url(), "jwks_uri")?;
+    let token_url = metadata
+        .token_endpoint()
+        .cloned()
+        .ok_or(LoginError::DiscoveryFailed(MetadataError::NoTokenEndpoint))?;
+    check_transport(token_url.url(), "token endpoint")?;
+    Ok(token_url)
 }
 
 /// The HTTP client for talking to the IdP: no redirects (a redirect could carry the code or the

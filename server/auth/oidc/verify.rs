@@ -50,7 +50,8 @@ pub(super) type RpIdToken = IdToken<
     CoreJwsSigningAlgorithm,
 >;
 pub(super) type RpIdTokenClaims = IdTokenClaims<GroupsClaim, CoreGenderClaim>;
-pub(super) type RpVerifier = IdTokenVerifier<'static, CoreJsonWebKey>;
+type RpVerifier = IdTokenVerifier<'static, CoreJsonWebKey>;
+
 /// What a verified ID token is checked against besides issuer, audience and keys.
 pub(super) struct Checks<'a> {
     pub(super) nonce: &'a Nonce,
@@ -100,6 +101,7 @@ pub(super) fn check_azp(
     }
 }
 
+/// `sub` must be 1 to [`MAX_SUBJECT_LEN`] characters.
 fn check_subject(sub: &str) -> Result<(), LoginError> {
     if sub.is_empty() || sub.chars().count() > MAX_SUBJECT_LEN {
         Err(LoginError::SubjectInvalid(None))
@@ -147,7 +149,9 @@ fn signature_error(err: SignatureVerificationError) -> LoginError {
     }
 }
 
-/// Verifies one ID token against one key set and turns it into an [`Identity`].
+/// Verifies one ID token against one key set and turns it into an [`Identity`]: the library's
+/// checks (signature, issuer, audience, times, nonce, `auth_time`), then ours (`azp`, `sub`,
+/// `at_hash`).
 pub(super) fn verify_id_token(
     id_token: &RpIdToken,
     issuer: &IssuerUrl,
@@ -155,43 +159,65 @@ pub(super) fn verify_id_token(
     keys: &CoreJsonWebKeySet,
     checks: &Checks<'_>,
 ) -> Result<Identity, LoginError> {
-    let now = checks.now;
-    let max_age = checks.max_age;
-    let verifier = id_token_verifier(issuer, client_id, keys, now).set_auth_time_verifier_fn(
-        move |auth_time| match max_age {
-            None => Ok(()),
-            Some(max_age) => {
-                let max = TimeDelta::from_std(max_age).unwrap_or(TimeDelta::MAX);
-                match auth_time {
-                    Some(t) if now - t <= max + TimeDelta::seconds(IAT_MAX_FUTURE_SECS) => Ok(()),
-                    _ => Err("auth_time missing or too old".to_owned()),
-                }
-            }
-        },
-    );
+    let verifier = id_token_verifier(issuer, client_id, keys, checks.now)
+        .set_auth_time_verifier_fn(auth_time_check(checks.now, checks.max_age));
     let claims: &RpIdTokenClaims = id_token
         .claims(&verifier, checks.nonce)
         .map_err(claims_error)?;
 
     check_azp(claims.audiences(), claims.authorized_party(), client_id)?;
     check_subject(claims.subject().as_str())?;
-
     if let (Some(expected), Some(access_token)) = (claims.access_token_hash(), checks.access_token)
     {
-        let alg = id_token
-            .signing_alg()
-            .map_err(LoginError::AlgorithmNotAllowed)?;
-        let key = id_token
-            .signing_key(&verifier)
-            .map_err(LoginError::UnknownSigningKey)?;
-        let actual = AccessTokenHash::from_token(access_token, alg, key)
-            .map_err(|e| LoginError::AccessTokenHashMismatch(Some(e)))?;
-        if !bool::from(actual.as_bytes().ct_eq(expected.as_bytes())) {
-            return Err(LoginError::AccessTokenHashMismatch(None));
+        check_at_hash(id_token, &verifier, expected, access_token)?;
+    }
+    Ok(identity_from(issuer, claims))
+}
+
+/// With a `max_age`, `auth_time` must be present and no older than `max_age` (plus the clock
+/// skew allowed for `iat`); without one, anything goes.
+fn auth_time_check(
+    now: DateTime<Utc>,
+    max_age: Option<Duration>,
+) -> impl Fn(Option<DateTime<Utc>>) -> Result<(), String> + Send + Sync + 'static {
+    move |auth_time| match max_age {
+        None => Ok(()),
+        Some(max_age) => {
+            let max = TimeDelta::from_std(max_age).unwrap_or(TimeDelta::MAX);
+            match auth_time {
+                Some(t) if now - t <= max + TimeDelta::seconds(IAT_MAX_FUTURE_SECS) => Ok(()),
+                _ => Err("auth_time missing or too old".to_owned()),
+            }
         }
     }
+}
 
-    Ok(Identity {
+/// `at_hash` must be the hash of the access token we received, with the token's own algorithm
+/// and key (constant-time comparison).
+fn check_at_hash(
+    id_token: &RpIdToken,
+    verifier: &RpVerifier,
+    expected: &AccessTokenHash,
+    access_token: &AccessToken,
+) -> Result<(), LoginError> {
+    let alg = id_token
+        .signing_alg()
+        .map_err(LoginError::AlgorithmNotAllowed)?;
+    let key = id_token
+        .signing_key(verifier)
+        .map_err(LoginError::UnknownSigningKey)?;
+    let actual = AccessTokenHash::from_token(access_token, alg, key)
+        .map_err(|e| LoginError::AccessTokenHashMismatch(Some(e)))?;
+    if bool::from(actual.as_bytes().ct_eq(expected.as_bytes())) {
+        Ok(())
+    } else {
+        Err(LoginError::AccessTokenHashMismatch(None))
+    }
+}
+
+/// The claims the portal keeps, from a verified ID token.
+fn identity_from(issuer: &IssuerUrl, claims: &RpIdTokenClaims) -> Identity {
+    Identity {
         issuer: issuer.as_str().to_owned(),
         subject: claims.subject().as_str().to_owned(),
         email: claims.email().map(|e| e.as_str().to_owned()),
@@ -201,5 +227,5 @@ pub(super) fn verify_id_token(
             .map(|n| n.as_str().to_owned()),
         groups: claims.additional_claims().groups.clone(),
         auth_time: claims.auth_time(),
-    })
+    }
 }
