@@ -78,19 +78,29 @@ async fn fake_idp(initial_jwks: &CoreJsonWebKeySet) -> FakeIdp {
     }
 }
 
+/// Our registration at the test IdP (client secret `s`).
+fn fake_settings(issuer: &str) -> OidcSettings {
+    OidcSettings {
+        issuer_url: issuer.to_owned(),
+        client_id: CLIENT.to_owned(),
+        client_secret: ClientSecret::new("s".to_owned()),
+        redirect_url: "http://127.0.0.1:1/auth/callback".to_owned(),
+    }
+}
+
+/// A client discovered from the test IdP.
+async fn discover(idp: &FakeIdp) -> OidcClient {
+    OidcClient::discover(fake_settings(&idp.issuer))
+        .await
+        .expect("discovery against the fake IdP")
+}
+
 #[tokio::test]
 async fn unknown_kid_refetches_jwks_once_per_cooldown() {
     let a = key(KEY_A, Some("a"));
     let b = key(KEY_B, Some("b"));
     let idp = fake_idp(&jwks(&[&a])).await;
-    let oidc = OidcClient::discover(OidcSettings {
-        issuer_url: idp.issuer.clone(),
-        client_id: CLIENT.to_owned(),
-        client_secret: ClientSecret::new("s".to_owned()),
-        redirect_url: "http://127.0.0.1:1/auth/callback".to_owned(),
-    })
-    .await
-    .expect("discovery against the fake IdP");
+    let oidc = discover(&idp).await;
     assert_eq!(
         idp.jwks_hits.load(Ordering::SeqCst),
         1,
@@ -104,12 +114,7 @@ async fn unknown_kid_refetches_jwks_once_per_cooldown() {
     c = c.set_issuer(IssuerUrl::new(idp.issuer.clone()).unwrap());
     let token = sign(c.clone(), &b);
     let nonce = Nonce::new(NONCE.to_owned());
-    let checks = Checks {
-        nonce: &nonce,
-        access_token: None,
-        max_age: None,
-        now,
-    };
+    let checks = checks_at(&nonce, now);
     let id = oidc
         .verify_with_key_refresh(&token, &checks)
         .await
@@ -135,30 +140,14 @@ async fn unknown_kid_refetches_jwks_once_per_cooldown() {
     assert_eq!(idp.jwks_hits.load(Ordering::SeqCst), 2);
 
     // HS256 stays refused although this IdP advertises it.
-    let header = serde_json::json!({"alg": "HS256"});
     let mut body = payload(now);
     body["iss"] = serde_json::Value::String(idp.issuer.clone());
-    let input = format!(
-        "{}.{}",
-        b64(header.to_string().as_bytes()),
-        b64(body.to_string().as_bytes())
-    );
-    let sig = hmac_sha256(b"s", input.as_bytes());
-    let hs: RpIdToken = raw_token(header, &body, &sig).parse().unwrap();
+    let hs = hmac_token(serde_json::json!({"alg": "HS256"}), &body, b"s");
     let err = oidc
         .verify_with_key_refresh(&hs, &checks)
         .await
         .unwrap_err();
     assert_eq!(err.reason(), "alg_not_allowed");
-}
-
-fn fake_settings(issuer: &str) -> OidcSettings {
-    OidcSettings {
-        issuer_url: issuer.to_owned(),
-        client_id: CLIENT.to_owned(),
-        client_secret: ClientSecret::new("s".to_owned()),
-        redirect_url: "http://127.0.0.1:1/auth/callback".to_owned(),
-    }
 }
 
 #[tokio::test]
@@ -187,9 +176,7 @@ async fn discovery_reports_the_mismatching_issuer_and_fetches_no_keys() {
 async fn an_expired_pending_login_is_refused_before_any_exchange() {
     let a = key(KEY_A, Some("a"));
     let idp = fake_idp(&jwks(&[&a])).await;
-    let oidc = OidcClient::discover(fake_settings(&idp.issuer))
-        .await
-        .unwrap();
+    let oidc = discover(&idp).await;
     let old = pending(Utc::now() - TimeDelta::minutes(11));
     let err = oidc.finish("some-code", old).await.unwrap_err();
     assert_eq!(err.reason(), "login_expired");
@@ -199,14 +186,7 @@ async fn an_expired_pending_login_is_refused_before_any_exchange() {
 async fn begin_produces_pkce_s256_and_fresh_secrets() {
     let a = key(KEY_A, Some("a"));
     let idp = fake_idp(&jwks(&[&a])).await;
-    let oidc = OidcClient::discover(OidcSettings {
-        issuer_url: idp.issuer.clone(),
-        client_id: CLIENT.to_owned(),
-        client_secret: ClientSecret::new("s".to_owned()),
-        redirect_url: "http://127.0.0.1:1/auth/callback".to_owned(),
-    })
-    .await
-    .unwrap();
+    let oidc = discover(&idp).await;
     let (url, p1) = oidc.begin();
     let (_, p2) = oidc.begin();
     let q: std::collections::HashMap<_, _> = url.query_pairs().into_owned().collect();

@@ -124,19 +124,23 @@ fn sign(claims: RpIdTokenClaims, key: &CoreRsaPrivateSigningKey) -> RpIdToken {
     .expect("sign test token")
 }
 
+/// Checks with our nonce only (no access token, no `max_age`), at `now`.
+fn checks_at(nonce: &Nonce, now: DateTime<Utc>) -> Checks<'_> {
+    Checks {
+        nonce,
+        access_token: None,
+        max_age: None,
+        now,
+    }
+}
+
 fn verify_at(
     token: &RpIdToken,
     keys: &CoreJsonWebKeySet,
     now: DateTime<Utc>,
 ) -> Result<Identity, LoginError> {
     let nonce = Nonce::new(NONCE.to_owned());
-    let checks = Checks {
-        nonce: &nonce,
-        access_token: None,
-        max_age: None,
-        now,
-    };
-    verify(token, keys, &checks)
+    verify(token, keys, &checks_at(&nonce, now))
 }
 
 fn verify(
@@ -173,14 +177,24 @@ fn hmac_sha256(key: &[u8], msg: &[u8]) -> Vec<u8> {
     mac.finalize().into_bytes().to_vec()
 }
 
+/// The JWS signing input: header and payload, base64url-encoded, joined by a dot.
+fn signing_input(header: &serde_json::Value, payload: &serde_json::Value) -> String {
+    format!(
+        "{}.{}",
+        b64(header.to_string().as_bytes()),
+        b64(payload.to_string().as_bytes())
+    )
+}
+
 /// A compact JWS with any header, signed (or not) by hand.
 fn raw_token(header: serde_json::Value, payload: &serde_json::Value, sig: &[u8]) -> String {
-    format!(
-        "{}.{}.{}",
-        b64(header.to_string().as_bytes()),
-        b64(payload.to_string().as_bytes()),
-        b64(sig)
-    )
+    format!("{}.{}", signing_input(&header, payload), b64(sig))
+}
+
+/// A token MACed with HMAC-SHA256 under `secret`, whatever its header says.
+fn hmac_token(header: serde_json::Value, payload: &serde_json::Value, secret: &[u8]) -> RpIdToken {
+    let sig = hmac_sha256(secret, signing_input(&header, payload).as_bytes());
+    raw_token(header, payload, &sig).parse().unwrap()
 }
 
 fn payload(now: DateTime<Utc>) -> serde_json::Value {
