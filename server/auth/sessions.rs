@@ -119,14 +119,14 @@ async fn refresh_groups(auth: &Auth, token: &str, row: &mut SessionRow) -> Resul
             auth.sessions.put(row);
             Ok(true)
         }
-        Err(GroupsError::Rejected(why)) => {
+        Err(GroupsError::Rejected { why, .. }) => {
             tracing::info!(user.id = %row.user_id, "The identity provider refused a session's token ({why}); the session ends.");
             end_session(auth, &row.id_hash).await?;
             Err(AppError::Unauthenticated {
                 return_to: "/".into(),
             })
         }
-        Err(GroupsError::Unavailable) => Ok(false),
+        Err(GroupsError::Unavailable(_)) => Ok(false),
     }
 }
 
