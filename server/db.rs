@@ -91,9 +91,10 @@ static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations
 
 /// SQLite settings the portal relies on, set on every connection and checked at start (G1):
 /// WAL, `synchronous=FULL` so an acknowledged write survives a power cut, foreign keys, and a
-/// busy timeout so writers queue instead of failing.
+/// busy timeout so writers queue instead of failing. Recursive triggers, because without them
+/// `INSERT OR REPLACE` deletes the row it replaces without firing the audit log's delete trigger.
 const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
-    PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;";
+    PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000; PRAGMA recursive_triggers = ON;";
 
 impl Db {
     /// Connects, creating the SQLite file (and its folder) if needed.

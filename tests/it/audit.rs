@@ -96,7 +96,8 @@ async fn refused(pool: &sqlx::AnyPool, sql: &str) -> Option<String> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn on_postgres_the_portals_own_role_cannot_alter_or_empty_the_audit_log() {
+async fn on_postgres_the_portals_own_role_cannot_alter_or_empty_the_audit_log_and_its_triggers_refuse_even_the_owner()
+ {
     use sqlx::Row;
     let admin_url = crate::support::harness_env("STACKGATE_TEST_PG_URL");
     sqlx::any::install_default_drivers();
@@ -135,37 +136,85 @@ async fn on_postgres_the_portals_own_role_cannot_alter_or_empty_the_audit_log() 
     let alice = app.login("alice").await;
     alice.submit("network", "200000000001", "roles").await;
     let as_app = sqlx::AnyPool::connect(&app_url).await.unwrap();
-    let before: i64 = sqlx::query("select count(*) from audit_log")
-        .fetch_one(&as_app)
-        .await
-        .unwrap()
-        .try_get(0)
-        .unwrap();
-    assert!(before >= 2);
+    let before = crate::security::audit_snapshot(&app.state.db).await;
+    assert!(before.as_array().unwrap().len() >= 2, "{before}");
+    let verifications = |pool: sqlx::AnyPool| async move {
+        sqlx::query("select count(*) from audit_verifications")
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+            .try_get::<i64, _>(0)
+            .unwrap()
+    };
+    let verified_before = verifications(as_app.clone()).await;
+    // The portal's own role: refused by its privileges, each statement for its own reason.
+    for (sql, reason) in [
+        (
+            "update audit_log set actor_name = 'mallory' where seq = 1",
+            "permission denied for table audit_log",
+        ),
+        (
+            "delete from audit_log where seq = 1",
+            "permission denied for table audit_log",
+        ),
+        (
+            "truncate audit_log",
+            "permission denied for table audit_log",
+        ),
+        (
+            "alter table audit_log disable trigger all",
+            "must be owner of table audit_log",
+        ),
+        (
+            "drop trigger audit_log_no_update on audit_log",
+            "must be owner of relation audit_log",
+        ),
+        ("drop table audit_log", "must be owner of table audit_log"),
+        (
+            "delete from audit_verifications",
+            "permission denied for table audit_verifications",
+        ),
+    ] {
+        let error = refused(&as_app, sql).await;
+        assert!(
+            error.as_deref().is_some_and(|e| e.contains(reason)),
+            "{sql}: expected \"{reason}\", got {error:?}"
+        );
+        assert_eq!(
+            crate::security::audit_snapshot(&app.state.db).await,
+            before,
+            "{sql} changed the log"
+        );
+    }
+    assert_eq!(verifications(as_app.clone()).await, verified_before);
+    // Its triggers are still there, enabled, and refuse even the owner (who holds the
+    // privileges the portal's role lacks) with their own message.
+    let as_owner = sqlx::AnyPool::connect(&owner_url).await.unwrap();
+    let triggers: i64 = sqlx::query(
+        "select count(*) from pg_trigger where tgrelid = 'audit_log'::regclass \
+         and not tgisinternal and tgenabled <> 'D'",
+    )
+    .fetch_one(&as_owner)
+    .await
+    .unwrap()
+    .try_get(0)
+    .unwrap();
+    assert_eq!(triggers, 2, "audit_log_no_update and audit_log_no_truncate");
     for sql in [
         "update audit_log set actor_name = 'mallory' where seq = 1",
         "delete from audit_log where seq = 1",
         "truncate audit_log",
-        "alter table audit_log disable trigger all",
-        "drop trigger audit_log_no_update on audit_log",
-        "drop table audit_log",
-        "delete from audit_verifications",
     ] {
-        let error = refused(&as_app, sql).await;
+        let error = refused(&as_owner, sql).await;
         assert!(
             error
                 .as_deref()
-                .is_some_and(|e| e.contains("permission denied") || e.contains("must be owner")),
-            "{sql}: {error:?}"
+                .is_some_and(|e| e.contains("audit_log is append-only")),
+            "the owner's {sql}: {error:?}"
         );
     }
-    let first: String = sqlx::query("select actor_name from audit_log where seq = 1")
-        .fetch_one(&as_app)
-        .await
-        .unwrap()
-        .try_get(0)
-        .unwrap();
-    assert_ne!(first, "mallory");
+    assert_eq!(crate::security::audit_snapshot(&app.state.db).await, before);
+    as_owner.close().await;
     as_app.close().await;
     app.stop().await;
     for sql in [

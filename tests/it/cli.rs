@@ -50,27 +50,6 @@ fn the_cli_lists_renders_and_checks_blueprints() {
     let rendered = temp("prod.json");
     std::fs::write(&rendered, &out.stdout).unwrap();
 
-    let params = temp("params.json");
-    std::fs::write(&params, r#"{"vpc_cidr": "8.8.0.0/16", "az_count": "4"}"#).unwrap();
-    let out = stackgate()
-        .args([
-            "render",
-            "--blueprint",
-            "network",
-            "--environment",
-            "dev",
-            "--params",
-        ])
-        .arg(&params)
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let errors = String::from_utf8(out.stderr).unwrap();
-    assert!(
-        errors.contains("vpc_cidr") && errors.contains("az_count"),
-        "one message per parameter: {errors}"
-    );
-
     let out = stackgate().arg("check").arg(&rendered).output().unwrap();
     assert_eq!(
         out.status.code(),
@@ -90,6 +69,161 @@ fn the_cli_lists_renders_and_checks_blueprints() {
     assert_eq!(out.status.code(), Some(1));
     let report = String::from_utf8(out.stdout).unwrap();
     assert!(report.contains("FAIL vpc_flow_logs_enabled"), "{report}");
+}
+
+#[test]
+fn render_with_bad_parameters_exits_2_with_exactly_one_message_per_bad_parameter() {
+    for (params, bad) in [
+        (r#"{"vpc_cidr": "8.8.0.0/16"}"#, vec!["vpc_cidr"]),
+        (
+            r#"{"vpc_cidr": "8.8.0.0/16", "az_count": "4"}"#,
+            vec!["vpc_cidr", "az_count"],
+        ),
+        (
+            r#"{"vpc_cidr": "10.0.0.0/8", "az_count": "one", "colour": "blue"}"#,
+            vec!["vpc_cidr", "az_count", "colour"],
+        ),
+    ] {
+        let file = temp("params.json");
+        std::fs::write(&file, params).unwrap();
+        let out = stackgate()
+            .args([
+                "render",
+                "--blueprint",
+                "network",
+                "--environment",
+                "dev",
+                "--params",
+            ])
+            .arg(&file)
+            .output()
+            .unwrap();
+        let errors = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(out.status.code(), Some(2), "{params}: {errors}");
+        assert!(out.stdout.is_empty(), "{params}: no template on stdout");
+        let lines: Vec<&str> = errors.lines().collect();
+        assert_eq!(lines.len(), bad.len(), "{params}: one line each: {errors}");
+        for name in &bad {
+            let about: Vec<&&str> = lines
+                .iter()
+                .filter(|l| l.starts_with(&format!("{name}: ")))
+                .collect();
+            assert_eq!(about.len(), 1, "{params}: one message for {name}: {errors}");
+            assert!(
+                about[0].len() > name.len() + 10,
+                "{params}: the message says what is wrong: {errors}"
+            );
+        }
+    }
+}
+
+/// The settings `stackgate serve` and `audit-verify` need, with a SQLite database at `url`.
+fn with_settings(mut c: Command, url: &str) -> Command {
+    c.env("STACKGATE_DATABASE_URL", url)
+        .env("STACKGATE_OIDC_ISSUER", "http://127.0.0.1:9")
+        .env("STACKGATE_OIDC_CLIENT_ID", "c")
+        .env("STACKGATE_OIDC_CLIENT_SECRET", "s")
+        .env("STACKGATE_AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+        .env("STACKGATE_CONFIG", "config/demo.toml");
+    c
+}
+
+/// Waits for `child` to exit (it must, within `within`); kills it otherwise.
+fn exit_of(mut child: std::process::Child, within: Duration) -> Option<std::process::Output> {
+    let deadline = Instant::now() + within;
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return Some(child.wait_with_output().unwrap());
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn serve_refuses_to_start_on_a_sqlite_database_without_its_durability_settings() {
+    // An in-memory SQLite database cannot be put in WAL mode; a path-less one is no file at all.
+    let memory = format!("sqlite://{}?mode=memory", temp("memory.db").display());
+    for (url, message) in [
+        (
+            memory.as_str(),
+            "SQLite PRAGMA journal_mode is memory, expected wal",
+        ),
+        ("sqlite://:memory:", "give SQLite a file path"),
+    ] {
+        let child = with_settings(stackgate(), url)
+            .arg("serve")
+            .env("STACKGATE_LISTEN", format!("127.0.0.1:{}", free_port()))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = exit_of(child, Duration::from_secs(30))
+            .unwrap_or_else(|| panic!("{url}: the portal started"));
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(out.status.code(), Some(1), "{url}: {err}");
+        assert!(err.contains(message), "{url}: the message says why: {err}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_verify_exits_0_on_an_intact_chain_and_1_naming_the_broken_record() {
+    // A portal's database: registering the demo accounts writes a record each.
+    let db = temp("audit.db");
+    let url = format!("sqlite://{}", db.display());
+    let config = crate::support::test_config(
+        vec![
+            ("STACKGATE_CONFIG", crate::support::repo("config/demo.toml")),
+            ("STACKGATE_DATABASE_URL", url.clone()),
+            ("STACKGATE_OIDC_ISSUER", "http://127.0.0.1:9".into()),
+            ("STACKGATE_OIDC_CLIENT_ID", "c".into()),
+            ("STACKGATE_OIDC_CLIENT_SECRET", "s".into()),
+            (
+                "STACKGATE_CATALOG_DIR",
+                crate::support::repo("cloudformation"),
+            ),
+            (
+                "STACKGATE_RULES_DIR",
+                crate::support::repo("cloudformation/rules"),
+            ),
+        ],
+        &[],
+    );
+    let state = stackgate::build_state(config).await.unwrap();
+    let records = crate::support::audit_log(&state.db).await.len();
+    assert!(records >= 3, "{records}");
+    let verify = || {
+        let out = with_settings(stackgate(), &url)
+            .arg("audit-verify")
+            .output()
+            .unwrap();
+        (out.status.code(), String::from_utf8(out.stdout).unwrap())
+    };
+    let (code, report) = verify();
+    assert_eq!(code, Some(0), "{report}");
+    assert!(
+        report.starts_with(&format!("audit chain verified up to #{records} ")),
+        "{report}"
+    );
+    // Someone with the file bypasses the trigger and edits record 2.
+    for sql in [
+        "drop trigger audit_log_no_update",
+        "update audit_log set actor_name = 'mallory' where seq = 2",
+    ] {
+        sqlx::query(sql).execute(state.db.pool()).await.unwrap();
+    }
+    state.db.close().await;
+    drop(state);
+    let (code, report) = verify();
+    assert_eq!(code, Some(1), "{report}");
+    assert!(
+        report.starts_with("audit chain broken at #2: ") && report.contains("verified up to #1"),
+        "{report}"
+    );
 }
 
 #[test]

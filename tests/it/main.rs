@@ -10,6 +10,7 @@ mod audit;
 mod aws;
 mod blueprints;
 mod cli;
+mod emulator;
 mod engine;
 mod input_limits;
 mod journey;

@@ -1,14 +1,17 @@
 //! The OIDC relying-party client (`stackgate::auth::oidc`) against the real test IdP
-//! (`tests/harness/idp.mjs`, npm `oidc-provider`): full authorization-code flow with PKCE,
-//! scripted login, and the failure cases the IdP itself can produce (A1, A2/A13, A10, A14).
+//! (`tests/harness/idp.mjs`, npm `oidc-provider`): the authorization URL it builds, the identity
+//! it reads from the ID token, the checks it makes itself (state, nonce, its own PKCE verifier,
+//! the issuer at discovery) and what its errors say. The IdP's own behaviour (its SSO session,
+//! login hints, unknown users, redirect URI rules) is not tested here: the portal's sign-in
+//! tests meet it through the portal.
 //!
 //! [`login_via_idp`] is the reusable scripted login: it plays the browser from the authorization
 //! URL to the redirect back to the portal's callback.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use stackgate::auth::oidc::{
-    BeginOptions, Identity, LoginError, OidcClient, OidcSettings, PendingLogin, state_matches,
+    Identity, LoginError, OidcClient, OidcSettings, PendingLogin, state_matches,
 };
 
 use crate::support::harness_env;
@@ -292,7 +295,6 @@ async fn authorization_url_asks_for_code_with_pkce_s256_state_and_nonce() {
 
 #[tokio::test]
 async fn alice_logs_in_with_subject_email_name_and_groups() {
-    let started = Instant::now();
     let oidc = client().await;
     let id = login(&oidc, "alice").await.expect("alice logs in");
     assert_eq!(id.issuer, issuer());
@@ -307,23 +309,6 @@ async fn alice_logs_in_with_subject_email_name_and_groups() {
         age >= chrono::TimeDelta::seconds(-5) && age < chrono::TimeDelta::seconds(60),
         "auth_time {auth_time} is not about now"
     );
-    assert!(started.elapsed() < Duration::from_secs(15));
-}
-
-#[tokio::test]
-async fn frank_has_both_payments_groups_and_grace_lending() {
-    let oidc = client().await;
-    let frank = login(&oidc, "frank").await.expect("frank logs in");
-    assert_eq!(frank.subject, "5062cf63-frank");
-    assert_eq!(
-        frank.groups,
-        vec![
-            "payments-requesters".to_owned(),
-            "payments-approvers".to_owned()
-        ]
-    );
-    let grace = login(&oidc, "grace").await.expect("grace logs in");
-    assert_eq!(grace.groups, vec!["lending-requesters".to_owned()]);
 }
 
 #[tokio::test]
@@ -338,75 +323,6 @@ async fn mallory_shares_alices_email_but_not_her_identity() {
 }
 
 #[tokio::test]
-async fn each_demo_user_gets_their_groups() {
-    let oidc = client().await;
-    for (user, group) in [
-        ("bob", "payments-approvers"),
-        ("carol", "security-approvers"),
-        ("dave", "platform-admins"),
-        ("erin", "auditors"),
-    ] {
-        let id = login(&oidc, user).await.expect("demo user logs in");
-        assert_eq!(id.groups, vec![group.to_owned()], "{user}");
-        assert!(id.subject.ends_with(user), "{user}: {}", id.subject);
-    }
-}
-
-#[tokio::test]
-async fn sso_session_in_the_same_browser_skips_the_form_and_prompt_login_forces_it() {
-    let oidc = client().await;
-    let browser = browser();
-    let (url, pending) = oidc.begin();
-    let cb = parse_callback(&login_via_idp(&browser, url.as_str(), "bob").await);
-    assert_eq!(
-        oidc.finish(&cb.code, pending).await.expect("bob").subject,
-        "1c2e8b2f-bob"
-    );
-
-    // Same cookie jar: the IdP session logs bob in again whatever user we would type.
-    let (url, pending) = oidc.begin();
-    let cb = parse_callback(&login_via_idp(&browser, url.as_str(), "carol").await);
-    assert_eq!(
-        oidc.finish(&cb.code, pending).await.expect("sso").subject,
-        "1c2e8b2f-bob"
-    );
-
-    // prompt=login makes the IdP ask again, so the user can switch.
-    let options = BeginOptions {
-        force_login: true,
-        ..BeginOptions::default()
-    };
-    let (url, pending) = oidc.begin_with(&options);
-    let cb = parse_callback(&login_via_idp(&browser, url.as_str(), "carol").await);
-    let carol = oidc.finish(&cb.code, pending).await.expect("carol");
-    assert_eq!(carol.subject, "2d3f9c30-carol");
-}
-
-#[tokio::test]
-async fn max_age_login_carries_fresh_auth_time() {
-    let oidc = client().await;
-    let options = BeginOptions {
-        max_age: Some(Duration::from_secs(300)),
-        ..BeginOptions::default()
-    };
-    let (url, pending) = oidc.begin_with(&options);
-    assert!(url.query_pairs().any(|(k, v)| k == "max_age" && v == "300"));
-    let cb = parse_callback(&login_via_idp(&browser(), url.as_str(), "dave").await);
-    let id = oidc.finish(&cb.code, pending).await.expect("dave");
-    assert!(id.auth_time.is_some());
-}
-
-#[tokio::test]
-async fn unknown_user_is_rejected_by_the_idp() {
-    let oidc = client().await;
-    let (url, _pending) = oidc.begin();
-    let failure = try_login_via_idp(&browser(), url.as_str(), "nobody")
-        .await
-        .expect_err("unknown users do not get a code");
-    assert_eq!(failure.status, reqwest::StatusCode::FORBIDDEN);
-}
-
-#[tokio::test]
 async fn state_comparison_is_exact() {
     let oidc = client().await;
     let (_, pending) = oidc.begin();
@@ -416,20 +332,6 @@ async fn state_comparison_is_exact() {
     assert!(!state_matches(&state, &format!("{state}x")));
     assert!(!state_matches(&state, ""));
     assert!(!pending.state_matches(&state.to_uppercase()));
-}
-
-#[tokio::test]
-async fn finishing_with_another_logins_verifier_fails_at_the_token_endpoint() {
-    let oidc = client().await;
-    let (url, mine) = oidc.begin();
-    let (_, other) = oidc.begin();
-    let cb = parse_callback(&login_via_idp(&browser(), url.as_str(), "alice").await);
-    // Another transaction entirely (wrong verifier and nonce): PKCE fails first.
-    assert_eq!(
-        reason(oidc.finish(&cb.code, copy(&other)).await),
-        "token_exchange_failed"
-    );
-    drop(mine);
 }
 
 #[tokio::test]
@@ -505,17 +407,6 @@ async fn wrong_client_secret_is_refused_by_the_token_endpoint() {
 }
 
 #[tokio::test]
-async fn an_unregistered_callback_is_refused_by_the_idp() {
-    let mut s = settings(issuer());
-    s.redirect_url = "http://127.0.0.1:18080/elsewhere".to_owned();
-    let oidc = OidcClient::discover(s).await.expect("discovery");
-    let (url, _pending) = oidc.begin();
-    let response = browser().get(url.as_str()).send().await.expect("IdP");
-    assert_eq!(response.status(), reqwest::StatusCode::BAD_REQUEST);
-    assert!(response.headers().get(reqwest::header::LOCATION).is_none());
-}
-
-#[tokio::test]
 async fn issuer_spelled_differently_is_refused_at_discovery() {
     let issuer = issuer();
     for variant in [
@@ -535,12 +426,15 @@ async fn unreachable_idp_is_reported_as_such() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("addr").port();
     drop(listener);
-    let started = Instant::now();
-    let err = OidcClient::discover(settings(format!("http://127.0.0.1:{port}")))
-        .await
-        .expect_err("nothing listens there");
+    // A closed port answers at once: discovery must report it, not hang.
+    let err = tokio::time::timeout(
+        Duration::from_secs(10),
+        OidcClient::discover(settings(format!("http://127.0.0.1:{port}"))),
+    )
+    .await
+    .expect("discovery ends")
+    .expect_err("nothing listens there");
     assert_eq!(err.reason(), "idp_unreachable");
-    assert!(started.elapsed() < Duration::from_secs(10));
 }
 
 #[tokio::test]
@@ -549,44 +443,4 @@ async fn plain_http_issuer_off_loopback_is_refused() {
         .await
         .expect_err("plain http to a remote host");
     assert_eq!(err.reason(), "insecure_endpoint");
-}
-
-#[tokio::test]
-async fn login_hint_skips_the_form() {
-    let oidc = client().await;
-    let options = BeginOptions {
-        login_hint: Some("erin".to_owned()),
-        ..BeginOptions::default()
-    };
-    let (url, pending) = oidc.begin_with(&options);
-    // Had the form been shown, typing this unknown user would have been refused with 403.
-    let callback = try_login_via_idp(&browser(), url.as_str(), "not-a-user")
-        .await
-        .expect("no form with a login_hint");
-    let cb = parse_callback(&callback);
-    let id = oidc.finish(&cb.code, pending).await.expect("erin");
-    assert_eq!(id.subject, "4f51be52-erin");
-    assert_eq!(id.groups, vec!["auditors".to_owned()]);
-}
-
-#[tokio::test]
-async fn localhost_callback_on_another_port_is_accepted() {
-    let callback_url = "http://localhost:18081/auth/callback";
-    let mut s = settings(issuer());
-    s.redirect_url = callback_url.to_owned();
-    let oidc = OidcClient::discover(s).await.expect("discovery");
-    let (url, pending) = oidc.begin();
-    let callback = login_via_idp(&browser(), url.as_str(), "grace").await;
-    assert!(
-        callback.starts_with(&format!("{callback_url}?")),
-        "{callback}"
-    );
-    let code = url::Url::parse(&callback)
-        .expect("callback URL")
-        .query_pairs()
-        .find(|(k, _)| k == "code")
-        .map(|(_, v)| v.into_owned())
-        .expect("code");
-    let id = oidc.finish(&code, pending).await.expect("grace");
-    assert_eq!(id.subject, "6173d074-grace");
 }

@@ -372,33 +372,68 @@ async fn every_response_carries_the_security_headers() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_audit_log_refuses_updates_and_deletes_on_sqlite() {
+async fn the_audit_log_refuses_updates_and_deletes_with_its_trigger_and_stays_unchanged_on_sqlite()
+{
     audit_is_append_only(Backend::Sqlite).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_audit_log_refuses_updates_and_deletes_on_postgres() {
+async fn the_audit_log_refuses_updates_deletes_and_truncation_with_its_trigger_and_stays_unchanged_on_postgres()
+ {
     audit_is_append_only(Backend::Postgres).await;
 }
+
+/// Every record of the audit log, every field, as JSON.
+pub async fn audit_snapshot(db: &stackgate::db::Db) -> serde_json::Value {
+    serde_json::to_value(crate::support::audit_log(db).await).unwrap()
+}
+
+/// An insert that collides with record 1: as an upsert or a replace it would rewrite it.
+const COLLIDING_RECORD: &str = "(seq, at, actor_name, action, object_type, object_id, outcome, \
+    detail_json, prev_hash, hash) values (1, 0, 'mallory', 'auth.login', 'user', 'x', 'success', \
+    '{}', 'x', 'x')";
 
 async fn audit_is_append_only(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let _alice = app.login("alice").await;
     let pool = app.state.db.pool();
-    for sql in [
-        "update audit_log set actor_name = 'mallory'",
-        "delete from audit_log",
-        "delete from audit_log where seq = 1",
-    ] {
-        let result = sqlx::query(sql).execute(pool).await;
-        assert!(result.is_err(), "{sql} was allowed on {backend:?}");
+    let before = audit_snapshot(&app.state.db).await;
+    assert!(before.as_array().unwrap().len() >= 2, "{before}");
+    let mut statements = vec![
+        "update audit_log set actor_name = 'mallory'".to_string(),
+        "update audit_log set actor_name = 'mallory' where seq = 1".to_string(),
+        "update audit_log set hash = prev_hash where seq = 2".to_string(),
+        "delete from audit_log".to_string(),
+        "delete from audit_log where seq = 1".to_string(),
+        format!(
+            "insert into audit_log {COLLIDING_RECORD} on conflict (seq) do update set \
+             actor_name = 'mallory'"
+        ),
+    ];
+    match backend {
+        // SQLite's REPLACE deletes the old row on its own: the delete trigger must still fire.
+        Backend::Sqlite => statements.extend([
+            format!("insert or replace into audit_log {COLLIDING_RECORD}"),
+            format!("replace into audit_log {COLLIDING_RECORD}"),
+        ]),
+        Backend::Postgres => statements.push("truncate audit_log".to_string()),
     }
-    if backend == Backend::Postgres {
+    for sql in statements {
+        let error = sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+            .execute(pool)
+            .await
+            .err()
+            .map(|e| e.to_string());
         assert!(
-            sqlx::query("truncate audit_log")
-                .execute(pool)
-                .await
-                .is_err()
+            error
+                .as_deref()
+                .is_some_and(|e| e.contains("audit_log is append-only")),
+            "{backend:?}: {sql}: refused by the trigger? {error:?}"
+        );
+        assert_eq!(
+            audit_snapshot(&app.state.db).await,
+            before,
+            "{backend:?}: {sql} changed the log"
         );
     }
     let v = stackgate::audit::store::verify(&app.state.db)
