@@ -8,7 +8,8 @@ use super::{Connect, Worker};
 use crate::accounts::Account;
 use crate::audit::{self, Actor, Entry};
 use crate::aws::{
-    ChangeSetInput, ChangeSetKind, DeployError, StackOps, StatusClass, stack_status_class,
+    ChangeSetInput, ChangeSetKind, DeployError, StackOps, StackState, StatusClass,
+    stack_status_class,
 };
 use crate::deployments::store::{self, Patch};
 use crate::deployments::{Change, Deployment, DeploymentStatus, Event, Output, Step};
@@ -187,40 +188,11 @@ impl<C: Connect> Worker<C> {
             Ok(s) => s,
             Err(e) => return Ok(Err(classify(e))),
         };
-        // Never touch a stack this team does not own, even with the same name, and whatever its
-        // state. A stack under review shows no tags yet: it is ours only if it holds this
-        // deployment's change set (a create whose answer was lost). The message names no team.
         if let Some(s) = &existing {
-            let owner = s
-                .tags
-                .iter()
-                .find(|(k, _)| k == "stackgate:team")
-                .map(|(_, v)| v.as_str());
-            let ours = match owner {
-                Some(team) => team == request.team,
-                None if s.status == "REVIEW_IN_PROGRESS" => {
-                    let name = job.change_set_name();
-                    match self
-                        .beat(job, ops.change_set_arn(&job.stack_name, &name))
-                        .await?
-                    {
-                        // Created by this deployment already: use it, create nothing.
-                        Ok(arn) => return Ok(Ok(arn)),
-                        Err(DeployError::NotFound(_)) => false,
-                        Err(e) => return Ok(Err(classify(e))),
-                    }
-                }
-                None => false,
-            };
-            if !ours {
-                return Ok(Err(done(
-                    DeploymentStatus::Failed,
-                    Some(format!(
-                        "A stack named {} already exists in account {} and was not created by \
-                         this request: choose another environment name.",
-                        job.stack_name, job.account_id
-                    )),
-                )));
+            match self.ownership(ops, job, request, s).await? {
+                Ownership::Ours => {}
+                Ownership::CreatedAlready(arn) => return Ok(Ok(arn)),
+                Ownership::Refused(o) => return Ok(Err(o)),
             }
         }
         let kind = match &existing {
@@ -274,6 +246,52 @@ impl<C: Connect> Worker<C> {
                 Some(format!("CloudFormation rejected the template: {m}")),
             )),
             Err(e) => Err(classify(e)),
+        })
+    }
+
+    /// Whether an existing stack of this name may be touched by this request. Never one this
+    /// team does not own, even with the same name, and whatever its state. A stack under review
+    /// shows no tags yet: it is ours only if it holds this deployment's change set (a create whose
+    /// answer was lost). The refusal names no team.
+    async fn ownership<O: StackOps>(
+        &self,
+        ops: &O,
+        job: &Deployment,
+        request: &ServiceRequest,
+        stack: &StackState,
+    ) -> anyhow::Result<Ownership> {
+        let owner = stack
+            .tags
+            .iter()
+            .find(|(k, _)| k == "stackgate:team")
+            .map(|(_, v)| v.as_str());
+        let ours = match owner {
+            Some(team) => team == request.team,
+            None if stack.status == "REVIEW_IN_PROGRESS" => {
+                let name = job.change_set_name();
+                match self
+                    .beat(job, ops.change_set_arn(&job.stack_name, &name))
+                    .await?
+                {
+                    // Created by this deployment already: use it, create nothing.
+                    Ok(arn) => return Ok(Ownership::CreatedAlready(arn)),
+                    Err(DeployError::NotFound(_)) => false,
+                    Err(e) => return Ok(Ownership::Refused(classify(e))),
+                }
+            }
+            None => false,
+        };
+        Ok(if ours {
+            Ownership::Ours
+        } else {
+            Ownership::Refused(done(
+                DeploymentStatus::Failed,
+                Some(format!(
+                    "A stack named {} already exists in account {} and was not created by \
+                     this request: choose another environment name.",
+                    job.stack_name, job.account_id
+                )),
+            ))
         })
     }
 
@@ -421,4 +439,12 @@ impl<C: Connect> Worker<C> {
             delay = (delay * 2).min(self.poll() * 10);
         }
     }
+}
+
+/// What the worker may do with an existing stack of the request's name.
+enum Ownership {
+    Ours,
+    /// Under review and holding this deployment's change set (its ARN).
+    CreatedAlready(String),
+    Refused(Outcome),
 }
