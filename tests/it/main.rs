@@ -16,6 +16,7 @@ mod input_limits;
 mod journey;
 mod oidc;
 mod races;
+mod registry;
 mod security;
 mod sessions;
 mod support;
