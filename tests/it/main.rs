@@ -17,6 +17,7 @@ mod journey;
 mod oidc;
 mod races;
 mod registry;
+mod requests;
 mod security;
 mod sessions;
 mod support;
