@@ -6,6 +6,7 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 mod app;
+mod approvals;
 mod audit;
 mod aws;
 mod blueprints;
