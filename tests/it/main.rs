@@ -11,6 +11,7 @@ mod audit;
 mod aws;
 mod blueprints;
 mod cli;
+mod deployments;
 mod emulator;
 mod engine;
 mod input_limits;
