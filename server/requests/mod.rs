@@ -308,43 +308,94 @@ mod tests {
         assert_eq!(s, S::Deployed);
     }
 
-    /// The whole table: every status × every transition, allowed or refused.
+    /// `ALL` lists every variant, once and in declaration order: a variant added to either enum
+    /// without being listed fails to compile here (the matches are exhaustive).
+    #[test]
+    fn all_lists_every_status_and_every_transition_once() {
+        let status = |s: S| match s {
+            S::Draft => 0,
+            S::PendingApproval => 1,
+            S::Approved => 2,
+            S::Deploying => 3,
+            S::Deployed => 4,
+            S::Failed => 5,
+            S::Rejected => 6,
+            S::Cancelled => 7,
+            S::NeedsAttention => 8,
+        };
+        assert_eq!(S::ALL.map(status), [0, 1, 2, 3, 4, 5, 6, 7, 8]);
+        let transition = |t: T| match t {
+            T::Submit => 0,
+            T::Approve => 1,
+            T::Reject => 2,
+            T::Cancel => 3,
+            T::StartDeployment => 4,
+            T::DeploymentSucceeded => 5,
+            T::DeploymentFailed => 6,
+            T::Flag => 7,
+        };
+        assert_eq!(T::ALL.map(transition), [0, 1, 2, 3, 4, 5, 6, 7]);
+    }
+
+    /// The whole table, every cell written out: for each status (a row), where each transition
+    /// (a column) leads, or `__` where it is refused with a message naming both.
     #[test]
     fn every_status_and_transition_pair_does_what_the_table_says() {
-        let allowed = [
-            (S::Draft, T::Submit, S::PendingApproval),
-            (S::Draft, T::Cancel, S::Cancelled),
-            (S::PendingApproval, T::Approve, S::Approved),
-            (S::PendingApproval, T::Reject, S::Rejected),
-            (S::PendingApproval, T::Cancel, S::Cancelled),
-            (S::Approved, T::Cancel, S::Cancelled),
-            (S::Approved, T::StartDeployment, S::Deploying),
-            (S::Approved, T::DeploymentFailed, S::Failed),
-            (S::Approved, T::Flag, S::NeedsAttention),
-            (S::Deploying, T::DeploymentSucceeded, S::Deployed),
-            (S::Deploying, T::DeploymentFailed, S::Failed),
-            (S::Deploying, T::Flag, S::NeedsAttention),
-        ];
-        let mut checked = 0;
-        for from in S::ALL {
-            for t in T::ALL {
-                let want = allowed
-                    .iter()
-                    .find(|(f, tr, _)| *f == from && *tr == t)
-                    .map(|(_, _, to)| *to);
-                assert_eq!(from.apply(t).ok(), want, "{from:?} + {t:?}");
-                if from.is_terminal() {
-                    assert!(from.apply(t).is_err(), "terminal {from:?} accepted {t:?}");
-                }
-                checked += 1;
-            }
+        const __: Option<S> = None;
+        const fn to(s: S) -> Option<S> {
+            Some(s)
         }
-        assert_eq!(checked, S::ALL.len() * T::ALL.len());
-        let e = S::Deployed.apply(T::Cancel).err().map(|e| e.to_string());
+        let columns = [
+            (T::Submit, "submitted"),
+            (T::Approve, "approved"),
+            (T::Reject, "rejected"),
+            (T::Cancel, "cancelled"),
+            (T::StartDeployment, "deployed"),
+            (T::DeploymentSucceeded, "marked deployed"),
+            (T::DeploymentFailed, "marked failed"),
+            (T::Flag, "flagged for attention"),
+        ];
+        #[rustfmt::skip]
+        let table: [(S, [Option<S>; 8]); 9] = [
+            //                   Submit                 Approve          Reject           Cancel            StartDeployment   Succeeded        Failed         Flag
+            (S::Draft,           [to(S::PendingApproval), __,              __,              to(S::Cancelled), __,               __,              __,            __]),
+            (S::PendingApproval, [__,                     to(S::Approved), to(S::Rejected), to(S::Cancelled), __,               __,              __,            __]),
+            (S::Approved,        [__,                     __,              __,              to(S::Cancelled), to(S::Deploying), __,              to(S::Failed), to(S::NeedsAttention)]),
+            (S::Deploying,       [__,                     __,              __,              __,               __,               to(S::Deployed), to(S::Failed), to(S::NeedsAttention)]),
+            (S::Deployed,        [__,                     __,              __,              __,               __,               __,              __,            __]),
+            (S::Failed,          [__,                     __,              __,              __,               __,               __,              __,            __]),
+            (S::Rejected,        [__,                     __,              __,              __,               __,               __,              __,            __]),
+            (S::Cancelled,       [__,                     __,              __,              __,               __,               __,              __,            __]),
+            (S::NeedsAttention,  [__,                     __,              __,              __,               __,               __,              __,            __]),
+        ];
+        assert_eq!(table.map(|(s, _)| s), S::ALL, "a row for every status");
         assert_eq!(
-            e.as_deref(),
-            Some("a request that is deployed cannot be cancelled")
+            columns.map(|(t, _)| t),
+            T::ALL,
+            "a column for every transition"
         );
+        for (from, row) in table {
+            for ((t, verb), want) in columns.into_iter().zip(row) {
+                match (from.apply(t), want) {
+                    (Ok(next), Some(want)) => assert_eq!(next, want, "{from:?} + {t:?}"),
+                    (Err(e), None) => {
+                        assert_eq!(e.from, from, "{from:?} + {t:?}");
+                        assert_eq!(
+                            e.to_string(),
+                            format!("a request that is {} cannot be {verb}", from.label()),
+                            "{from:?} + {t:?}"
+                        );
+                    }
+                    (got, want) => panic!("{from:?} + {t:?}: got {got:?}, the table says {want:?}"),
+                }
+            }
+            // Terminal statuses absorb: exactly the rows with nothing allowed.
+            assert_eq!(
+                from.is_terminal(),
+                row.iter().all(Option::is_none),
+                "{from:?}"
+            );
+        }
     }
 
     #[test]
@@ -368,8 +419,10 @@ mod tests {
     fn the_content_hash_changes_with_each_bound_field() {
         let p: BTreeMap<String, serde_json::Value> =
             [("vpc_cidr".to_string(), serde_json::json!("10.0.0.0/16"))].into();
-        let mut p2 = p.clone();
-        p2.insert("az_count".into(), serde_json::json!(3));
+        let mut more = p.clone();
+        more.insert("az_count".into(), serde_json::json!(3));
+        let other_value: BTreeMap<String, serde_json::Value> =
+            [("vpc_cidr".to_string(), serde_json::json!("10.1.0.0/16"))].into();
         let caps = vec!["CAPABILITY_IAM".to_string()];
         let named = vec!["CAPABILITY_NAMED_IAM".to_string()];
         let base = Binding {
@@ -383,48 +436,106 @@ mod tests {
             execution_role_arn: Some("arn:aws:iam::111111111111:role/exec"),
             capabilities: &caps,
         };
-        assert_eq!(base.hash(), base.clone().hash());
+        // Every bound field is named here: a field added to the binding fails to compile until
+        // it is varied below too.
+        let Binding {
+            blueprint_digest: _,
+            template_digest: _,
+            params: _,
+            account_id: _,
+            region: _,
+            stack_name: _,
+            deploy_role_arn: _,
+            execution_role_arn: _,
+            capabilities: _,
+        } = base;
+        assert_eq!(base.hash(), base.clone().hash(), "deterministic");
+        assert_eq!(base.hash().len(), 64, "SHA-256, hex");
         let variants = [
-            Binding {
-                blueprint_digest: "b2",
-                ..base.clone()
-            },
-            Binding {
-                template_digest: "t2",
-                ..base.clone()
-            },
-            Binding {
-                params: &p2,
-                ..base.clone()
-            },
-            Binding {
-                account_id: "222222222222",
-                ..base.clone()
-            },
-            Binding {
-                region: "eu-west-1",
-                ..base.clone()
-            },
-            Binding {
-                stack_name: "s2",
-                ..base.clone()
-            },
-            Binding {
-                deploy_role_arn: "arn:aws:iam::111111111111:role/other",
-                ..base.clone()
-            },
-            Binding {
-                execution_role_arn: None,
-                ..base.clone()
-            },
-            Binding {
-                capabilities: &named,
-                ..base.clone()
-            },
+            (
+                "blueprint_digest",
+                Binding {
+                    blueprint_digest: "b2",
+                    ..base.clone()
+                },
+            ),
+            (
+                "template_digest",
+                Binding {
+                    template_digest: "t2",
+                    ..base.clone()
+                },
+            ),
+            (
+                "params (one more)",
+                Binding {
+                    params: &more,
+                    ..base.clone()
+                },
+            ),
+            (
+                "params (another value)",
+                Binding {
+                    params: &other_value,
+                    ..base.clone()
+                },
+            ),
+            (
+                "account_id",
+                Binding {
+                    account_id: "222222222222",
+                    ..base.clone()
+                },
+            ),
+            (
+                "region",
+                Binding {
+                    region: "eu-west-1",
+                    ..base.clone()
+                },
+            ),
+            (
+                "stack_name",
+                Binding {
+                    stack_name: "s2",
+                    ..base.clone()
+                },
+            ),
+            (
+                "deploy_role_arn",
+                Binding {
+                    deploy_role_arn: "arn:aws:iam::111111111111:role/other",
+                    ..base.clone()
+                },
+            ),
+            (
+                "execution_role_arn (another)",
+                Binding {
+                    execution_role_arn: Some("arn:aws:iam::111111111111:role/other-exec"),
+                    ..base.clone()
+                },
+            ),
+            (
+                "execution_role_arn (none)",
+                Binding {
+                    execution_role_arn: None,
+                    ..base.clone()
+                },
+            ),
+            (
+                "capabilities",
+                Binding {
+                    capabilities: &named,
+                    ..base.clone()
+                },
+            ),
         ];
-        let mut seen = std::collections::BTreeSet::from([base.hash()]);
-        for v in &variants {
-            assert!(seen.insert(v.hash()), "{v:?} hashes like another binding");
+        let mut seen = std::collections::BTreeMap::from([(base.hash(), "the base binding")]);
+        for (field, v) in &variants {
+            assert_ne!(v.hash(), base.hash(), "changing {field} keeps the hash");
+            if let Some(other) = seen.insert(v.hash(), field) {
+                panic!("changing {field} hashes like {other}");
+            }
         }
     }
 }

@@ -151,15 +151,26 @@ impl TestApp {
         }
     }
 
-    /// Stops the server and its worker, and waits for them.
+    /// Stops the server and its worker, and waits for them; then removes the database.
     pub async fn stop(mut self) {
+        self.halt().await;
+        drop_database(&self.state.config.database_url).await;
+    }
+
+    /// Stops the server and its worker, and waits for them, keeping the database: returns its
+    /// URL, for a portal started again on it (`STACKGATE_DATABASE_URL`).
+    pub async fn stop_keeping_database(mut self) -> String {
+        self.halt().await;
+        self.state.config.database_url.clone()
+    }
+
+    async fn halt(&mut self) {
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
         }
         if let Some(s) = self.server.take() {
             let _ = tokio::time::timeout(Duration::from_secs(20), s).await;
         }
-        drop_database(&self.state.config.database_url).await;
     }
 }
 

@@ -94,3 +94,29 @@ pub async fn assumed(role_arn: &str) -> Vec<serde_json::Value> {
 pub async fn refused(role_arn: &str) -> Vec<serde_json::Value> {
     sts_records("AssumeRoleRefusal", role_arn).await
 }
+
+/// The stack `name` in `account` (eu-west-2), read through the account's shared test deploy
+/// role (`tests/harness/roles.json`: it admits any ExternalId), or `None`.
+pub async fn stack(account: &str, name: &str) -> Option<stackgate::aws::StackState> {
+    use stackgate::aws::{AssumeSpec, AwsConnector, AwsSettings, StackOps};
+    let connector = AwsConnector::with_credentials(
+        AwsSettings {
+            endpoint_url: Some(endpoint()),
+            sts_region: Some("us-east-1".into()),
+        },
+        aws_credential_types::Credentials::for_tests(),
+    )
+    .await;
+    let ops = connector
+        .connect(AssumeSpec {
+            role_arn: format!("arn:aws:iam::{account}:role/stackgate-deploy"),
+            external_id: "test-probe".into(),
+            session_name: "stackgate-test-probe".into(),
+            source_identity: "stackgate-test".into(),
+            tags: vec![],
+            region: "eu-west-2".into(),
+        })
+        .await
+        .expect("the shared test deploy role");
+    ops.describe_stack(name).await.expect("DescribeStacks")
+}

@@ -39,33 +39,13 @@ macro_rules! on_both_backends {
 
 on_both_backends!(journey: a_network_is_requested_approved_and_deployed_on_sqlite, a_network_is_requested_approved_and_deployed_on_postgres);
 
-/// The demo registry with the dev account's deploy role replaced by `role_arn`, as a file.
-fn registry_with_dev_role(role_arn: &str) -> String {
-    let demo = std::fs::read_to_string(crate::support::repo("config/demo.toml")).unwrap();
-    let shared = format!("deploy_role_arn = \"arn:aws:iam::{DEV}:role/stackgate-deploy\"");
-    assert_eq!(
-        demo.matches(&shared).count(),
-        1,
-        "the demo registry's dev role"
-    );
-    let dir = std::env::temp_dir().join("stackgate-it");
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(format!("registry-{}.toml", uuid::Uuid::new_v4().simple()));
-    std::fs::write(
-        &path,
-        demo.replace(&shared, &format!("deploy_role_arn = \"{role_arn}\"")),
-    )
-    .unwrap();
-    path.display().to_string()
-}
-
 async fn journey(backend: Backend) {
     // The dev account's deploy role is this test's own, created below once the portal has
     // generated the account's ExternalId: it trusts the portal only with that ExternalId (and a
     // SourceIdentity), so no other ExternalId gets in.
     let role_name = format!("stackgate-deploy-{}", unique_name());
     let role_arn = format!("arn:aws:iam::{DEV}:role/{role_name}");
-    let registry = registry_with_dev_role(&role_arn);
+    let registry = crate::support::registry_with_deploy_role(DEV, &role_arn);
     let app = TestApp::spawn_with(backend, &[("STACKGATE_CONFIG", &registry)]).await;
     let _ = std::fs::remove_file(&registry);
     let account = stackgate::accounts::store::get(&app.state.db, DEV)

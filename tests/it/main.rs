@@ -6,16 +6,20 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 mod app;
+mod approvals;
 mod audit;
 mod aws;
 mod blueprints;
 mod cli;
+mod deployments;
 mod emulator;
 mod engine;
 mod input_limits;
 mod journey;
 mod oidc;
 mod races;
+mod registry;
+mod requests;
 mod security;
 mod sessions;
 mod support;

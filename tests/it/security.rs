@@ -367,8 +367,311 @@ async fn every_response_carries_the_security_headers() {
         if !path.starts_with("/static/") {
             assert_eq!(get("cache-control"), "no-store", "{path}");
         }
+        assert_eq!(
+            get("strict-transport-security"),
+            "",
+            "{path}: no HSTS over plain http"
+        );
     }
     app.stop().await;
+}
+
+/// A signed-in session made without the IdP (whose test client admits only plain-http loopback
+/// callbacks): a user with `groups` and a session; returns the session token.
+async fn session_for(app: &TestApp, login: &str, groups: &[&str]) -> String {
+    let mut tx = app.state.db.begin().await.unwrap();
+    let groups: Vec<String> = groups.iter().map(|g| g.to_string()).collect();
+    let user = stackgate::auth::store::upsert_user(
+        &mut tx,
+        &crate::oidc::issuer(),
+        &format!("sub-{login}"),
+        None,
+        Some(login),
+        &groups,
+    )
+    .await
+    .unwrap();
+    let token = stackgate::auth::store::create_session(&mut tx, &user, 12, None, None)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    token
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_an_https_public_url_cookies_are_host_prefixed_and_secure_and_hsts_is_sent() {
+    let app = TestApp::spawn_with(
+        Backend::Sqlite,
+        &[("STACKGATE_PUBLIC_URL", "https://portal.example.test")],
+    )
+    .await;
+    let anon = browser();
+    // HSTS on every response: pages, health checks, static files, errors.
+    for path in ["/login", "/healthz", "/static/app.css", "/no-such-page"] {
+        let resp = anon
+            .get(format!("{}{path}", app.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            resp.headers()
+                .get("strict-transport-security")
+                .map(|v| v.to_str().unwrap()),
+            Some("max-age=31536000; includeSubDomains"),
+            "{path}"
+        );
+    }
+    // The pre-auth cookie of a sign-in, and the callback it names.
+    let start = anon
+        .get(format!("{}/auth/login", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(start.status(), StatusCode::SEE_OTHER);
+    let cookies: Vec<String> = start
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|c| c.to_str().unwrap().to_string())
+        .collect();
+    assert_eq!(cookies.len(), 1, "{cookies:?}");
+    let login = &cookies[0];
+    assert!(login.starts_with("__Host-stackgate_login="), "{login}");
+    for part in ["Secure", "HttpOnly", "SameSite=Lax", "Path=/"] {
+        assert!(login.split("; ").any(|p| p == part), "{login} lacks {part}");
+    }
+    assert!(
+        !login.contains("Domain="),
+        "__Host- cookies have no Domain: {login}"
+    );
+    let authorize = start.headers()["location"].to_str().unwrap();
+    let redirect = url::Url::parse(authorize)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "redirect_uri")
+        .map(|(_, v)| v.into_owned());
+    assert_eq!(
+        redirect.as_deref(),
+        Some("https://portal.example.test/auth/callback")
+    );
+
+    // The session cookie: only the __Host- name opens the session …
+    let token = session_for(&app, "alice", &["payments-requesters"]).await;
+    let me = |cookie: String| {
+        let base = app.base.clone();
+        async move {
+            browser()
+                .get(format!("{base}/api/v1/me"))
+                .header("cookie", cookie)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_eq!(
+        me(format!("__Host-stackgate_session={token}")).await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        me(format!("stackgate_session={token}")).await,
+        StatusCode::UNAUTHORIZED,
+        "the unprefixed name is not read"
+    );
+    // … and signing out clears it under that name, Secure.
+    let cookie = format!("__Host-stackgate_session={token}");
+    let home = browser()
+        .get(format!("{}/", app.base))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = crate::app::extract(&home, "name=\"csrf_token\" value=\"", "\"").unwrap();
+    let out = browser()
+        .post(format!("{}/auth/logout", app.base))
+        .header("cookie", &cookie)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("csrf_token={csrf}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status(), StatusCode::SEE_OTHER);
+    let cleared = out.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(
+        cleared.starts_with("__Host-stackgate_session=;"),
+        "{cleared}"
+    );
+    for part in ["Secure", "HttpOnly", "SameSite=Lax", "Path=/", "Max-Age=0"] {
+        assert!(
+            cleared.split("; ").any(|p| p == part),
+            "{cleared} lacks {part}"
+        );
+    }
+    assert_eq!(me(cookie).await, StatusCode::UNAUTHORIZED);
+    app.stop().await;
+}
+
+/// Everything the database holds, as text: every row of every table (and, for SQLite, the
+/// bytes of its files, free pages and write-ahead log included).
+async fn everything_stored(app: &TestApp) -> String {
+    use sqlx::Row;
+    let db = &app.state.db;
+    let pool = db.pool();
+    let mut out = String::new();
+    match db.backend() {
+        stackgate::db::Backend::Sqlite => {
+            let tables: Vec<String> =
+                sqlx::query("select name from sqlite_master where type = 'table'")
+                    .fetch_all(pool)
+                    .await
+                    .unwrap()
+                    .iter()
+                    .map(|r| r.try_get(0).unwrap())
+                    .collect();
+            for table in tables {
+                let columns: Vec<String> = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "select name from pragma_table_info('{table}')"
+                )))
+                .fetch_all(pool)
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| r.try_get(0).unwrap())
+                .collect();
+                let as_bytes: Vec<String> = columns
+                    .iter()
+                    .map(|c| format!("cast(\"{c}\" as blob)"))
+                    .collect();
+                let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "select {} from \"{table}\"",
+                    as_bytes.join(", ")
+                )))
+                .fetch_all(pool)
+                .await
+                .unwrap();
+                for row in rows {
+                    for i in 0..columns.len() {
+                        let bytes = row.try_get::<Option<Vec<u8>>, _>(i).unwrap();
+                        out.push_str(&String::from_utf8_lossy(&bytes.unwrap_or_default()));
+                        out.push('\n');
+                    }
+                }
+            }
+            let path = app.state.config.database_url["sqlite://".len()..]
+                .split('?')
+                .next()
+                .unwrap()
+                .to_string();
+            for suffix in ["", "-wal"] {
+                if let Ok(bytes) = std::fs::read(format!("{path}{suffix}")) {
+                    out.push_str(&String::from_utf8_lossy(&bytes));
+                }
+            }
+        }
+        stackgate::db::Backend::Postgres => {
+            let tables: Vec<String> = sqlx::query(
+                "select table_name::text from information_schema.tables \
+                 where table_schema = 'public' and table_type = 'BASE TABLE'",
+            )
+            .fetch_all(pool)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.try_get(0).unwrap())
+            .collect();
+            for table in tables {
+                let text: String = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "select coalesce(string_agg(t::text, E'\\n'), '') from \"{table}\" t"
+                )))
+                .fetch_one(pool)
+                .await
+                .unwrap()
+                .try_get(0)
+                .unwrap();
+                out.push_str(&text);
+                out.push('\n');
+            }
+        }
+    }
+    out
+}
+
+async fn only_token_hashes_are_stored(backend: Backend) {
+    let app = TestApp::spawn(backend).await;
+    // A browser's sign-in, keeping the two tokens it is given: the pre-auth cookie's and the
+    // session's (the one the API authenticates with).
+    let client = browser();
+    let start = client
+        .get(format!("{}/auth/login", app.base))
+        .send()
+        .await
+        .unwrap();
+    let cookie_value = |resp: &reqwest::Response, name: &str| {
+        resp.headers()
+            .get_all("set-cookie")
+            .iter()
+            .map(|c| c.to_str().unwrap().to_string())
+            .find_map(|c| {
+                c.strip_prefix(&format!("{name}="))
+                    .map(|rest| rest.split(';').next().unwrap().to_string())
+            })
+            .unwrap_or_else(|| panic!("no {name} cookie"))
+    };
+    let login_token = cookie_value(&start, "stackgate_login");
+    let authorize = start.headers()["location"].to_str().unwrap().to_string();
+    let callback = login_via_idp(&client, &authorize, "alice").await;
+    let back = client.get(&callback).send().await.unwrap();
+    assert_eq!(back.status(), StatusCode::SEE_OTHER);
+    let session_token = cookie_value(&back, "stackgate_session");
+    assert!(session_token.len() >= 43 && login_token.len() >= 43);
+    // The token at work: an API read and an API write.
+    let csrf = csrf_of(&app, &format!("stackgate_session={session_token}")).await;
+    let api = |method: Method, path: &str| {
+        browser()
+            .request(method, format!("{}/api/v1{path}", app.base))
+            .header("cookie", format!("stackgate_session={session_token}"))
+            .header("x-csrf-token", &csrf)
+    };
+    assert_eq!(
+        api(Method::GET, "/me").send().await.unwrap().status(),
+        StatusCode::OK
+    );
+    let created = api(Method::POST, "/requests")
+        .json(&serde_json::json!({
+            "blueprint": "network", "account_id": "200000000001", "region": "eu-west-2",
+            "name": "hashes"
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+
+    let stored = everything_stored(&app).await;
+    let session_hash = stackgate::auth::store::token_hash("session", &session_token);
+    assert!(
+        stored.contains(&session_hash),
+        "{backend:?}: the session is stored under its token's hash"
+    );
+    for (what, token) in [("session", &session_token), ("pre-auth", &login_token)] {
+        assert!(
+            !stored.contains(token.as_str()),
+            "{backend:?}: the {what} token is in the database"
+        );
+    }
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_hash_of_a_session_token_is_stored_never_the_token_on_sqlite() {
+    only_token_hashes_are_stored(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_hash_of_a_session_token_is_stored_never_the_token_on_postgres() {
+    only_token_hashes_are_stored(Backend::Postgres).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

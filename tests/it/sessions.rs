@@ -42,25 +42,95 @@ async fn set_idp_groups(login: &str, groups: &[&str]) {
     assert_eq!(resp.status(), StatusCode::NO_CONTENT);
 }
 
+async fn session_count(app: &TestApp) -> i64 {
+    sqlx::query("select count(*) from sessions")
+        .fetch_one(app.state.db.pool())
+        .await
+        .unwrap()
+        .try_get(0)
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_session_just_inside_its_idle_and_absolute_limits_still_works() {
-    let app = TestApp::spawn_with(Backend::Sqlite, &[("STACKGATE_SESSION_CACHE_MS", "0")]).await;
-    let alice = app.login("alice").await;
-    // 14 of the 15 idle minutes gone, and one minute of absolute life left.
-    exec(
-        &app,
-        format!(
-            "update sessions set last_seen_at = {}, expires_at = {}",
-            now() - 14 * 60_000,
-            now() + 60_000
-        ),
+async fn each_session_limit_admits_a_session_just_inside_it_and_ends_one_just_past_it() {
+    // Limits other than the defaults, so the settings are what is enforced: 5 idle minutes,
+    // 2 hours in all. Without the read cache, every request checks the stored session.
+    let app = TestApp::spawn_with(
+        Backend::Sqlite,
+        &[
+            ("STACKGATE_SESSION_IDLE_MINUTES", "5"),
+            ("STACKGATE_SESSION_ABSOLUTE_HOURS", "2"),
+            ("STACKGATE_SESSION_CACHE_MS", "0"),
+        ],
     )
     .await;
-    assert_eq!(alice.get("/").await.status(), StatusCode::OK);
-    assert!(
-        last_seen(&app).await > now() - 5_000,
-        "the visit counted as activity"
-    );
+    // The absolute limit is set at sign-in from the setting.
+    let alice = app.login("alice").await;
+    let (created, expires): (i64, i64) = {
+        let row = sqlx::query("select created_at, expires_at from sessions")
+            .fetch_one(app.state.db.pool())
+            .await
+            .unwrap();
+        (row.try_get(0).unwrap(), row.try_get(1).unwrap())
+    };
+    assert_eq!(expires - created, 2 * 3_600_000, "two hours from sign-in");
+    drop(alice);
+    exec(&app, "delete from sessions".into()).await;
+
+    let minute = 60_000;
+    for (what, set, works) in [
+        (
+            "idle for 4½ of its 5 minutes",
+            format!("last_seen_at = {}", now() - 4 * minute - minute / 2),
+            true,
+        ),
+        (
+            "idle for 5½ minutes",
+            format!("last_seen_at = {}", now() - 5 * minute - minute / 2),
+            false,
+        ),
+        (
+            "one minute of its absolute lifetime left",
+            format!("expires_at = {}", now() + minute),
+            true,
+        ),
+        (
+            "its absolute lifetime just over",
+            format!("expires_at = {}", now() - 1_000),
+            false,
+        ),
+    ] {
+        let alice = app.login("alice").await;
+        exec(&app, format!("update sessions set {set}")).await;
+        let resp = alice.get("/").await;
+        if works {
+            assert_eq!(resp.status(), StatusCode::OK, "{what}: still signed in");
+            assert_eq!(session_count(&app).await, 1, "{what}");
+            assert!(
+                last_seen(&app).await > now() - 5_000,
+                "{what}: the visit counted as activity"
+            );
+        } else {
+            assert_eq!(
+                resp.status(),
+                StatusCode::SEE_OTHER,
+                "{what}: sent to sign in"
+            );
+            assert!(
+                resp.headers()["location"]
+                    .to_str()
+                    .unwrap()
+                    .starts_with("/login"),
+                "{what}"
+            );
+            assert_eq!(
+                session_count(&app).await,
+                0,
+                "{what}: the session is deleted"
+            );
+        }
+        exec(&app, "delete from sessions".into()).await;
+    }
     app.stop().await;
 }
 

@@ -49,3 +49,24 @@ pub async fn audit_log(db: &stackgate::db::Db) -> Vec<stackgate::audit::Record> 
         out.extend(chunk);
     }
 }
+
+/// The demo registry (`config/demo.toml`) with `account`'s deploy role replaced by `role_arn`,
+/// written to a file of its own; returns its path.
+pub fn registry_with_deploy_role(account: &str, role_arn: &str) -> String {
+    let demo = std::fs::read_to_string(repo("config/demo.toml")).unwrap();
+    let shared = format!("deploy_role_arn = \"arn:aws:iam::{account}:role/stackgate-deploy\"");
+    assert_eq!(
+        demo.matches(&shared).count(),
+        1,
+        "the demo registry's role of {account}"
+    );
+    let dir = std::env::temp_dir().join("stackgate-it");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("registry-{}.toml", uuid::Uuid::new_v4().simple()));
+    std::fs::write(
+        &path,
+        demo.replace(&shared, &format!("deploy_role_arn = \"{role_arn}\"")),
+    )
+    .unwrap();
+    path.display().to_string()
+}
