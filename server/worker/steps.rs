@@ -358,44 +358,18 @@ impl<C: Connect> Worker<C> {
                 }
                 Err(e) => return Ok(classify(e)),
             };
-            let events = match self.beat(job, ops.stack_events(&job.stack_name)).await? {
-                Ok(evs) => evs,
-                Err(e) if e.is_retryable() => return Ok(Outcome::Retry(e.to_string())),
-                Err(_) => vec![],
+            let events = match self.record_events(ops, job).await? {
+                Ok(events) => events,
+                Err(o) => return Ok(o),
             };
-            let since = job.created_at - 60_000;
-            let mine: Vec<Event> = events
-                .iter()
-                .filter(|e| e.timestamp.timestamp_millis() >= since)
-                .map(|e| Event {
-                    at: e.timestamp.timestamp_millis(),
-                    logical_id: e.logical_id.clone(),
-                    resource_type: e.resource_type.clone(),
-                    status: e.status.clone(),
-                    reason: e.reason.clone().filter(|r| !r.is_empty()),
-                })
-                .collect();
-            store::record_events(&self.db, &job.id, &mine).await?;
-            let first_failure = || {
-                mine.iter()
-                    .rev()
-                    .find(|e| e.status.ends_with("_FAILED") && e.reason.is_some())
-                    .and_then(|e| e.reason.clone().map(|r| format!("{}: {r}", e.logical_id)))
-                    .or_else(|| stack.status_reason.clone())
-                    .unwrap_or_else(|| stack.status.clone())
-            };
-            match stack_status_class(&stack.status) {
-                StatusClass::InProgress => {}
-                StatusClass::Succeeded => {
-                    let outputs = stack
-                        .outputs
-                        .iter()
-                        .map(|(k, v, d)| Output {
-                            key: k.clone(),
-                            value: v.clone(),
-                            description: d.clone(),
-                        })
-                        .collect();
+            if let Some(outcome) = verdict(&stack, &events) {
+                if matches!(
+                    outcome,
+                    Outcome::Done {
+                        status: DeploymentStatus::Succeeded,
+                        ..
+                    }
+                ) {
                     self.save(
                         job,
                         Patch {
@@ -404,40 +378,88 @@ impl<C: Connect> Worker<C> {
                         },
                     )
                     .await?;
-                    return Ok(Outcome::Done {
-                        status: DeploymentStatus::Succeeded,
-                        error: None,
-                        outputs,
-                    });
                 }
-                StatusClass::RolledBack => {
-                    return Ok(done(
-                        DeploymentStatus::RolledBack,
-                        Some(format!(
-                            "The deployment failed and was rolled back ({}). {}",
-                            stack.status,
-                            first_failure()
-                        )),
-                    ));
-                }
-                StatusClass::Failed => {
-                    return Ok(done(DeploymentStatus::Failed, Some(first_failure())));
-                }
-                StatusClass::NeedsAttention => {
-                    return Ok(done(
-                        DeploymentStatus::NeedsAttention,
-                        Some(format!(
-                            "The stack is {}: a person must decide what to do. {}",
-                            stack.status,
-                            first_failure()
-                        )),
-                    ));
-                }
+                return Ok(outcome);
             }
             self.extend_lease(job).await?;
             self.pause(delay).await?;
             delay = (delay * 2).min(self.poll() * 10);
         }
+    }
+
+    /// Reads the stack's events since shortly before this deployment and records them; events
+    /// that cannot be read (other than transiently) leave the list empty.
+    async fn record_events<O: StackOps>(
+        &self,
+        ops: &O,
+        job: &Deployment,
+    ) -> anyhow::Result<Result<Vec<Event>, Outcome>> {
+        let events = match self.beat(job, ops.stack_events(&job.stack_name)).await? {
+            Ok(evs) => evs,
+            Err(e) if e.is_retryable() => return Ok(Err(Outcome::Retry(e.to_string()))),
+            Err(_) => vec![],
+        };
+        let since = job.created_at - 60_000;
+        let mine: Vec<Event> = events
+            .iter()
+            .filter(|e| e.timestamp.timestamp_millis() >= since)
+            .map(|e| Event {
+                at: e.timestamp.timestamp_millis(),
+                logical_id: e.logical_id.clone(),
+                resource_type: e.resource_type.clone(),
+                status: e.status.clone(),
+                reason: e.reason.clone().filter(|r| !r.is_empty()),
+            })
+            .collect();
+        store::record_events(&self.db, &job.id, &mine).await?;
+        Ok(Ok(mine))
+    }
+}
+
+/// What a stack's status means for the deployment, once it is no longer in progress; the
+/// message quotes the first failure the events name.
+fn verdict(stack: &StackState, events: &[Event]) -> Option<Outcome> {
+    let first_failure = || {
+        events
+            .iter()
+            .rev()
+            .find(|e| e.status.ends_with("_FAILED") && e.reason.is_some())
+            .and_then(|e| e.reason.clone().map(|r| format!("{}: {r}", e.logical_id)))
+            .or_else(|| stack.status_reason.clone())
+            .unwrap_or_else(|| stack.status.clone())
+    };
+    match stack_status_class(&stack.status) {
+        StatusClass::InProgress => None,
+        StatusClass::Succeeded => Some(Outcome::Done {
+            status: DeploymentStatus::Succeeded,
+            error: None,
+            outputs: stack
+                .outputs
+                .iter()
+                .map(|(k, v, d)| Output {
+                    key: k.clone(),
+                    value: v.clone(),
+                    description: d.clone(),
+                })
+                .collect(),
+        }),
+        StatusClass::RolledBack => Some(done(
+            DeploymentStatus::RolledBack,
+            Some(format!(
+                "The deployment failed and was rolled back ({}). {}",
+                stack.status,
+                first_failure()
+            )),
+        )),
+        StatusClass::Failed => Some(done(DeploymentStatus::Failed, Some(first_failure()))),
+        StatusClass::NeedsAttention => Some(done(
+            DeploymentStatus::NeedsAttention,
+            Some(format!(
+                "The stack is {}: a person must decide what to do. {}",
+                stack.status,
+                first_failure()
+            )),
+        )),
     }
 }
 
