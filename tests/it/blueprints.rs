@@ -1,6 +1,6 @@
-//! Every blueprint rendering, for every workload environment class and AZ count, passes the real
-//! template checkers: cfn-lint (no errors, no warnings) and checkov (no failed checks), and the
-//! in-process cfn-guard policy.
+//! Every blueprint, for every workload environment class and every option of every choice
+//! parameter, passes the real template checkers: cfn-lint (no errors, no warnings) and checkov
+//! (no failed checks), and the in-process cfn-guard policy.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use serde_json::Value;
-use stackgate::catalog::{Catalog, PolicyEngine, RenderContext};
+use stackgate::catalog::{Catalog, ParamKind, ParamSpec, PolicyEngine, RenderContext};
 use stackgate::ids::EnvClass;
 
 use crate::support::harness_env;
@@ -17,33 +17,113 @@ fn cloudformation_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("cloudformation")
 }
 
-/// Renders `network` for dev/test/prod × 2/3 AZs into a fresh directory; returns the files.
+/// Choice parameters with at most this many options are rendered in every combination with each
+/// other; longer ones (a retention period) take each of their values once across the renders.
+const COMBINE_UP_TO: usize = 4;
+
+/// The sets of choice values to render a blueprint with, so that every option of every choice
+/// parameter appears at least once, and the short ones in every combination with each other.
+fn option_sets(parameters: &[ParamSpec]) -> Vec<BTreeMap<String, String>> {
+    let choices: Vec<(&str, Vec<&str>)> = parameters
+        .iter()
+        .filter_map(|p| match &p.kind {
+            ParamKind::Choice(options) => Some((
+                p.name.as_str(),
+                options.iter().map(|(v, _)| v.as_str()).collect(),
+            )),
+            _ => None,
+        })
+        .collect();
+    let (short, long): (Vec<_>, Vec<_>) = choices
+        .into_iter()
+        .partition(|(_, options)| options.len() <= COMBINE_UP_TO);
+    let mut combinations = vec![BTreeMap::new()];
+    for (name, options) in &short {
+        combinations = combinations
+            .iter()
+            .flat_map(|set| {
+                options.iter().map(move |v| {
+                    let mut next = set.clone();
+                    next.insert(name.to_string(), v.to_string());
+                    next
+                })
+            })
+            .collect();
+    }
+    let rows = long
+        .iter()
+        .map(|(_, options)| options.len())
+        .max()
+        .unwrap_or(0)
+        .max(combinations.len());
+    (0..rows)
+        .map(|i| {
+            let mut set = combinations[i % combinations.len()].clone();
+            for (name, options) in &long {
+                set.insert(name.to_string(), options[i % options.len()].to_string());
+            }
+            set
+        })
+        .collect()
+}
+
+/// Renders every blueprint for dev/test/prod with each of its option sets into a fresh
+/// directory; returns the files.
 fn render_all(tag: &str) -> Vec<PathBuf> {
     let catalog = Catalog::load(&cloudformation_dir()).unwrap_or_else(|e| panic!("{e:#}"));
-    let bp = catalog
-        .get("network")
-        .unwrap_or_else(|| panic!("no network blueprint"));
     let dir = std::env::temp_dir().join(format!("stackgate-it-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
     let mut files = Vec::new();
-    for env in [EnvClass::Dev, EnvClass::Test, EnvClass::Prod] {
-        for azs in ["2", "3"] {
-            let ctx = RenderContext {
-                env_class: env,
-                region: "eu-west-2".into(),
-                name: format!("orders-{env}"),
-            };
-            let raw = BTreeMap::from([("az_count".to_string(), azs.to_string())]);
-            let rendered = bp
-                .render(&ctx, &raw)
-                .unwrap_or_else(|e| panic!("{env}/{azs}: {e:?}"));
-            let path = dir.join(format!("network-{env}-{azs}az.json"));
-            std::fs::write(&path, &rendered.body).unwrap_or_else(|e| panic!("{e}"));
-            files.push(path);
+    for bp in catalog.list() {
+        let sets = option_sets(&bp.parameters);
+        for env in [EnvClass::Dev, EnvClass::Test, EnvClass::Prod] {
+            for (i, raw) in sets.iter().enumerate() {
+                let ctx = RenderContext {
+                    env_class: env,
+                    region: "eu-west-2".into(),
+                    name: format!("orders-{env}"),
+                };
+                let rendered = bp
+                    .render(&ctx, raw)
+                    .unwrap_or_else(|e| panic!("{} {env} {raw:?}: {e:?}", bp.slug));
+                let path = dir.join(format!("{}-{env}-{i:02}.json", bp.slug));
+                std::fs::write(&path, &rendered.body).unwrap_or_else(|e| panic!("{e}"));
+                files.push(path);
+            }
         }
     }
     files
+}
+
+#[test]
+fn option_sets_cover_every_option_and_every_combination_of_the_short_choices() {
+    let catalog = Catalog::load(&cloudformation_dir()).unwrap_or_else(|e| panic!("{e:#}"));
+    let network = catalog
+        .get("network")
+        .unwrap_or_else(|| panic!("no network blueprint"));
+    let sets = option_sets(&network.parameters);
+    for p in &network.parameters {
+        if let ParamKind::Choice(options) = &p.kind {
+            for (value, _) in options {
+                assert!(
+                    sets.iter().any(|s| s.get(&p.name) == Some(value)),
+                    "{} = {value} is never rendered",
+                    p.name
+                );
+            }
+        }
+    }
+    for az in ["2", "3"] {
+        for nat in ["single", "per_az"] {
+            assert!(
+                sets.iter()
+                    .any(|s| s.get("az_count").map(String::as_str) == Some(az)
+                        && s.get("nat_gateways").map(String::as_str) == Some(nat)),
+                "{az} zones with {nat} NAT is never rendered"
+            );
+        }
+    }
 }
 
 /// Removes the rendered files once a test has passed (a failing test leaves them to inspect).
@@ -54,7 +134,7 @@ fn cleanup(files: &[PathBuf]) {
 }
 
 #[test]
-fn rendered_network_templates_pass_cfn_lint() {
+fn every_blueprint_option_set_and_class_passes_cfn_lint() {
     let cfn_lint = harness_env("STACKGATE_TEST_CFN_LINT");
     let files = render_all("lint");
     let started = Instant::now();
@@ -110,7 +190,7 @@ fn rendered_network_templates_pass_cfn_lint() {
 }
 
 #[test]
-fn rendered_network_templates_pass_checkov() {
+fn every_blueprint_option_set_and_class_passes_checkov() {
     let checkov = harness_env("STACKGATE_TEST_CHECKOV");
     let files = render_all("checkov");
     let started = Instant::now();
@@ -180,7 +260,7 @@ fn rendered_network_templates_pass_checkov() {
 }
 
 #[test]
-fn rendered_network_templates_pass_the_guard_policy() {
+fn every_blueprint_option_set_and_class_passes_the_guard_policy() {
     let engine =
         PolicyEngine::load(&cloudformation_dir().join("rules")).unwrap_or_else(|e| panic!("{e:#}"));
     let files = render_all("guard");
