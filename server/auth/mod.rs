@@ -12,6 +12,7 @@ pub mod seal;
 pub mod sessions;
 pub mod store;
 pub mod throttle;
+pub mod views;
 
 use secrecy::ExposeSecret;
 use std::sync::Arc;

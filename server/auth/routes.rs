@@ -1,6 +1,8 @@
 //! Sign-in pages and the OIDC redirect dance; the [`CurrentUser`] extractor.
 
 use askama::Template;
+
+use super::views::LoginPage;
 use std::sync::Arc;
 
 use axum::extract::{FromRef, Query, State};
@@ -60,13 +62,6 @@ pub fn safe_return_to(raw: Option<&str>) -> String {
 #[derive(Deserialize)]
 struct ReturnTo {
     return_to: Option<String>,
-}
-
-#[derive(Template)]
-#[template(path = "auth/login.html")]
-struct LoginPage {
-    return_to: String,
-    message: Option<String>,
 }
 
 async fn login_page(Query(q): Query<ReturnTo>) -> Result<Html<String>, AppError> {
