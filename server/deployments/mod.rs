@@ -158,20 +158,18 @@ pub struct Event {
     pub reason: Option<String>,
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tokens_and_names_fit_aws_limits() {
-        let d = Deployment {
-            id: "0b3e0a0e-7d4f-4f6e-9a55-6b0f7f1d2c3a".into(),
+impl Deployment {
+    /// A deployment just claimed (epoch 1) of the given target, for unit tests.
+    #[cfg(test)]
+    pub(crate) fn for_tests(id: &str, account_id: &str, region: &str, stack_name: &str) -> Self {
+        Deployment {
+            id: id.into(),
             request_id: "r".into(),
-            account_id: "444444444444".into(),
-            region: "eu-west-2".into(),
-            stack_name: "s".into(),
-            content_hash: "h".into(),
-            status: DeploymentStatus::Queued,
+            account_id: account_id.into(),
+            region: region.into(),
+            stack_name: stack_name.into(),
+            content_hash: String::new(),
+            status: DeploymentStatus::Running,
             step: Step::Start,
             epoch: 1,
             attempts: 0,
@@ -184,7 +182,22 @@ mod tests {
             created_at: 0,
             updated_at: 0,
             finished_at: None,
-        };
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_and_names_fit_aws_limits() {
+        let d = Deployment::for_tests(
+            "0b3e0a0e-7d4f-4f6e-9a55-6b0f7f1d2c3a",
+            "444444444444",
+            "eu-west-2",
+            "s",
+        );
         let token = d.token("exec", 12);
         assert!(token.len() <= 128);
         assert!(token.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));

@@ -120,7 +120,6 @@ pub(super) fn verdict(f: &Facts<'_>) -> Verdict {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::deployments::{DeploymentStatus, Step};
     use crate::ids::{AwsAccountId, EnvClass, RoleArn};
     use std::collections::BTreeMap;
 
@@ -184,27 +183,12 @@ mod tests {
                 created_at: 0,
                 updated_at: 0,
             };
-            let job = Deployment {
-                id: "d".into(),
-                request_id: "r".into(),
-                account_id: request.account_id.clone(),
-                region: request.region.clone(),
-                stack_name: request.stack_name.clone(),
-                content_hash: String::new(),
-                status: DeploymentStatus::Running,
-                step: Step::Start,
-                epoch: 1,
-                attempts: 0,
-                change_set_name: None,
-                change_set_arn: None,
-                stack_id: None,
-                error: None,
-                outputs: vec![],
-                changes: vec![],
-                created_at: 0,
-                updated_at: 0,
-                finished_at: None,
-            };
+            let job = Deployment::for_tests(
+                "d",
+                &request.account_id,
+                &request.region,
+                &request.stack_name,
+            );
             let mut case = Case {
                 request,
                 job,
