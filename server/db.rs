@@ -3,8 +3,11 @@
 //! the SQL both understand (`$1` placeholders, times as epoch milliseconds).
 
 use std::fmt;
+use std::ops::{Deref, DerefMut};
 use std::str::FromStr;
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
@@ -81,10 +84,90 @@ pub enum Backend {
 pub struct Db {
     pool: AnyPool,
     backend: Backend,
+    /// Counts this process's committed writes; see [`Db::read_row`].
+    writes: Arc<AtomicU64>,
+    /// Rows of list reads, kept while nothing has been written (SQLite only).
+    reads: Option<moka::sync::Cache<String, CachedRow>>,
 }
 
-/// A write transaction.
-pub type Tx = sqlx::Transaction<'static, sqlx::Any>;
+/// A write transaction. Used as the connection it runs on (`&mut *tx`); committing it counts as
+/// a write for the read cache.
+pub struct Tx {
+    inner: sqlx::Transaction<'static, sqlx::Any>,
+    writes: Arc<AtomicU64>,
+}
+
+impl Tx {
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        let committed = self.inner.commit().await;
+        // Counted even when the commit failed: a read cached before it is merely read again.
+        self.writes.fetch_add(1, Ordering::SeqCst);
+        committed
+    }
+
+    pub async fn rollback(self) -> Result<(), sqlx::Error> {
+        self.inner.rollback().await
+    }
+}
+
+impl Deref for Tx {
+    type Target = sqlx::AnyConnection;
+    fn deref(&self) -> &sqlx::AnyConnection {
+        &self.inner
+    }
+}
+
+impl DerefMut for Tx {
+    fn deref_mut(&mut self) -> &mut sqlx::AnyConnection {
+        &mut self.inner
+    }
+}
+
+/// One cell of a row read through [`Db::read_row`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cell {
+    Text(String),
+    Int(i64),
+}
+
+/// The kind of each column [`Db::read_row`] reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CellKind {
+    Text,
+    Int,
+}
+
+#[derive(Debug, Clone)]
+struct CachedRow {
+    /// [`Db::writes`] when the read started.
+    writes: u64,
+    at: Instant,
+    cells: Arc<[Cell]>,
+}
+
+/// How long a cached read may serve when only another process could have written (the CLI, or
+/// SQL typed by hand): writes of this process invalidate it at once.
+const READ_CACHE_TTL: Duration = Duration::from_secs(1);
+/// Bytes of cached rows (list pages as JSON text), at most.
+const READ_CACHE_BYTES: u64 = 32 * 1024 * 1024;
+
+fn read_cache() -> moka::sync::Cache<String, CachedRow> {
+    moka::sync::Cache::builder()
+        .max_capacity(READ_CACHE_BYTES)
+        .weigher(|key: &String, row: &CachedRow| {
+            let cells: usize = row
+                .cells
+                .iter()
+                .map(|c| match c {
+                    Cell::Text(t) => t.len(),
+                    Cell::Int(_) => 8,
+                })
+                .sum();
+            u32::try_from(key.len() + cells).unwrap_or(u32::MAX)
+        })
+        .time_to_live(READ_CACHE_TTL)
+        .build()
+}
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
@@ -127,7 +210,14 @@ impl Db {
             .connect_with(options)
             .await
             .context("connecting to the database")?;
-        Ok(Db { pool, backend })
+        Ok(Db {
+            pool,
+            backend,
+            writes: Arc::new(AtomicU64::new(0)),
+            // One replica holds a SQLite file (the lock file), so this process sees every write
+            // the portal makes. PostgreSQL is shared by replicas whose writes it would not see.
+            reads: (backend == Backend::Sqlite).then(read_cache),
+        })
     }
 
     /// PostgreSQL with a separate owner: runs the migrations as the owner (`owner_url`), then
@@ -234,10 +324,58 @@ impl Db {
     /// Begins a write transaction. On SQLite it takes the write lock at once (`BEGIN IMMEDIATE`),
     /// so a read-then-write transaction never fails half-way with SQLITE_BUSY.
     pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
-        match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
-            Backend::Postgres => self.pool.begin().await,
+        let inner = match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        };
+        Ok(Tx {
+            inner,
+            writes: self.writes.clone(),
+        })
+    }
+
+    /// Records a write made outside [`Tx`] (a single statement on the pool).
+    pub fn wrote(&self) {
+        self.writes.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Runs a statement that returns one row, of columns of the given kinds. On SQLite the row
+    /// is kept and served again while this process has committed no write since the read began
+    /// (and for at most a second, for writes by other processes): the pages people reload and
+    /// poll most then cost no statement while nothing changes. Every write invalidates every
+    /// cached row, so a page never shows less than what its reader's own last action wrote.
+    pub async fn read_row(&self, sql: &Sql, kinds: &[CellKind]) -> Result<Arc<[Cell]>, StoreError> {
+        let Some(cache) = &self.reads else {
+            return self.fetch_row(sql, kinds).await;
+        };
+        let key = sql.cache_key();
+        let writes = self.writes.load(Ordering::SeqCst);
+        if let Some(hit) = cache.get(&key)
+            && hit.writes == writes
+            && hit.at.elapsed() < READ_CACHE_TTL
+        {
+            return Ok(hit.cells);
         }
+        let cells = self.fetch_row(sql, kinds).await?;
+        let row = CachedRow {
+            writes,
+            at: Instant::now(),
+            cells: cells.clone(),
+        };
+        cache.insert(key, row);
+        Ok(cells)
+    }
+
+    async fn fetch_row(&self, sql: &Sql, kinds: &[CellKind]) -> Result<Arc<[Cell]>, StoreError> {
+        let row = sql.query().fetch_one(&self.pool).await?;
+        let mut cells = Vec::with_capacity(kinds.len());
+        for (i, kind) in kinds.iter().enumerate() {
+            cells.push(match kind {
+                CellKind::Text => Cell::Text(row.try_get(i)?),
+                CellKind::Int => Cell::Int(row.try_get(i)?),
+            });
+        }
+        Ok(cells.into())
     }
 
     pub fn pool(&self) -> &AnyPool {
@@ -412,6 +550,19 @@ impl Sql {
         &self.text
     }
 
+    /// The statement and its arguments as one string: equal keys, equal statements.
+    fn cache_key(&self) -> String {
+        let mut key = self.text.clone();
+        for a in &self.args {
+            // Lengths first, so no argument's text can pass for a separator.
+            match a {
+                Arg::Text(v) => key.push_str(&format!("\u{0}t{}:{v}", v.len())),
+                Arg::Int(v) => key.push_str(&format!("\u{0}i{v}")),
+            }
+        }
+        key
+    }
+
     /// Takes over the arguments of `inner`, whose text this statement embeds unchanged.
     pub fn take_args(&mut self, inner: Sql) -> &mut Sql {
         self.args = inner.args;
@@ -462,6 +613,60 @@ mod tests {
         let second = single_replica_lock(&url).err().map(|e| e.to_string());
         assert!(second.is_some_and(|m| m.contains("SQLite means one replica")));
         drop(lock);
+        std::fs::remove_dir_all(&root)?;
+        Ok(())
+    }
+
+    async fn count(db: &Db) -> Result<i64, StoreError> {
+        let row = db
+            .read_row(&Sql::new("select count(*) from t"), &[CellKind::Int])
+            .await?;
+        match row.first() {
+            Some(Cell::Int(n)) => Ok(*n),
+            other => panic!("unexpected cell {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_cached_read_lasts_until_this_process_commits_a_write() -> anyhow::Result<()> {
+        let root = std::env::temp_dir().join(format!("sg-db-{}", uuid::Uuid::new_v4().simple()));
+        let db = Db::connect(&format!("sqlite://{}/t.db", root.display())).await?;
+        sqlx::query("create table t (n integer)")
+            .execute(db.pool())
+            .await?;
+        assert_eq!(count(&db).await?, 0);
+        // A write the cache is not told of (another process's) is not seen at once...
+        sqlx::query("insert into t values (1)")
+            .execute(db.pool())
+            .await?;
+        assert_eq!(
+            count(&db).await?,
+            0,
+            "the read was not served from the cache"
+        );
+        // ...but within the TTL it is, and every commit of this process invalidates at once.
+        tokio::time::sleep(READ_CACHE_TTL + Duration::from_millis(50)).await;
+        assert_eq!(count(&db).await?, 1);
+        let mut tx = db.begin().await?;
+        sqlx::query("insert into t values (2)")
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        assert_eq!(count(&db).await?, 2);
+        // A rolled-back transaction changes nothing, and statements differing only in their
+        // arguments are different entries.
+        let mut tx = db.begin().await?;
+        sqlx::query("insert into t values (3)")
+            .execute(&mut *tx)
+            .await?;
+        tx.rollback().await?;
+        assert_eq!(count(&db).await?, 2);
+        let mut a = Sql::new("select count(*) from t where n = ");
+        a.int(1);
+        let mut b = Sql::new("select count(*) from t where n = ");
+        b.int(9);
+        assert_ne!(a.cache_key(), b.cache_key());
+        db.close().await;
         std::fs::remove_dir_all(&root)?;
         Ok(())
     }

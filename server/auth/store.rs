@@ -215,6 +215,7 @@ pub async fn find_session(db: &Db, token: &str) -> Result<Option<SessionRow>, sq
     }))
 }
 
+/// Not counted as a write for the read cache ([`Db::read_row`]): no list shows sessions.
 pub async fn touch_session(db: &Db, id_hash: &str) -> Result<(), sqlx::Error> {
     sqlx::query("update sessions set last_seen_at = $1 where id_hash = $2")
         .bind(now_ms())

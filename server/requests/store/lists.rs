@@ -1,10 +1,8 @@
 //! Lists of requests: bounded keyset pages and capped counts, each one statement; and all the
 //! lists and counts a page shows together in one statement ([`batch`]).
 
-use sqlx::Row;
-
 use crate::db::StoreError;
-use crate::db::{Db, Sql};
+use crate::db::{Cell, CellKind, Db, Sql};
 use crate::ids::EnvClass;
 use crate::requests::RequestStatus;
 
@@ -296,16 +294,30 @@ pub async fn list(
 ) -> Result<(Vec<Summary>, Option<Cursor>), StoreError> {
     let mut sql = Sql::default();
     push_list(&mut sql, db, q);
-    let text: String = sql.query().fetch_one(db.pool()).await?.try_get(0)?;
-    Ok(into_page(parse_list(&text)?, q))
+    let row = db.read_row(&sql, &[CellKind::Text]).await?;
+    Ok(into_page(parse_list(text(&row, 0)?)?, q))
+}
+
+fn text(row: &[Cell], i: usize) -> Result<&str, StoreError> {
+    match row.get(i) {
+        Some(Cell::Text(t)) => Ok(t),
+        _ => Err(StoreError::corrupt(format!("column {i} of a list read"))),
+    }
+}
+
+fn int(row: &[Cell], i: usize) -> Result<i64, StoreError> {
+    match row.get(i) {
+        Some(Cell::Int(n)) => Ok(*n),
+        _ => Err(StoreError::corrupt(format!("column {i} of a count"))),
+    }
 }
 
 /// How many requests the query spans, counting no further than `cap` (pages show "cap+").
 pub async fn count(db: &Db, q: &ListQuery<'_>, cap: i64) -> Result<i64, StoreError> {
     let mut sql = Sql::default();
     push_count(&mut sql, q, cap);
-    let n: i64 = sql.query().fetch_one(db.pool()).await?.try_get(0)?;
-    Ok(n.min(cap))
+    let row = db.read_row(&sql, &[CellKind::Int]).await?;
+    Ok(int(&row, 0)?.min(cap))
 }
 
 /// One part of what a page reads in one [`batch`].
@@ -337,15 +349,19 @@ pub async fn batch(db: &Db, parts: &[Part<'_>]) -> Result<Batch, StoreError> {
         }
         sql.push(")");
     }
-    let row = sql.query().fetch_one(db.pool()).await?;
+    let kinds: Vec<CellKind> = parts
+        .iter()
+        .map(|p| match p {
+            Part::List(_) => CellKind::Text,
+            Part::Count(..) => CellKind::Int,
+        })
+        .collect();
+    let row = db.read_row(&sql, &kinds).await?;
     let mut out = Batch::default();
     for (i, part) in parts.iter().enumerate() {
         match part {
-            Part::List(q) => {
-                let text: String = row.try_get(i)?;
-                out.lists.push(into_page(parse_list(&text)?, q));
-            }
-            Part::Count(_, cap) => out.counts.push(row.try_get::<i64, _>(i)?.min(*cap)),
+            Part::List(q) => out.lists.push(into_page(parse_list(text(&row, i)?)?, q)),
+            Part::Count(_, cap) => out.counts.push(int(&row, i)?.min(*cap)),
         }
     }
     Ok(out)
