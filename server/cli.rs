@@ -33,6 +33,9 @@ pub enum Command {
         /// Blueprint folder (default: STACKGATE_CATALOG_DIR or ./cloudformation).
         #[arg(long)]
         catalog: Option<PathBuf>,
+        /// One JSON array: slug, version, summary, kind, audience, classes and example names.
+        #[arg(long)]
+        json: bool,
     },
     /// Render a blueprint to its CloudFormation JSON on stdout.
     Render(RenderArgs),
@@ -53,12 +56,17 @@ pub struct RenderArgs {
     /// Blueprint name, e.g. network.
     #[arg(long)]
     blueprint: String,
-    /// Environment class: dev, test or prod.
+    /// Environment class: dev, test, prod or core (the blueprint's classes).
     #[arg(long)]
     environment: String,
-    /// JSON file with parameter values, e.g. {"vpc_cidr": "10.1.0.0/16"}.
+    /// JSON file with parameter values, e.g. {"vpc_cidr": "10.1.0.0/16"}; they override the
+    /// example's.
     #[arg(long)]
     params: Option<PathBuf>,
+    /// A named example of the blueprint's manifest: its parameters, and the inputs and
+    /// settings a render without a real environment or account needs.
+    #[arg(long, default_value = "default")]
+    example: String,
     /// Region the template is for.
     #[arg(long, default_value = "eu-west-2")]
     region: String,
@@ -91,7 +99,7 @@ pub async fn run_offline(command: Command) -> anyhow::Result<ExitCode> {
         Command::Serve => anyhow::bail!("serve is run by main"),
         Command::Migrate => migrate().await,
         Command::AuditVerify => audit_verify().await,
-        Command::Blueprints { catalog } => blueprints(catalog),
+        Command::Blueprints { catalog, json } => blueprints(catalog, json),
         Command::Render(args) => render(args),
         Command::Check { file, rules } => check(&file, rules),
     };
@@ -139,8 +147,25 @@ fn load_catalog(dir: Option<PathBuf>) -> anyhow::Result<Catalog> {
     Catalog::load(&dir).with_context(|| format!("loading {}", dir.display()))
 }
 
-fn blueprints(dir: Option<PathBuf>) -> anyhow::Result<ExitCode> {
-    for b in load_catalog(dir)?.list() {
+fn blueprints(dir: Option<PathBuf>, json: bool) -> anyhow::Result<ExitCode> {
+    let catalog = load_catalog(dir)?;
+    if json {
+        let list: Vec<serde_json::Value> = catalog
+            .list()
+            .iter()
+            .map(|b| {
+                serde_json::json!({
+                    "slug": b.slug, "version": b.version, "summary": b.summary,
+                    "kind": b.kind, "audience": b.audience,
+                    "classes": b.classes.iter().map(|c| c.as_str()).collect::<Vec<_>>(),
+                    "examples": b.examples.iter().map(|e| e.name.as_str()).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&list)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    for b in catalog.list() {
         println!("{}\t{}\t{}", b.slug, b.version, b.summary);
     }
     Ok(ExitCode::SUCCESS)
@@ -180,22 +205,34 @@ fn render(args: RenderArgs) -> anyhow::Result<ExitCode> {
             args.blueprint
         ));
     };
+    let classes: Vec<&str> = bp.classes.iter().map(|c| c.as_str()).collect();
     let env_class = match args.environment.parse::<EnvClass>() {
-        Ok(c) if c.is_workload() => c,
-        _ => return usage("--environment must be dev, test or prod"),
+        Ok(c) if bp.supports(c) => c,
+        _ => {
+            return usage(format!(
+                "--environment: {} renders for {}",
+                bp.slug,
+                classes.join(", ")
+            ));
+        }
     };
-    let raw = match &args.params {
-        Some(path) => read_params(path)?,
-        None => BTreeMap::new(),
+    let Some(example) = bp.example(&args.example) else {
+        let names: Vec<&str> = bp.examples.iter().map(|e| e.name.as_str()).collect();
+        return usage(format!(
+            "--example: {} has the examples {}",
+            bp.slug,
+            names.join(", ")
+        ));
     };
-    let ctx = RenderContext {
-        env_class,
-        region: args.region,
-        name: args.name,
-    };
+    let mut raw = bp.example_values(example);
+    if let Some(path) = &args.params {
+        raw.extend(read_params(path)?);
+    }
+    let mut ctx = RenderContext::new(env_class, &args.region, &args.name, "example");
+    bp.apply_example(example, &mut ctx);
     match bp.render(&ctx, &raw) {
         Ok(r) => {
-            println!("{}", r.body);
+            println!("{}", serde_json::to_string_pretty(&r.template)?);
             Ok(ExitCode::SUCCESS)
         }
         Err(errors) => usage(

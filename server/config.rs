@@ -26,6 +26,9 @@ pub struct AccountSeed {
     pub regions: Vec<String>,
     #[serde(default)]
     pub teams: Vec<String>,
+    /// Admin-set values blueprints read (docs/blueprints.md): strings or lists of strings.
+    #[serde(default)]
+    pub settings: BTreeMap<String, serde_json::Value>,
 }
 
 /// A team as written in the config file's `[[teams]]` tables: which IdP groups make its
@@ -64,6 +67,9 @@ pub struct Config {
     pub aws_endpoint_url: Option<String>,
     /// `STACKGATE_AWS_REGION`: region for the portal's own STS calls (unset: the SDK's chain).
     pub aws_region: Option<String>,
+    /// `STACKGATE_PORTAL_ROLE_ARN`: the portal's own role, which deploy roles trust (shown to
+    /// admins and rendered into the `account-bootstrap` blueprint).
+    pub portal_role_arn: Option<String>,
     /// `STACKGATE_CATALOG_DIR`: blueprints (each a folder with blueprint.toml).
     pub catalog_dir: PathBuf,
     /// `STACKGATE_RULES_DIR`: cfn-guard policy rules.
@@ -99,6 +105,9 @@ pub struct Config {
     pub login_rate_per_minute: u32,
     /// `[[accounts]]` in the config file: the account registry, upserted at start.
     pub accounts: Vec<AccountSeed>,
+    /// `[[address_pools]]` in the config file: where new networks' blocks come from, per class
+    /// (and optionally region). Without any, [`AddressPool::defaults`] apply.
+    pub address_pools: Vec<AddressPool>,
     /// `STACKGATE_LOG_FORMAT`: `json` (default) or `pretty`.
     pub log_json: bool,
 }
@@ -116,6 +125,7 @@ struct FileConfig {
     oidc_client_secret: Option<String>,
     aws_endpoint_url: Option<String>,
     aws_region: Option<String>,
+    portal_role_arn: Option<String>,
     catalog_dir: Option<String>,
     rules_dir: Option<String>,
     static_dir: Option<String>,
@@ -139,6 +149,67 @@ struct FileConfig {
     teams: Vec<TeamConfig>,
     #[serde(default)]
     accounts: Vec<AccountSeed>,
+    #[serde(default)]
+    address_pools: Vec<AddressPool>,
+}
+
+/// A pool of the address plan as written in `[[address_pools]]`: networks of `class` (in
+/// `region`, when given) get `/prefix` blocks from `cidr`.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct AddressPool {
+    pub class: EnvClass,
+    #[serde(default)]
+    pub region: Option<String>,
+    pub cidr: String,
+    pub prefix: u8,
+}
+
+impl AddressPool {
+    /// The plan without configuration: a /12 per workload class, /16 networks (16 each).
+    pub fn defaults() -> Vec<AddressPool> {
+        [
+            (EnvClass::Dev, "10.64.0.0/12"),
+            (EnvClass::Test, "10.80.0.0/12"),
+            (EnvClass::Prod, "10.96.0.0/12"),
+        ]
+        .into_iter()
+        .map(|(class, cidr)| AddressPool {
+            class,
+            region: None,
+            cidr: cidr.into(),
+            prefix: 16,
+        })
+        .collect()
+    }
+}
+
+fn checked_pools(pools: Vec<AddressPool>) -> Result<Vec<AddressPool>, ConfigError> {
+    if pools.is_empty() {
+        return Ok(AddressPool::defaults());
+    }
+    for p in &pools {
+        let bad = |message: String| ConfigError {
+            setting: "address_pools".into(),
+            message,
+        };
+        let net: ipnet::Ipv4Net = p
+            .cidr
+            .parse()
+            .map_err(|_| bad(format!("'{}' is not an IPv4 CIDR block", p.cidr)))?;
+        if net.network() != net.addr() {
+            return Err(bad(format!("{} has host bits set", p.cidr)));
+        }
+        if !(net.prefix_len().max(16)..=24).contains(&p.prefix) {
+            return Err(bad(format!(
+                "{}: prefix /{} must lie between the pool's /{} (and /16) and /24",
+                p.cidr,
+                p.prefix,
+                net.prefix_len()
+            )));
+        }
+    }
+    Ok(pools)
 }
 
 /// A configuration error names the setting and says what is wrong.
@@ -181,6 +252,16 @@ fn checked_teams(teams: Vec<TeamConfig>) -> Result<Vec<TeamConfig>, ConfigError>
 }
 
 impl Config {
+    /// The cost centre a team's resources are tagged with; `unassigned` when the configuration
+    /// names none (the tag is never missing).
+    pub fn cost_centre(&self, team: &str) -> String {
+        self.teams
+            .iter()
+            .find(|t| t.name == team)
+            .and_then(|t| t.cost_centre.clone())
+            .unwrap_or_else(|| "unassigned".into())
+    }
+
     /// Loads from the process environment (and the file `STACKGATE_CONFIG` names, if any).
     pub fn from_env() -> Result<Config, ConfigError> {
         let vars: BTreeMap<String, String> = std::env::vars()
@@ -208,6 +289,7 @@ impl Config {
             ),
             aws_endpoint_url: s.pick("AWS_ENDPOINT_URL", &f.aws_endpoint_url),
             aws_region: s.pick("AWS_REGION", &f.aws_region),
+            portal_role_arn: s.pick("PORTAL_ROLE_ARN", &f.portal_role_arn),
             catalog_dir: s.path("CATALOG_DIR", &f.catalog_dir, "cloudformation"),
             rules_dir: s.path("RULES_DIR", &f.rules_dir, "cloudformation/rules"),
             static_dir: s.path("STATIC_DIR", &f.static_dir, "static"),
@@ -246,6 +328,7 @@ impl Config {
                 .number("LOGIN_RATE_PER_MINUTE", &f.login_rate_per_minute, 20)?
                 .clamp(1, 100_000) as u32,
             accounts: file.accounts.clone(),
+            address_pools: checked_pools(file.address_pools.clone())?,
             log_json: s.log_json()?,
         })
     }

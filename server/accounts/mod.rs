@@ -5,8 +5,11 @@
 
 pub mod store;
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 
+use crate::catalog::manifest::KNOWN_SETTINGS;
 use crate::config::AccountSeed;
 pub use crate::ids::{AwsAccountId, EnvClass, Region, RoleArn};
 
@@ -26,6 +29,8 @@ pub struct Account {
     pub regions: Vec<Region>,
     /// Teams allowed to deploy into this account.
     pub teams: Vec<String>,
+    /// Admin-set values blueprints read (docs/blueprints.md).
+    pub settings: BTreeMap<String, serde_json::Value>,
 }
 
 impl Account {
@@ -51,6 +56,7 @@ pub struct AccountSpec {
     pub regions: Vec<Region>,
     /// Sorted, without repeats.
     pub teams: Vec<String>,
+    pub settings: BTreeMap<String, serde_json::Value>,
 }
 
 impl AccountSpec {
@@ -85,6 +91,24 @@ impl AccountSpec {
         let mut teams = seed.teams.clone();
         teams.sort();
         teams.dedup();
+        for (name, value) in &seed.settings {
+            if !KNOWN_SETTINGS.contains(&name.as_str()) {
+                return Err(format!(
+                    "account {id}: settings.{name} is not one of {}",
+                    KNOWN_SETTINGS.join(", ")
+                ));
+            }
+            let texts = match value {
+                serde_json::Value::String(_) => true,
+                serde_json::Value::Array(items) => items.iter().all(|i| i.is_string()),
+                _ => false,
+            };
+            if !texts {
+                return Err(format!(
+                    "account {id}: settings.{name} must be a string or a list of strings"
+                ));
+            }
+        }
         Ok(AccountSpec {
             id,
             name: seed.name.clone(),
@@ -93,6 +117,7 @@ impl AccountSpec {
             cfn_execution_role_arn,
             regions,
             teams,
+            settings: seed.settings.clone(),
         })
     }
 

@@ -39,10 +39,12 @@ pub async fn upsert(
     let exec = spec.cfn_execution_role_arn.as_ref().map(|r| r.to_string());
     sqlx::query(
         "insert into accounts (id, name, env_class, deploy_role_arn, external_id, regions, \
-         cfn_execution_role_arn, created_at, updated_at) values ($1, $2, $3, $4, $5, $6, $7, $8, $8) \
+         cfn_execution_role_arn, created_at, updated_at, settings_json) \
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9) \
          on conflict (id) do update set name = excluded.name, env_class = excluded.env_class, \
          deploy_role_arn = excluded.deploy_role_arn, regions = excluded.regions, \
-         cfn_execution_role_arn = excluded.cfn_execution_role_arn, updated_at = excluded.updated_at",
+         cfn_execution_role_arn = excluded.cfn_execution_role_arn, \
+         settings_json = excluded.settings_json, updated_at = excluded.updated_at",
     )
     .bind(spec.id.to_string())
     .bind(spec.name.clone())
@@ -52,6 +54,7 @@ pub async fn upsert(
     .bind(spec.regions_csv())
     .bind(exec.clone())
     .bind(now_ms())
+    .bind(StoreError::json("account settings", &spec.settings)?)
     .execute(&mut **tx)
     .await?;
     sqlx::query("delete from account_teams where account_id = $1")
@@ -74,7 +77,7 @@ pub async fn upsert(
         Entry::new(actor, action, "account", spec.id.to_string()).detail(serde_json::json!({
             "name": spec.name, "env_class": spec.env_class,
             "deploy_role_arn": spec.deploy_role_arn, "cfn_execution_role_arn": exec,
-            "regions": spec.regions_csv(), "teams": spec.teams,
+            "regions": spec.regions_csv(), "teams": spec.teams, "settings": spec.settings,
         }));
     audit::store::append(tx, entry).await?;
     Ok(Some(action))
@@ -105,6 +108,7 @@ async fn stored_spec(tx: &mut Tx, id: &AwsAccountId) -> Result<Option<AccountSpe
         cfn_execution_role_arn: a.cfn_execution_role_arn,
         regions: a.regions,
         teams: a.teams,
+        settings: a.settings,
     }))
 }
 
@@ -131,11 +135,13 @@ fn from_row(row: &sqlx::any::AnyRow, teams: Vec<String>) -> Result<Account, Stor
             .map(|r| Region::try_from(r.to_string()).map_err(|e| corrupt("regions", e)))
             .collect::<Result<_, _>>()?,
         teams,
+        settings: serde_json::from_str(&row.try_get::<String, _>(7)?)
+            .map_err(|e| StoreError::unreadable("account settings", e))?,
     })
 }
 
 const SELECT: &str = "select id, name, env_class, deploy_role_arn, external_id, regions, \
-    cfn_execution_role_arn from accounts";
+    cfn_execution_role_arn, settings_json from accounts";
 
 /// Every registered account, by environment class then name (the registry is small: tens of
 /// accounts, configured by administrators).
@@ -175,7 +181,7 @@ fn with_teams(
 pub async fn for_team(db: &Db, team: &str) -> Result<Vec<Account>, StoreError> {
     let rows = sqlx::query(
         "select a.id, a.name, a.env_class, a.deploy_role_arn, a.external_id, a.regions, \
-         a.cfn_execution_role_arn from accounts a join account_teams t on t.account_id = a.id \
+         a.cfn_execution_role_arn, a.settings_json from accounts a join account_teams t on t.account_id = a.id \
          where t.team = $1 and a.env_class <> 'core' order by a.env_class, a.name, a.id",
     )
     .bind(team.to_string())

@@ -131,6 +131,8 @@ mod tests {
             version: 1,
             created_at: 0,
             updated_at: 0,
+            kind: "environment".into(),
+            environment_id: None,
         }
     }
 

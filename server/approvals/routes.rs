@@ -20,6 +20,7 @@ use crate::auth::sessions::confirm_groups;
 use crate::deployments;
 use crate::error::{ApiError, AppError};
 use crate::ids::EnvClass;
+use crate::requests::store::environments;
 use crate::requests::store::{self as requests_store, Cursor, Part, inbox_query};
 use crate::requests::views::RequestRow;
 use crate::requests::{self, RequestStatus, ServiceRequest};
@@ -84,8 +85,19 @@ async fn show_page(
         (Some((action, msg)), true, false) if *action == "approval.denied_sod" => Some(msg.clone()),
         _ => None,
     };
+    let environment = match &r.environment_id {
+        Some(id) => environments::linked(&state.db, id).await?,
+        None => None,
+    };
+    let workloads = if r.kind == "environment" {
+        environments::workloads(&state.db, &r.id).await?
+    } else {
+        Vec::new()
+    };
     Ok(ShowPage {
         layout: Layout::new(state.gate.as_ref(), user, "home").await?,
+        environment,
+        workloads,
         blueprint: format!("{}@{}", r.blueprint_slug, r.blueprint_version),
         content_hash_short: r.content_hash.chars().take(12).collect(),
         template_digest: r.template_digest.clone(),
@@ -96,7 +108,7 @@ async fn show_page(
             .map(|(k, v)| (k.clone(), display_value(v)))
             .collect(),
         resources: resource_summary(&r.template_body),
-        template_body: r.template_body.clone(),
+        template_body: crate::catalog::render::readable(&r.template_body),
         policy: stored_policy_rows(&r.policy),
         approvals: decisions
             .iter()

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use askama::Template;
 
 use crate::deployments::views::DeploymentPanel;
+use crate::requests::store::environments::Linked;
 use crate::requests::views::{PolicyRow, RequestRow};
 use crate::web::{Layout, When};
 
@@ -36,6 +37,10 @@ pub struct TimelineItem {
 pub struct ShowPage {
     pub layout: Layout,
     pub r: RequestRow,
+    /// For a workload: the environment it went into.
+    pub environment: Option<Linked>,
+    /// For an environment: the workloads requested into it (newest first, bounded).
+    pub workloads: Vec<Linked>,
     pub blueprint: String,
     pub content_hash_short: String,
     pub template_digest: String,

@@ -61,6 +61,19 @@ impl Cidr {
         self.0.contains(&other.0)
     }
 
+    /// The first and last address as numbers (for range queries).
+    pub fn bounds(&self) -> (i64, i64) {
+        (
+            i64::from(u32::from(self.0.network())),
+            i64::from(u32::from(self.0.broadcast())),
+        )
+    }
+
+    /// The blocks of `prefix` inside this one, in address order (none when `prefix` is shorter).
+    pub fn blocks(&self, prefix: u8) -> impl Iterator<Item = Cidr> {
+        self.0.subnets(prefix).into_iter().flatten().map(Cidr)
+    }
+
     /// Whether the two blocks share any address.
     pub fn overlaps(&self, other: &Cidr) -> bool {
         self.contains(other) || other.contains(self)

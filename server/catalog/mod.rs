@@ -25,9 +25,10 @@ use std::path::Path;
 use anyhow::{Context, bail};
 use sha2::{Digest, Sha256};
 
+pub use manifest::{Audience, Check, Example, InputSpec, Kind};
 pub use param::{ParamKind, ParamSpec};
 pub use policy::{PolicyEngine, PolicyReport, RuleResult};
-pub use render::{RenderContext, Rendered};
+pub use render::{AccountRef, PortalRef, RenderContext, Rendered};
 
 pub use crate::error::FieldError;
 use crate::ids::EnvClass;
@@ -45,11 +46,23 @@ pub struct Blueprint {
     pub summary: String,
     /// Longer description for the blueprint's page.
     pub description: String,
+    pub kind: Kind,
+    pub audience: Audience,
+    /// Environment classes it may be rendered for.
+    pub classes: Vec<EnvClass>,
     /// CloudFormation capabilities its change sets are created with (from the manifest).
     pub capabilities: Vec<String>,
+    /// Admin-set settings of the target account its template reads.
+    pub settings: Vec<String>,
+    /// Values it takes from its environment's outputs.
+    pub inputs: Vec<InputSpec>,
     /// Parameters in form order.
     pub parameters: Vec<ParamSpec>,
-    /// SHA-256 (hex) of the manifest bytes followed by the template bytes.
+    pub checks: Vec<Check>,
+    pub examples: Vec<Example>,
+    /// The folder's extra JSON files, parsed, by file stem.
+    pub files: BTreeMap<String, serde_json::Value>,
+    /// SHA-256 (hex) of the manifest, the template and each extra file (in name order).
     pub digest: String,
     env: minijinja::Environment<'static>,
 }
@@ -63,15 +76,31 @@ impl Blueprint {
             .with_context(|| format!("reading {}", manifest_path.display()))?;
         let template_text = std::fs::read_to_string(&template_path)
             .with_context(|| format!("reading {}", template_path.display()))?;
-        Self::from_parts(&manifest_text, template_text)
+        let files = extra_files(dir)?;
+        Self::from_parts(&manifest_text, template_text, &files)
             .with_context(|| format!("blueprint in {}", dir.display()))
     }
 
-    /// Builds a blueprint from manifest and template text (used by `load` and by tests).
-    pub fn from_parts(manifest_text: &str, template_text: String) -> anyhow::Result<Blueprint> {
+    /// Builds a blueprint from manifest and template text and its extra files as `(file name,
+    /// text)` (used by `load` and by tests).
+    pub fn from_parts(
+        manifest_text: &str,
+        template_text: String,
+        extra: &[(String, String)],
+    ) -> anyhow::Result<Blueprint> {
         let mut hasher = Sha256::new();
         hasher.update(manifest_text.as_bytes());
         hasher.update(template_text.as_bytes());
+        let mut files = BTreeMap::new();
+        for (name, text) in extra {
+            // Name and length first, so moving bytes between files changes the digest.
+            hasher.update(format!("\0{name}\0{}\0", text.len()).as_bytes());
+            hasher.update(text.as_bytes());
+            let value: serde_json::Value =
+                serde_json::from_str(text).with_context(|| format!("{name}: not JSON"))?;
+            let stem = name.strip_suffix(".json").unwrap_or(name).replace('-', "_");
+            files.insert(stem, value);
+        }
         let digest = hex::encode(hasher.finalize());
         let m = manifest::Manifest::parse(manifest_text).context("blueprint.toml")?;
         let env = render::environment(template_text)
@@ -83,11 +112,61 @@ impl Blueprint {
             version: m.version,
             summary: m.summary,
             description: m.description,
+            kind: m.kind,
+            audience: m.audience,
+            classes: m.classes,
             capabilities: m.capabilities,
+            settings: m.settings,
+            inputs: m.inputs,
             parameters: m.parameters,
+            checks: m.checks,
+            examples: m.examples,
+            files,
             digest,
             env,
         })
+    }
+
+    /// Whether it may be rendered for this class.
+    pub fn supports(&self, class: EnvClass) -> bool {
+        self.classes.contains(&class)
+    }
+
+    /// The example called `name`.
+    pub fn example(&self, name: &str) -> Option<&Example> {
+        self.examples.iter().find(|e| e.name == name)
+    }
+
+    /// The form values of an example for a class: the `default` example's values first (they
+    /// give required parameters a value), then the example's own.
+    pub fn example_values(&self, example: &Example) -> BTreeMap<String, String> {
+        let mut values = self
+            .example("default")
+            .map(|d| d.params.clone())
+            .unwrap_or_default();
+        values.extend(example.params.clone());
+        values
+    }
+
+    /// Puts an example's inputs and settings (over the `default` example's) into a context. A
+    /// list input written as one comma-separated string (as the output it stands for) is split.
+    pub fn apply_example(&self, example: &Example, ctx: &mut RenderContext) {
+        for e in [self.example("default"), Some(example)]
+            .into_iter()
+            .flatten()
+        {
+            for (name, value) in &e.inputs {
+                let list = self.inputs.iter().any(|i| &i.name == name && i.list);
+                let value = match value.as_str() {
+                    Some(text) if list => {
+                        serde_json::Value::from(text.split(',').map(str::trim).collect::<Vec<_>>())
+                    }
+                    _ => value.clone(),
+                };
+                ctx.inputs.insert(name.clone(), value);
+            }
+            ctx.settings.extend(e.settings.clone());
+        }
     }
 
     /// The parameter called `name`, if the blueprint has one.
@@ -145,6 +224,29 @@ impl Blueprint {
         raw: &BTreeMap<String, String>,
     ) -> Result<Rendered, Vec<FieldError>> {
         let mut errors = render::check_context(ctx);
+        if !self.supports(ctx.env_class) {
+            let classes: Vec<&str> = self.classes.iter().map(|c| c.as_str()).collect();
+            errors.push(FieldError::new(
+                "env_class",
+                format!(
+                    "{} is for {} accounts, not {}: choose another account",
+                    self.name,
+                    classes.join(", "),
+                    ctx.env_class
+                ),
+            ));
+        }
+        for input in &self.inputs {
+            if !ctx.inputs.contains_key(&input.name) {
+                errors.push(FieldError::new(
+                    "environment",
+                    format!(
+                        "the environment has no output {} (needed for {}): choose a deployed environment of the network blueprint",
+                        input.output, input.name
+                    ),
+                ));
+            }
+        }
         let params = match self.validate(ctx.env_class, raw) {
             Ok(p) => Some(p),
             Err(e) => {
@@ -154,11 +256,40 @@ impl Blueprint {
         };
         match params {
             Some(params) if errors.is_empty() => {
-                render::render(&self.env, (&self.slug, &self.version), ctx, params)
+                // Only the settings the blueprint declares reach its template.
+                let mut ctx = ctx.clone();
+                ctx.settings.retain(|k, _| self.settings.contains(k));
+                render::render(
+                    &self.env,
+                    (&self.slug, &self.version),
+                    (&ctx, &self.files),
+                    &self.checks,
+                    params,
+                )
             }
             _ => Err(errors),
         }
     }
+}
+
+/// The folder's `*.json` files as `(file name, text)`, in name order.
+fn extra_files(dir: &Path) -> anyhow::Result<Vec<(String, String)>> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+        let path = entry
+            .with_context(|| format!("reading {}", dir.display()))?
+            .path();
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        if name.ends_with(".json") && path.is_file() {
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            files.push((name.to_string(), text));
+        }
+    }
+    files.sort();
+    Ok(files)
 }
 
 /// All blueprints found under a directory, sorted by slug.

@@ -15,6 +15,8 @@ pub const CIDR_PREFIX_RANGE: (u8, u8) = (16, 24);
 /// What kind of value a parameter takes, with what a form needs to render and check it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ParamKind {
+    /// On or off (a checkbox).
+    Boolean,
     /// A private RFC 1918 IPv4 block with a prefix between /16 and /24.
     Cidr,
     /// One of a fixed list of `(value, label)` options.
@@ -59,6 +61,11 @@ impl ParamSpec {
     pub fn check(&self, raw: &str) -> Result<Value, String> {
         let raw = raw.trim();
         match &self.kind {
+            ParamKind::Boolean => match raw.to_ascii_lowercase().as_str() {
+                "true" | "on" | "yes" | "1" => Ok(Value::Bool(true)),
+                "false" | "off" | "no" | "0" => Ok(Value::Bool(false)),
+                _ => Err(format!("'{raw}' is not on or off: use true or false")),
+            },
             ParamKind::Cidr => {
                 let cidr = Cidr::parse(raw)?;
                 cidr.check_vpc(CIDR_PREFIX_RANGE.0, CIDR_PREFIX_RANGE.1)?;

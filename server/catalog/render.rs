@@ -15,16 +15,83 @@ use super::FieldError;
 use super::cidr::Cidr;
 use crate::ids::EnvClass;
 
-/// Where and for whom a blueprint is rendered. Both strings come from the account registry and
-/// the request, and are checked before they reach the template.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Where and for whom a blueprint is rendered (the context of `docs/blueprints.md`). Every
+/// string comes from the account registry, the configuration, the request or the environment's
+/// recorded outputs, and is checked before it reaches the template.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RenderContext {
     /// Class of the target environment; selects parameter defaults.
     pub env_class: EnvClass,
     /// AWS region, e.g. `eu-west-2`; AZ names are `<region>a`, `b`, `c`.
     pub region: String,
-    /// Environment name, `[a-z][a-z0-9-]{1,30}`; used in resource names and tags.
+    /// The stack's own name, `[a-z][a-z0-9-]{1,30}`; used in resource names and tags.
     pub name: String,
+    /// The environment it belongs to (a workload's network); the same as `name` otherwise.
+    pub environment: String,
+    pub team: String,
+    pub cost_centre: String,
+    /// The requester's e-mail.
+    pub owner: String,
+    pub request_id: String,
+    pub account: AccountRef,
+    pub portal: PortalRef,
+    /// Values from the environment's outputs, by input name.
+    pub inputs: BTreeMap<String, serde_json::Value>,
+    /// Admin-set settings of the target account, by name.
+    pub settings: BTreeMap<String, serde_json::Value>,
+}
+
+/// The target account as a template sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
+pub struct AccountRef {
+    pub id: String,
+    pub name: String,
+    pub purpose: String,
+    pub external_id: String,
+}
+
+/// The portal's own identity, which the bootstrap blueprint trusts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
+pub struct PortalRef {
+    pub role_arn: String,
+    pub account_id: String,
+}
+
+impl RenderContext {
+    /// A context for a stack called `name` of team `team`, with nothing else known yet (the
+    /// command line, tests and previews fill in what they have).
+    pub fn new(env_class: EnvClass, region: &str, name: &str, team: &str) -> RenderContext {
+        RenderContext {
+            env_class,
+            region: region.to_string(),
+            name: name.to_string(),
+            environment: name.to_string(),
+            team: team.to_string(),
+            cost_centre: String::new(),
+            owner: String::new(),
+            request_id: String::new(),
+            account: AccountRef::default(),
+            portal: PortalRef::default(),
+            inputs: BTreeMap::new(),
+            settings: BTreeMap::new(),
+        }
+    }
+
+    /// The seven tags every taggable resource carries, as a CloudFormation tag list.
+    pub fn tags(&self, (slug, version): (&str, &str)) -> Vec<serde_json::Value> {
+        [
+            ("stackgate:team", self.team.clone()),
+            ("stackgate:environment", self.environment.clone()),
+            ("stackgate:env-class", self.env_class.to_string()),
+            ("stackgate:cost-centre", self.cost_centre.clone()),
+            ("stackgate:owner", self.owner.clone()),
+            ("stackgate:request", self.request_id.clone()),
+            ("stackgate:blueprint", format!("{slug}@{version}")),
+        ]
+        .into_iter()
+        .map(|(k, v)| serde_json::json!({"Key": k, "Value": v}))
+        .collect()
+    }
 }
 
 /// A rendered, parsed template and what an approver needs to know about it.
@@ -32,7 +99,7 @@ pub struct RenderContext {
 pub struct Rendered {
     /// The template as JSON.
     pub template: serde_json::Value,
-    /// The template as pretty JSON: identical input gives byte-identical output.
+    /// The template as compact JSON: identical input gives byte-identical output.
     pub body: String,
     /// SHA-256 (hex) of `body`.
     pub digest: String,
@@ -53,6 +120,17 @@ impl Rendered {
         serde_json::Value::Object(object).to_string()
     }
 }
+
+/// A stored (compact) template indented for people to read; the stored text as it is when it
+/// does not parse.
+pub fn readable(body: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(body)
+        .and_then(|v| serde_json::to_string_pretty(&v))
+        .unwrap_or_else(|_| body.to_string())
+}
+
+/// The largest `TemplateBody` CloudFormation accepts, in bytes.
+pub const TEMPLATE_BODY_LIMIT: usize = 51_200;
 
 /// The name under which a blueprint's template is stored in its environment.
 pub(crate) const TEMPLATE_NAME: &str = "template.json.j2";
@@ -110,10 +188,10 @@ pub(crate) fn check_context(ctx: &RenderContext) -> Vec<FieldError> {
     if let Err(message) = crate::ids::Region::try_from(ctx.region.clone()) {
         errors.push(FieldError::new("region", message));
     }
-    if !ctx.env_class.is_workload() {
+    if check_env_name(&ctx.environment).is_err() {
         errors.push(FieldError::new(
-            "env_class",
-            "core accounts do not take team environments: choose a dev, test or prod account",
+            "environment",
+            format!("'{}' is not a valid environment name", ctx.environment),
         ));
     }
     errors
@@ -121,11 +199,12 @@ pub(crate) fn check_context(ctx: &RenderContext) -> Vec<FieldError> {
 
 #[derive(Serialize)]
 struct TemplateContext<'a> {
-    env_class: &'a str,
-    region: &'a str,
-    name: &'a str,
+    #[serde(flatten)]
+    ctx: &'a RenderContext,
     blueprint: BlueprintRef<'a>,
     params: &'a BTreeMap<String, serde_json::Value>,
+    files: &'a BTreeMap<String, serde_json::Value>,
+    tags: Vec<serde_json::Value>,
 }
 
 #[derive(Serialize)]
@@ -139,7 +218,8 @@ struct BlueprintRef<'a> {
 pub(crate) fn render(
     env: &Environment<'static>,
     (slug, version): (&str, &str),
-    ctx: &RenderContext,
+    (ctx, files): (&RenderContext, &BTreeMap<String, serde_json::Value>),
+    checks: &[super::manifest::Check],
     params: BTreeMap<String, serde_json::Value>,
 ) -> Result<Rendered, Vec<FieldError>> {
     let defect = |what: String| {
@@ -149,21 +229,47 @@ pub(crate) fn render(
         )]
     };
     let tctx = TemplateContext {
-        env_class: ctx.env_class.as_str(),
-        region: &ctx.region,
-        name: &ctx.name,
+        ctx,
         blueprint: BlueprintRef { slug, version },
         params: &params,
+        files,
+        tags: ctx.tags((slug, version)),
     };
+    let value = minijinja::Value::from(minijinja::value::Serde(&tctx));
+    let mut failed = Vec::new();
+    for c in checks {
+        let holds = env
+            .compile_expression(&c.assert)
+            .and_then(|e| e.eval(&value))
+            .map_err(|e| {
+                defect(format!(
+                    "has a check on {} that fails to run ({e:#})",
+                    c.field
+                ))
+            })?;
+        if !holds.is_true() {
+            failed.push(FieldError::new(c.field.as_str(), c.message.clone()));
+        }
+    }
+    if !failed.is_empty() {
+        return Err(failed);
+    }
     let text = env
         .get_template(TEMPLATE_NAME)
-        .and_then(|t| t.render(minijinja::value::Serde(&tctx)))
+        .and_then(|t| t.render(&value))
         .map_err(|e| defect(format!("failed to render ({e:#})")))?;
     let template: serde_json::Value =
         serde_json::from_str(&text).map_err(|e| defect(format!("rendered invalid JSON ({e})")))?;
-    let mut body = serde_json::to_string_pretty(&template)
+    // Compact: CloudFormation takes at most 51,200 bytes of TemplateBody, and indentation
+    // would spend a third of it. Pages pretty-print it for reading.
+    let body = serde_json::to_string(&template)
         .map_err(|e| defect(format!("could not be serialised ({e})")))?;
-    body.push('\n');
+    if body.len() > TEMPLATE_BODY_LIMIT {
+        return Err(defect(format!(
+            "renders {} bytes, more than CloudFormation's {TEMPLATE_BODY_LIMIT}",
+            body.len()
+        )));
+    }
     let digest = hex::encode(Sha256::digest(body.as_bytes()));
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
     if let Some(resources) = template.get("Resources").and_then(|r| r.as_object()) {

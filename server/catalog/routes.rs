@@ -9,9 +9,10 @@ use axum::response::Html;
 use axum::routing::get;
 use axum::{Json, Router};
 
-use super::Catalog;
 use super::views::{BlueprintCard, CatalogPage};
+use super::{Audience, Blueprint, Catalog, ParamKind, ParamSpec};
 use crate::error::AppError;
+use crate::ids::EnvClass;
 use crate::web::{ApiUser, CurrentUser, Gate, Layout};
 
 pub fn router<S>() -> Router<S>
@@ -30,9 +31,7 @@ async fn page(
     State(gate): State<Arc<dyn Gate>>,
     user: CurrentUser,
 ) -> Result<Html<String>, AppError> {
-    let blueprints = catalog
-        .list()
-        .iter()
+    let blueprints = visible(&catalog, &user)
         .map(|b| BlueprintCard {
             slug: b.slug.clone(),
             name: b.name.clone(),
@@ -49,17 +48,54 @@ async fn page(
     Ok(Html(page.render().map_err(anyhow::Error::from)?))
 }
 
-async fn api(State(catalog): State<Arc<Catalog>>, ApiUser(_): ApiUser) -> Json<serde_json::Value> {
-    let list: Vec<_> = catalog
+/// The blueprints this user may request: admin-only ones (account controls) for admins only.
+fn visible<'a>(catalog: &'a Catalog, user: &'a CurrentUser) -> impl Iterator<Item = &'a Blueprint> {
+    catalog
         .list()
         .iter()
+        .filter(|b| b.audience == Audience::Teams || user.roles.admin)
+}
+
+fn parameter_json(p: &ParamSpec, classes: &[EnvClass]) -> serde_json::Value {
+    let kind = match &p.kind {
+        ParamKind::Boolean => "boolean",
+        ParamKind::Cidr => "cidr",
+        ParamKind::Choice(_) => "choice",
+        ParamKind::Integer { .. } => "integer",
+        ParamKind::String { .. } => "string",
+    };
+    let options: Vec<&str> = match &p.kind {
+        ParamKind::Choice(options) => options.iter().map(|(v, _)| v.as_str()).collect(),
+        _ => Vec::new(),
+    };
+    // What the parameter takes when it is left out, per class (absent: required there).
+    let defaults: serde_json::Map<String, serde_json::Value> = classes
+        .iter()
+        .filter_map(|c| {
+            let value = p.check(&p.default_for(*c)?).ok()?;
+            Some((c.to_string(), value))
+        })
+        .collect();
+    serde_json::json!({
+        "name": p.name, "label": p.label, "help": p.help, "kind": kind,
+        "options": options, "defaults": defaults,
+    })
+}
+
+async fn api(
+    State(catalog): State<Arc<Catalog>>,
+    ApiUser(user): ApiUser,
+) -> Json<serde_json::Value> {
+    let list: Vec<_> = visible(&catalog, &user)
         .map(|b| {
             serde_json::json!({
                 "slug": b.slug, "name": b.name, "version": b.version, "summary": b.summary,
-                "digest": b.digest,
-                "parameters": b.parameters.iter().map(|p| serde_json::json!({
-                    "name": p.name, "label": p.label, "help": p.help,
-                })).collect::<Vec<_>>(),
+                "digest": b.digest, "kind": b.kind, "audience": b.audience,
+                "classes": b.classes.iter().map(|c| c.as_str()).collect::<Vec<_>>(),
+                "inputs": b.inputs,
+                "examples": b.examples.iter().map(|e| e.name.as_str()).collect::<Vec<_>>(),
+                "parameters": b.parameters.iter().map(|p| parameter_json(p, &b.classes))
+                    .collect::<Vec<_>>(),
             })
         })
         .collect();

@@ -56,11 +56,29 @@ pub async fn record_submission(
     });
     let mut tx = state.db.begin().await?;
     let (id, number) = store::insert(&mut tx, p, &user.id, status, &policy).await?;
+    if let Some(block) = &p.address {
+        // Checked again under the plan's lock: a concurrent request may have taken it since.
+        let stack = store::addresses::StackKey {
+            account_id: p.account.id.as_str(),
+            region: &p.region,
+            stack_name: &p.stack_name,
+        };
+        if let Some(taken) = store::addresses::reserve(&mut tx, &id, block, stack).await? {
+            tx.rollback().await?;
+            let param = super::addresses::address_param(&p.blueprint).unwrap_or("vpc_cidr");
+            return Err(AppError::Invalid(vec![FieldError::new(
+                param,
+                taken.refusal(block),
+            )]));
+        }
+    }
     let entry = Entry::new(&Actor::of(user), "request.submitted", "request", id.clone())
         .detail(serde_json::json!({
             "number": number, "team": p.team, "blueprint": p.blueprint.slug,
             "blueprint_version": p.blueprint.version, "account_id": p.account.id,
             "region": p.region, "stack_name": p.stack_name, "params": p.rendered.params,
+            "environment_id": p.environment.as_ref().map(|e| &e.id),
+            "address_block": p.address.as_ref().map(|c| c.to_string()),
             "template_digest": p.rendered.digest, "content_hash": p.content_hash,
         }))
         .source_ip(user.source_ip.clone());

@@ -4,10 +4,13 @@
 
 use std::collections::BTreeMap;
 
+use super::addresses;
 use super::input::{NewRequest, prepare};
+use super::store::addresses::StackKey;
+use super::store::environments;
 use super::views::{Preview, RequestForm, account_options, param_fields, policy_rows};
 use crate::accounts::{self, Account};
-use crate::catalog::Blueprint;
+use crate::catalog::{Audience, Blueprint, Kind};
 use crate::error::{AppError, FieldError};
 use crate::ids::{EnvClass, Region};
 use crate::state::AppState;
@@ -25,7 +28,7 @@ pub enum Check {
 }
 
 /// The fields that are not blueprint parameters, each shown next to its own input.
-const CONTEXT_FIELDS: [&str; 4] = ["name", "account_id", "region", "team"];
+const CONTEXT_FIELDS: [&str; 5] = ["name", "account_id", "region", "team", "environment"];
 
 /// Where the request would go: the chosen (or first) account of the team and its region.
 struct Target<'a> {
@@ -134,7 +137,7 @@ async fn check_and_preview(
                 stack_name: p.stack_name.clone(),
                 total: p.rendered.resources.iter().map(|(_, n)| n).sum(),
                 resources: p.rendered.resources.clone(),
-                template_body: p.rendered.body.clone(),
+                template_body: crate::catalog::render::readable(&p.rendered.body),
                 digest: p.rendered.digest.clone(),
                 policy_passed: p.policy.passed,
                 policy: policy_rows(&p.policy),
@@ -149,6 +152,91 @@ async fn check_and_preview(
     }
 }
 
+/// A network's address field: while the requester has not typed a block of their own, it shows
+/// the stack's current block (an update) or the address plan's next free one for the chosen
+/// account's class and region. Returns the block proposed.
+async fn propose_block(
+    state: &AppState,
+    (blueprint, team, name): (&Blueprint, &str, &str),
+    target: &Target<'_>,
+    raw: &BTreeMap<String, String>,
+    values: &mut BTreeMap<String, String>,
+) -> Result<String, AppError> {
+    let (Some(param), Some(account), Some(region)) = (
+        addresses::address_param(blueprint),
+        target.account,
+        target.region,
+    ) else {
+        return Ok(String::new());
+    };
+    let current = values.get(param).cloned().unwrap_or_default();
+    let manifest_default = blueprint.param(param).is_some_and(|p| {
+        [
+            EnvClass::Dev,
+            EnvClass::Test,
+            EnvClass::Prod,
+            EnvClass::Core,
+        ]
+        .iter()
+        .any(|c| p.default_for(*c).as_deref() == Some(current.as_str()))
+    });
+    let untouched =
+        current.trim().is_empty() || raw.get("proposed_cidr") == Some(&current) || manifest_default;
+    if !untouched {
+        return Ok(raw.get("proposed_cidr").cloned().unwrap_or_default());
+    }
+    let stack_name = super::stack_name(team, name, account.env_class);
+    let stack = StackKey {
+        account_id: account.id.as_str(),
+        region: region.as_str(),
+        stack_name: &stack_name,
+    };
+    let own = addresses::store_origin(state, stack)
+        .await?
+        .and_then(|(_, block)| block);
+    let block = match own {
+        Some(b) => Some(b),
+        None => addresses::propose(state, account.env_class, stack)
+            .await?
+            .map(|c| c.to_string()),
+    };
+    match block {
+        Some(b) => {
+            values.insert(param.to_string(), b.clone());
+            Ok(b)
+        }
+        None => Ok(String::new()),
+    }
+}
+
+/// Who requests and where they may deploy: a requester's teams and their team's accounts; for
+/// an admin-only blueprint, the platform team and every registered account of its classes.
+async fn who_and_where(
+    state: &AppState,
+    user: &CurrentUser,
+    blueprint: &Blueprint,
+    raw: &BTreeMap<String, String>,
+) -> Result<(Vec<String>, String, Vec<Account>), AppError> {
+    if blueprint.audience == Audience::Admins {
+        if !user.roles.admin {
+            return Err(AppError::Forbidden(
+                "Only platform admins request this blueprint.".into(),
+            ));
+        }
+        let mut accounts = accounts::store::list(&state.db).await?;
+        accounts.retain(|a| blueprint.supports(a.env_class));
+        return Ok((vec!["platform".into()], "platform".into(), accounts));
+    }
+    let teams = user.roles.requester_teams.clone();
+    let team = match raw.get("team").filter(|t| !t.is_empty()) {
+        Some(t) => t.clone(),
+        None => teams.first().cloned().unwrap_or_default(),
+    };
+    user.require_requester_for(&team)?;
+    let accounts = accounts::store::for_team(&state.db, &team).await?;
+    Ok((teams, team, accounts))
+}
+
 /// Builds the form from raw values, checks it as asked and previews it when it is valid.
 pub async fn build(
     state: &AppState,
@@ -161,28 +249,45 @@ pub async fn build(
         .map(String::as_str)
         .unwrap_or("network");
     let blueprint = state.catalog.get(slug).ok_or(AppError::NotFound)?.clone();
-    let teams = user.roles.requester_teams.clone();
-    let team = match raw.get("team").filter(|t| !t.is_empty()) {
-        Some(t) => t.clone(),
-        None => teams.first().cloned().unwrap_or_default(),
+    let (teams, team, accounts) = who_and_where(state, user, &blueprint, raw).await?;
+    let environments = match blueprint.kind {
+        Kind::Workload => environments::list(&state.db, Some(std::slice::from_ref(&team))).await?,
+        _ => Vec::new(),
     };
-    user.require_requester_for(&team)?;
-    let accounts = accounts::store::for_team(&state.db, &team).await?;
-    let target = Target::choose(&accounts, raw);
-    let values = parameter_values(&blueprint, raw, target.class());
+    let environment = environments
+        .iter()
+        .find(|e| raw.get("environment") == Some(&e.id))
+        .or_else(|| environments.first());
+    // A workload's account and region are its environment's.
+    let mut chosen = raw.clone();
+    if let Some(env) = environment {
+        chosen.insert("account_id".into(), env.account_id.clone());
+        chosen.insert("region".into(), env.region.clone());
+    }
+    let target = Target::choose(&accounts, &chosen);
+    let mut values = parameter_values(&blueprint, raw, target.class());
     let name = raw
         .get("name")
         .map(|n| n.trim().to_string())
         .unwrap_or_default();
+    let proposed =
+        propose_block(state, (&blueprint, &team, &name), &target, raw, &mut values).await?;
     let mut found = Findings::default();
     if accounts.is_empty() {
         found.general.push(format!(
             "Team {team} has no accounts to deploy into yet. Ask the platform team to register one."
         ));
     }
+    if blueprint.kind == Kind::Workload && environment.is_none() {
+        found.general.push(format!(
+            "Team {team} has no deployed environment yet: request a network first, then put \
+             workloads into it."
+        ));
+    }
     if check != Check::None && target.account.is_some() {
         let mut input = NewRequest::from_form(raw);
         input.team = Some(team.clone());
+        input.environment = environment.map(|e| e.id.clone());
         input.account_id = target.account.map(|a| a.id.to_string()).unwrap_or_default();
         input.region = target.region.map(|r| r.to_string()).unwrap_or_default();
         input.parameters = values.clone();
@@ -212,6 +317,18 @@ pub async fn build(
                     .collect()
             })
             .unwrap_or_default(),
+        workload: blueprint.kind == Kind::Workload,
+        proposed_cidr: proposed,
+        environments: environments
+            .iter()
+            .map(|e| {
+                let label = format!(
+                    "{} ({}, {} · {})",
+                    e.name, e.env_class, e.account_name, e.region
+                );
+                (e.id.clone(), label, Some(e) == environment)
+            })
+            .collect(),
         params: param_fields(&blueprint, target.class(), &values, &found.params),
         teams,
         team,

@@ -2,6 +2,7 @@
 //! state machine every request moves through.
 
 pub mod actions;
+pub mod addresses;
 mod form;
 pub mod input;
 pub mod routes;
@@ -200,6 +201,10 @@ pub struct ServiceRequest {
     pub version: i64,
     pub created_at: i64,
     pub updated_at: i64,
+    /// The blueprint's kind when requested (`environment`, `workload`, …).
+    pub kind: String,
+    /// For a workload: the request of the environment it went into.
+    pub environment_id: Option<String>,
 }
 
 impl ServiceRequest {

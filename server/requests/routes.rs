@@ -27,6 +27,7 @@ pub fn router() -> Router<AppState> {
         .route("/requests/new/preview", post(preview))
         .route("/requests", get(list_page).post(create))
         .route("/api/v1/requests", get(list_api).post(create_api))
+        .route("/api/v1/environments", get(environments_api))
 }
 
 fn render(t: &impl Template) -> Result<String, AppError> {
@@ -200,6 +201,17 @@ async fn list_api(
         "requests": rows,
         "next": next.map(|c| c.encode()),
     })))
+}
+
+/// The deployed environments of the caller's teams (every team for those who see all), each
+/// with the outputs workloads take as inputs.
+async fn environments_api(
+    State(state): State<AppState>,
+    ApiUser(user): ApiUser,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let scope = user.scope();
+    let list = store::environments::list(&state.db, scope.as_deref()).await?;
+    Ok(Json(serde_json::json!({ "environments": list })))
 }
 
 async fn create_api(

@@ -89,6 +89,11 @@ pub struct RequestForm {
     pub team: String,
     pub accounts: Vec<(String, String, bool)>,
     pub regions: Vec<(String, bool)>,
+    /// A workload goes into one of these (id, label, selected) instead of an account and region.
+    pub workload: bool,
+    /// The address block the form proposed (kept while the requester leaves it as proposed).
+    pub proposed_cidr: String,
+    pub environments: Vec<(String, String, bool)>,
     pub name: String,
     pub defaults_for: String,
     pub field_errors: BTreeMap<String, String>,
@@ -123,6 +128,14 @@ pub fn param_fields(
         .map(|p| {
             let (kind, options, min, max) = match &p.kind {
                 ParamKind::Choice(options) => ("select", options.clone(), 0, 0),
+                // A select, not a checkbox: an unticked box sends nothing, which would bring
+                // back a default of "on" in a plain form.
+                ParamKind::Boolean => (
+                    "select",
+                    vec![("true".into(), "Yes".into()), ("false".into(), "No".into())],
+                    0,
+                    0,
+                ),
                 ParamKind::Integer { min, max } => ("number", vec![], *min, *max),
                 ParamKind::Cidr | ParamKind::String { .. } => ("text", vec![], 0, 0),
             };

@@ -141,6 +141,7 @@ mod tests {
             external_id: "x".into(),
             regions: vec![],
             teams: vec!["payments".into()],
+            settings: Default::default(),
         }
     }
 
@@ -182,6 +183,8 @@ mod tests {
                 version: 2,
                 created_at: 0,
                 updated_at: 0,
+                kind: "environment".into(),
+                environment_id: None,
             };
             let job = Deployment::for_tests(
                 "d",

@@ -49,13 +49,13 @@ ensure_chromium() {
 # Waits until FILE is non-empty (a component's ready file), or fails naming the log.
 wait_for_file() {
     local file="$1" what="$2" log="$3" pid="$4"
-    for _ in $(seq 1 300); do
+    for _ in $(seq 1 1200); do
         [ -s "$file" ] && return 0
         kill -0 "$pid" 2>/dev/null || { tail -n 30 "$log" >&2; die "$what exited during start-up (log: $log)"; }
         sleep 0.1
     done
     tail -n 30 "$log" >&2
-    die "$what did not become ready in 30 s (log: $log)"
+    die "$what did not become ready in 120 s (log: $log)"
 }
 
 # Starts a component in the background and waits for its ready file (READY LOG WHAT CMD...).

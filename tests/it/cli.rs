@@ -72,6 +72,89 @@ fn the_cli_lists_renders_and_checks_blueprints() {
 }
 
 #[test]
+fn the_cli_lists_blueprints_as_json_and_renders_every_example_for_every_class() {
+    let out = stackgate().args(["blueprints", "--json"]).output().unwrap();
+    assert!(out.status.success());
+    let list: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(list.len(), 9, "{list:?}");
+    let mut renders = 0;
+    for b in &list {
+        let slug = b["slug"].as_str().unwrap();
+        assert!(b["version"].as_str().is_some() && b["summary"].as_str().is_some());
+        let examples: Vec<&str> = b["examples"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e.as_str().unwrap())
+            .collect();
+        assert!(
+            examples.contains(&"default") && examples.contains(&"full"),
+            "{b}"
+        );
+        for class in b["classes"].as_array().unwrap() {
+            let class = class.as_str().unwrap();
+            for example in &examples {
+                let out = stackgate()
+                    .args(["render", "--blueprint", slug, "--environment", class])
+                    .args(["--example", example])
+                    .output()
+                    .unwrap();
+                assert!(
+                    out.status.success(),
+                    "{slug} {class} {example}: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                let t: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+                assert!(!t["Resources"].as_object().unwrap().is_empty());
+                renders += 1;
+            }
+        }
+    }
+    assert!(renders >= 30, "{renders} renders");
+    let admin_only: Vec<&str> = list
+        .iter()
+        .filter(|b| b["audience"] == "admins")
+        .map(|b| b["slug"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        admin_only,
+        [
+            "account-baseline",
+            "account-bootstrap",
+            "log-archive",
+            "organization"
+        ]
+    );
+    // A class the blueprint does not support, or an unknown example, is a usage error.
+    for args in [
+        [
+            "--blueprint",
+            "data",
+            "--environment",
+            "core",
+            "--example",
+            "default",
+        ],
+        [
+            "--blueprint",
+            "data",
+            "--environment",
+            "dev",
+            "--example",
+            "nope",
+        ],
+    ] {
+        let out = stackgate().arg("render").args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("--environment") || err.contains("--example"),
+            "{err}"
+        );
+    }
+}
+
+#[test]
 fn render_with_bad_parameters_exits_2_with_exactly_one_message_per_bad_parameter() {
     for (params, bad) in [
         (r#"{"vpc_cidr": "8.8.0.0/16"}"#, vec!["vpc_cidr"]),

@@ -64,12 +64,13 @@ async fn journey(backend: Backend) {
     let bob = app.login("bob").await;
     let grace = app.login("grace").await;
 
-    // The form is generated from the blueprint, with dev defaults.
+    // The form is generated from the blueprint, with dev defaults and the address plan's first
+    // free dev block proposed.
     let form = alice.get("/requests/new?blueprint=network").await;
     assert_eq!(form.status(), StatusCode::OK);
     let html = form.text().await.unwrap();
     assert!(
-        html.contains("name=\"param.vpc_cidr\"") && html.contains("10.10.0.0/16"),
+        html.contains("name=\"param.vpc_cidr\"") && html.contains("value=\"10.64.0.0/16\""),
         "{html}"
     );
 

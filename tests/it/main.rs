@@ -23,3 +23,4 @@ mod requests;
 mod security;
 mod sessions;
 mod support;
+mod workloads;

@@ -92,9 +92,12 @@ async fn prepared(app: &TestApp, alice: &CurrentUser, name: &str) -> input::Prep
         region: "eu-west-2".into(),
         name: name.into(),
         parameters: Default::default(),
+        environment: None,
     };
     match input::prepare(&app.state, alice, &input).await {
-        Ok(p) => p,
+        // Recorded many times over: each copy gets its own id and no block of the address plan
+        // (the plan's own race is tested below).
+        Ok(p) => input::Prepared { address: None, ..p },
         Err(e) => panic!("prepare: {e}"),
     }
 }
@@ -102,6 +105,7 @@ async fn prepared(app: &TestApp, alice: &CurrentUser, name: &str) -> input::Prep
 /// Records a new pending request for a distinct stack (so deployments never collide).
 async fn pending(app: &TestApp, alice: &CurrentUser, base: &input::Prepared, i: usize) -> String {
     let mut p = base.clone();
+    p.id = uuid::Uuid::new_v4().to_string();
     p.stack_name = format!("{}-{i}", base.stack_name);
     actions::record_submission(&app.state, alice, &p)
         .await
@@ -282,6 +286,8 @@ async fn two_submissions_together(backend: Backend) {
         let (mut pa, mut pb) = (base.clone(), base.clone());
         pa.stack_name = format!("{}-a{i}", base.stack_name);
         pb.stack_name = format!("{}-b{i}", base.stack_name);
+        pa.id = uuid::Uuid::new_v4().to_string();
+        pb.id = uuid::Uuid::new_v4().to_string();
         let (a, b) = together(
             move || async move { actions::record_submission(&state_a, &alice_a, &pa).await },
             move || async move { actions::record_submission(&state_b, &alice_b, &pb).await },
@@ -312,4 +318,68 @@ async fn two_submissions_at_once_get_distinct_numbers_on_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_submissions_at_once_get_distinct_numbers_on_postgres() {
     two_submissions_together(Backend::Postgres).await;
+}
+
+/// Two networks asking for the same block at the same moment: exactly one gets it, the other is
+/// refused naming the first; blocks that do not overlap are both granted.
+async fn two_networks_asking_for_one_block(backend: Backend) {
+    let app = TestApp::spawn_with(backend, &[("STACKGATE_WORKER", "false")]).await;
+    let p = people(&app).await;
+    let base = prepared(&app, &p.alice, "plan").await;
+    let block = |i: usize, half: usize| {
+        let cidr = format!("10.{}.{}.0/24", 100 + i / 128, (i % 128) * 2 + half);
+        stackgate::catalog::cidr::Cidr::parse(&cidr).unwrap()
+    };
+    let (mut granted, mut refused) = (0, 0);
+    for i in 0..ITERATIONS {
+        let (state_a, state_b) = (app.state.clone(), app.state.clone());
+        let (alice_a, alice_b) = (p.alice.clone(), p.alice.clone());
+        let (mut pa, mut pb) = (base.clone(), base.clone());
+        pa.id = uuid::Uuid::new_v4().to_string();
+        pb.id = uuid::Uuid::new_v4().to_string();
+        pa.stack_name = format!("{}-a{i}", base.stack_name);
+        pb.stack_name = format!("{}-b{i}", base.stack_name);
+        // Even iterations: the same block; odd ones: neighbouring blocks.
+        pa.address = Some(block(i, 0));
+        pb.address = Some(block(i, if i % 2 == 0 { 0 } else { 1 }));
+        let (a, b) = together(
+            move || async move { actions::record_submission(&state_a, &alice_a, &pa).await },
+            move || async move { actions::record_submission(&state_b, &alice_b, &pb).await },
+        )
+        .await;
+        if i % 2 == 1 {
+            assert!(a.is_ok() && b.is_ok(), "iteration {i}: {a:?} {b:?}");
+            continue;
+        }
+        match (a, b) {
+            (Ok(_), Err(AppError::Invalid(e))) | (Err(AppError::Invalid(e)), Ok(_)) => {
+                assert!(
+                    e[0].message.contains("overlaps") && e[0].message.contains("plan"),
+                    "{e:?}"
+                );
+                granted += 1;
+                refused += 1;
+            }
+            other => panic!("iteration {i}: {other:?}"),
+        }
+    }
+    assert_eq!((granted, refused), (ITERATIONS / 2, ITERATIONS / 2));
+    let blocks = sqlx::query("select count(*) from address_blocks")
+        .fetch_one(app.state.db.pool())
+        .await
+        .unwrap()
+        .try_get::<i64, _>(0)
+        .unwrap();
+    assert_eq!(blocks as usize, ITERATIONS / 2 + ITERATIONS);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_networks_cannot_get_one_block_on_sqlite() {
+    two_networks_asking_for_one_block(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_networks_cannot_get_one_block_on_postgres() {
+    two_networks_asking_for_one_block(Backend::Postgres).await;
 }

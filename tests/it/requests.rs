@@ -162,7 +162,18 @@ async fn api_blueprints_lists_the_catalog_with_each_blueprints_version_digest_an
             .iter()
             .map(|p| serde_json::json!({"name": p.name, "label": p.label, "help": p.help}))
             .collect();
-        assert_eq!(b["parameters"], serde_json::json!(params), "{b}");
+        let listed_params: Vec<serde_json::Value> = b["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| serde_json::json!({"name": p["name"], "label": p["label"], "help": p["help"]}))
+            .collect();
+        assert_eq!(listed_params, params, "{b}");
+        assert_eq!(
+            b["classes"],
+            serde_json::json!(["dev", "test", "prod"]),
+            "{b}"
+        );
     }
     let network = &listed[1];
     assert_eq!(network["name"], "Three-tier network");

@@ -48,11 +48,7 @@ pub(super) fn raw(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
 }
 
 pub(super) fn ctx(env: EnvClass) -> RenderContext {
-    RenderContext {
-        env_class: env,
-        region: "eu-west-2".into(),
-        name: format!("payments-{env}"),
-    }
+    RenderContext::new(env, "eu-west-2", &format!("payments-{env}"), "payments")
 }
 
 pub(super) fn render(env: EnvClass, pairs: &[(&str, &str)]) -> Rendered {
@@ -74,7 +70,7 @@ fn catalog_lists_the_network_blueprint() {
     let bp = network();
     assert_eq!(
         (bp.slug.as_str(), bp.version.as_str()),
-        ("network", "1.0.0")
+        ("network", "1.1.0")
     );
     assert!(catalog().list().iter().any(|b| b.slug == "network"));
     assert!(catalog().get("nope").is_none());
@@ -85,6 +81,10 @@ fn catalog_lists_the_network_blueprint() {
             "vpc_cidr",
             "az_count",
             "nat_gateways",
+            "app_port",
+            "http_redirect",
+            "vpc_endpoints",
+            "transit_gateway",
             "flow_log_retention_days"
         ]
     );
@@ -103,7 +103,9 @@ fn catalog_load_reports_bad_blueprints_at_start_up() {
     let write = |name: &str, text: &str| {
         std::fs::create_dir_all(&bp).and_then(|()| std::fs::write(bp.join(name), text))
     };
-    let manifest = "slug = \"network\"\nname = \"n\"\nversion = \"1.0.0\"\nsummary = \"s\"\ndescription = \"d\"\n";
+    let manifest = "slug = \"network\"\nname = \"n\"\nversion = \"1.0.0\"\nsummary = \"s\"\n\
+                    description = \"d\"\nkind = \"standalone\"\nclasses = [\"dev\"]\n\
+                    [[examples]]\nname = \"default\"\ndescription = \"d\"\n";
     assert!(write("blueprint.toml", manifest).is_ok());
     assert!(write("template.json.j2", "{\"Resources\": {}}").is_ok());
     let err = Catalog::load(&dir)

@@ -52,7 +52,10 @@ fn policy_fails_with_the_right_rule_on_mutated_templates() {
         ),
         (
             "s3_buckets_encrypted",
-            json!({"Logs": {"Type": "AWS::S3::Bucket", "Properties": {"PublicAccessBlockConfiguration": {"BlockPublicAcls": true, "BlockPublicPolicy": true, "IgnorePublicAcls": true, "RestrictPublicBuckets": true}, "Tags": [{"Key": "Name", "Value": "x"}, {"Key": "stackgate:env-class", "Value": "dev"}]}}}),
+            json!({
+                "Logs": {"Type": "AWS::S3::Bucket", "Properties": {"PublicAccessBlockConfiguration": {"BlockPublicAcls": true, "BlockPublicPolicy": true, "IgnorePublicAcls": true, "RestrictPublicBuckets": true}, "Tags": base["Resources"]["FlowLogKey"]["Properties"]["Tags"]}},
+                "LogsPolicy": {"Type": "AWS::S3::BucketPolicy", "Properties": {"Bucket": {"Ref": "Logs"}, "PolicyDocument": {"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Principal": "*", "Action": "s3:*", "Resource": "*", "Condition": {"Bool": {"aws:SecureTransport": "false"}}}]}}}
+            }),
         ),
         (
             "resources_tagged",
@@ -119,6 +122,8 @@ fn broken_or_empty_rule_files_are_refused_at_load() {
 fn a_template_without_route_tables_or_vpcs_is_evaluated_not_refused() {
     // A blueprint need not contain every resource type the rules look at: rules that do not
     // apply pass instead of failing the whole evaluation.
+    let mut tags = super::ctx(EnvClass::Dev).tags(("test", "1.0.0"));
+    tags.push(json!({"Key": "Name", "Value": "x"}));
     let template = serde_json::json!({
         "Resources": {
             "Subnet": {
@@ -126,10 +131,7 @@ fn a_template_without_route_tables_or_vpcs_is_evaluated_not_refused() {
                 "Properties": {
                     "VpcId": "vpc-0123456789abcdef0",
                     "CidrBlock": "10.0.0.0/24",
-                    "Tags": [
-                        {"Key": "Name", "Value": "x"},
-                        {"Key": "stackgate:env-class", "Value": "dev"}
-                    ]
+                    "Tags": tags
                 }
             }
         }

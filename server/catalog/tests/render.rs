@@ -14,10 +14,14 @@ fn defaults_follow_the_environment_class() {
     let dev = bp.validate(EnvClass::Dev, &BTreeMap::new());
     let prod = bp.validate(EnvClass::Prod, &BTreeMap::new());
     let expect_dev: BTreeMap<String, Value> = [
+        ("app_port", json!(8080)),
         ("az_count", json!(2)),
         ("flow_log_retention_days", json!(30)),
+        ("http_redirect", json!(false)),
         ("nat_gateways", json!("single")),
+        ("transit_gateway", json!(false)),
         ("vpc_cidr", json!("10.10.0.0/16")),
+        ("vpc_endpoints", json!(false)),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
@@ -107,7 +111,7 @@ fn every_env_class_renders_for_two_and_three_azs() {
                     "{env} {azs}"
                 );
             }
-            for forbidden in ["\"Fn::Cidr\"", "\"Fn::GetAZs\"", "{{", "}}"] {
+            for forbidden in ["\"Fn::Cidr\"", "\"Fn::GetAZs\"", "{{", "{%"] {
                 assert!(!r.body.contains(forbidden), "{env} {azs}: {forbidden}");
             }
             let ids = &r.template["Outputs"]["PrivateSubnetIds"]["Value"]["Fn::Join"];

@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 
 use sqlx::Row;
 
+pub mod addresses;
+pub mod environments;
 mod lists;
 
 pub use lists::{
@@ -23,7 +25,7 @@ const SELECT: &str = "select r.id, r.number, r.title, r.team, r.requester_id, \
     coalesce(u.name, u.subject), r.blueprint_slug, r.blueprint_version, r.blueprint_digest, \
     r.account_id, a.name, r.region, r.env_class, r.env_name, r.stack_name, r.params_json, \
     t.body, r.template_digest, r.content_hash, r.policy_json, r.status, r.status_reason, \
-    r.version, r.created_at, r.updated_at, r.capabilities_json \
+    r.version, r.created_at, r.updated_at, r.capabilities_json, r.kind, r.environment_id \
     from service_requests r join users u on u.id = r.requester_id \
     join accounts a on a.id = r.account_id \
     left join rendered_templates t on t.digest = r.template_digest";
@@ -71,6 +73,8 @@ fn from_row(row: &sqlx::any::AnyRow) -> Result<ServiceRequest, StoreError> {
         updated_at: row.try_get(24)?,
         capabilities: serde_json::from_str(&row.try_get::<String, _>(25)?)
             .map_err(|e| StoreError::unreadable("request's capabilities", e))?,
+        kind: row.try_get(26)?,
+        environment_id: row.try_get(27)?,
     })
 }
 
@@ -107,7 +111,7 @@ pub async fn insert(
     status: RequestStatus,
     policy_json: &serde_json::Value,
 ) -> Result<(String, i64), StoreError> {
-    let id = uuid::Uuid::new_v4().to_string();
+    let id = p.id.clone();
     let number = next_number(tx).await?;
     let now = now_ms();
     let title = format!(
@@ -119,8 +123,9 @@ pub async fn insert(
         "insert into service_requests (id, number, title, team, requester_id, blueprint_slug, \
          blueprint_version, blueprint_digest, account_id, region, env_class, env_name, stack_name, \
          params_json, template_digest, content_hash, policy_json, status, version, \
-         created_at, updated_at, capabilities_json) values ($1, $2, $3, $4, $5, $6, $7, $8, $9, \
-         $10, $11, $12, $13, $14, $15, $16, $17, $18, 1, $19, $19, $20)",
+         created_at, updated_at, capabilities_json, kind, environment_id) values ($1, $2, $3, $4, \
+         $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, 1, $19, $19, $20, $21, \
+         $22)",
     )
     .bind(id.clone())
     .bind(number)
@@ -142,6 +147,8 @@ pub async fn insert(
     .bind(status.as_str())
     .bind(now)
     .bind(serde_json::Value::from(p.blueprint.capabilities.clone()).to_string())
+    .bind(p.blueprint.kind.to_string())
+    .bind(p.environment.as_ref().map(|e| e.id.clone()))
     .execute(&mut **tx)
     .await?;
     Ok((id, number))

@@ -130,6 +130,7 @@ impl Scenario {
             blueprint: "network".into(),
             account_id: DEV.into(),
             region: REGION.into(),
+            environment: None,
             name,
             parameters: [("vpc_cidr", "10.42.0.0/16"), ("az_count", "2")]
                 .into_iter()

@@ -91,7 +91,7 @@ REPLICA_OWN = {"DBInstanceClass": "db_instance_class", "KmsKeyId": "kms_key_id",
 def apply() -> None:
     import json
 
-    from moto.rds.models import DBInstance, DBSubnetGroup, MasterUserSecret, rds_backends
+    from moto.rds.models import DBInstance, DBParameterGroup, DBSubnetGroup, MasterUserSecret, rds_backends
 
     def secret_string(self: Any) -> str:  # RDS stores the real master user and a random password
         alphabet = string.ascii_letters + string.digits + "!#$%&()*+,-.:;<=>?[]^_{|}~"
@@ -122,6 +122,7 @@ def apply() -> None:
 
     DBInstance.create_from_cloudformation_json = classmethod(create)  # type: ignore[assignment]
     set_ref(DBSubnetGroup, lambda group: group.name)
+    set_ref(DBParameterGroup, lambda group: group.name)
     add_attributes(DBInstance, {
         "DBInstanceArn": lambda db: db.arn,
         "DbiResourceId": lambda db: db.dbi_resource_id,
@@ -145,11 +146,14 @@ def prove(ctx: ProofContext) -> None:
             "Sg": {"Type": "AWS::EC2::SecurityGroup", "Properties": {"GroupDescription": "db", "VpcId": ref("Vpc")}},
             "Key": {"Type": "AWS::KMS::Key", "Properties": {}},
             "Subnets": {"Type": "AWS::RDS::DBSubnetGroup", "Properties": {"DBSubnetGroupDescription": "db", "SubnetIds": [ref("SubnetA"), ref("SubnetB")]}},
+            "Params": {"Type": "AWS::RDS::DBParameterGroup", "Properties": {"Description": "tls", "Family": "postgres16",
+                       "Parameters": {"rds.force_ssl": "1"}}},
             "Monitoring": {"Type": "AWS::IAM::Role", "Properties": {"AssumeRolePolicyDocument": trust}},
             "Primary": {"Type": "AWS::RDS::DBInstance", "Properties": {
                 "Engine": "postgres", "DBInstanceClass": "db.t3.micro", "AllocatedStorage": "20", "MasterUsername": "app",
                 "ManageMasterUserPassword": True, "MasterUserSecret": {"KmsKeyId": ref("Key")}, "StorageEncrypted": True,
                 "KmsKeyId": ref("Key"), "DBSubnetGroupName": ref("Subnets"), "VPCSecurityGroups": [ref("Sg")],
+                "DBParameterGroupName": ref("Params"),
                 "MonitoringInterval": 60, "MonitoringRoleArn": att("Monitoring", "Arn"), "EnableIAMDatabaseAuthentication": True}},
             "Replica": {"Type": "AWS::RDS::DBInstance", "Properties": {"SourceDBInstanceIdentifier": ref("Primary"),
                         "DBInstanceClass": "db.t3.micro"}},
@@ -165,6 +169,9 @@ def prove(ctx: ProofContext) -> None:
     dbs = {d["DBInstanceIdentifier"]: d for d in rds.describe_db_instances()["DBInstances"]}
     primary, replica = dbs[out["Primary"]], dbs[out["Replica"]]
     require(out["Subnets"] == primary["DBSubnetGroup"]["DBSubnetGroupName"], f"DBSubnetGroup Ref {out['Subnets']}")
+    groups = [g["DBParameterGroupName"] for g in primary["DBParameterGroups"]]
+    require(len(groups) == 1 and groups[0] != "default.postgres16" and groups[0].lower() == groups[0],
+            f"DBParameterGroup Ref: the primary's groups are {groups}")
     require(out["PrimaryPort"] == out["ReplicaPort"] == "5432", f"ports {out['PrimaryPort']} / {out['ReplicaPort']}")
     require((primary.get("MasterUserSecret") or {}).get("SecretArn") == out["Secret"] and not replica.get("MasterUserSecret"),
             f"master secrets: {primary.get('MasterUserSecret')} / {replica.get('MasterUserSecret')}")
