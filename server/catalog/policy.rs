@@ -53,6 +53,9 @@ struct RuleFile {
     text: String,
     /// The resource types its text names; `None`: it is shown the whole template.
     types: Option<BTreeSet<String>>,
+    /// It fails nothing in a template without resources (checked at load), so a template with
+    /// none of its types need not be shown to it.
+    quiet_when_absent: bool,
 }
 
 /// The loaded rule files.
@@ -77,8 +80,21 @@ impl std::fmt::Debug for PolicyEngine {
 
 /// The resource types a rule text names as quoted literals (`'AWS::S3::Bucket'`). `None` when it
 /// names none, or mentions a type any other way (a regular expression, say): such a file needs
-/// the whole template.
+/// the whole template. Comment lines (`# …`) and messages (`<<…>>`) do not count.
 pub(crate) fn referenced_types(text: &str) -> Option<BTreeSet<String>> {
+    let mut code: String = text
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .collect::<Vec<_>>()
+        .join("\n");
+    // Nor do the messages (`<<…>>`), which name types in prose.
+    while let Some(start) = code.find("<<") {
+        let Some(len) = code[start..].find(">>") else {
+            break;
+        };
+        code.replace_range(start..start + len + 2, "");
+    }
+    let text = code.as_str();
     let mut types = BTreeSet::new();
     for (at, _) in text.match_indices("AWS::") {
         let quote = text[..at].chars().next_back()?;
@@ -170,13 +186,17 @@ impl PolicyEngine {
             }
             rules.extend(found);
         }
-        let files = files
-            .into_iter()
-            .map(|(_, text)| RuleFile {
+        let mut loaded = Vec::new();
+        for (name, text) in files {
+            let empty = report_of(&text, r#"{"Resources": {}}"#)
+                .with_context(|| format!("rule file {name} on a template without resources"))?;
+            loaded.push(RuleFile {
                 types: referenced_types(&text),
+                quiet_when_absent: failures(&empty).is_empty(),
                 text,
-            })
-            .collect();
+            });
+        }
+        let files = loaded;
         Ok(PolicyEngine {
             files,
             rules,
@@ -208,20 +228,27 @@ impl PolicyEngine {
             Ok(v) => v,
             Err(e) => return unusable(format!("the template is not JSON: {e}")),
         };
-        let inputs: Vec<String> = self
-            .files
-            .iter()
-            .map(|f| match (&f.types, filter) {
-                (Some(types), true) => filtered(&template, types),
-                _ => template_json.to_owned(),
-            })
-            .collect();
+        // Each file is shown the resources of the types it names; a file none of whose types
+        // the template has, and which fails nothing without them, is not run at all.
+        let (files, inputs): (Vec<&RuleFile>, Vec<String>) =
+            self.files
+                .iter()
+                .filter_map(|f| match (&f.types, filter) {
+                    (Some(types), true) => {
+                        let present =
+                            template["Resources"].as_object().into_iter().flatten().any(
+                                |(_, r)| r["Type"].as_str().is_some_and(|t| types.contains(t)),
+                            );
+                        (present || !f.quiet_when_absent).then(|| (f, filtered(&template, types)))
+                    }
+                    _ => Some((f, template_json.to_owned())),
+                })
+                .unzip();
         // The files in parallel, one chunk per core.
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let chunk = self.files.len().div_ceil(threads).max(1);
+        let chunk = files.len().div_ceil(threads).max(1);
         let outputs: Vec<anyhow::Result<Value>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = self
-                .files
+            let handles: Vec<_> = files
                 .chunks(chunk)
                 .zip(inputs.chunks(chunk))
                 .map(|(files, inputs)| {

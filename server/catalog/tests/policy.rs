@@ -186,4 +186,11 @@ fn a_rule_file_names_its_types_only_as_quoted_literals() {
             .map(|t| t.len()),
         Some(2)
     );
+    // Prose names types too: in comments and messages it does not widen what a file is shown.
+    let prose = "# Every AWS::S3::Bucket is encrypted\nlet b = Resources.*[ Type == 'AWS::S3::Bucket' ]\n\
+                 rule x { %b.Properties.BucketEncryption exists <<add it to the AWS::S3::Bucket>> }";
+    assert_eq!(
+        referenced_types(prose).map(|t| t.into_iter().collect::<Vec<_>>()),
+        Some(vec!["AWS::S3::Bucket".to_string()])
+    );
 }
