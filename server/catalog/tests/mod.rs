@@ -1,6 +1,7 @@
 //! Unit tests for the catalog: manifest checks, validation messages, rendering of the `network`
 //! blueprint for every environment class, digests, and the guard rules.
 
+mod guard_fixtures;
 mod manifest;
 mod policy;
 mod render;
