@@ -244,20 +244,23 @@ impl PolicyEngine {
                     _ => Some((f, template_json.to_owned())),
                 })
                 .unzip();
-        // The files in parallel, one chunk per core.
+        // The files in parallel: each core takes the next file, the largest inputs first, so
+        // that one long file does not leave a core idle at the end.
+        let mut order: Vec<usize> = (0..files.len()).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(inputs[i].len()));
+        let next = std::sync::atomic::AtomicUsize::new(0);
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let chunk = files.len().div_ceil(threads).max(1);
         let outputs: Vec<anyhow::Result<Value>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = files
-                .chunks(chunk)
-                .zip(inputs.chunks(chunk))
-                .map(|(files, inputs)| {
-                    scope.spawn(move || {
-                        files
-                            .iter()
-                            .zip(inputs)
-                            .map(|(f, input)| report_of(&f.text, input))
-                            .collect::<Vec<_>>()
+            let handles: Vec<_> = (0..threads.min(files.len()))
+                .map(|_| {
+                    scope.spawn(|| {
+                        let mut done = Vec::new();
+                        loop {
+                            let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            let Some(&i) = order.get(k) else { break };
+                            done.push(report_of(&files[i].text, &inputs[i]));
+                        }
+                        done
                     })
                 })
                 .collect();
