@@ -304,6 +304,14 @@ pub async fn build(
         blueprint_name: blueprint.name.clone(),
         blueprint_version: blueprint.version.clone(),
         blueprint_summary: blueprint.summary.clone(),
+        documents: blueprint
+            .files
+            .iter()
+            .map(|(name, doc)| {
+                let text = serde_json::to_string_pretty(doc).unwrap_or_else(|_| doc.to_string());
+                (name.clone(), text)
+            })
+            .collect(),
         accounts: account_options(
             target.accounts,
             target.account.map(|a| a.id.as_str()).unwrap_or_default(),

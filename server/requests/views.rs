@@ -85,6 +85,8 @@ pub struct RequestForm {
     pub blueprint_name: String,
     pub blueprint_version: String,
     pub blueprint_summary: String,
+    /// The blueprint's own documents (e.g. service control policies), indented, by file stem.
+    pub documents: Vec<(String, String)>,
     pub teams: Vec<String>,
     pub team: String,
     pub accounts: Vec<(String, String, bool)>,
