@@ -545,6 +545,44 @@ mod tests {
     }
 
     #[test]
+    fn address_pools_default_per_class_and_bad_ones_name_the_setting() -> Result<(), ConfigError> {
+        let pools = Config::from_vars(&base())?.address_pools;
+        assert_eq!(pools, AddressPool::defaults());
+        assert_eq!(pools.len(), 3);
+        let dir = std::env::temp_dir().join(format!("sg-cfg-{}", uuid::Uuid::new_v4().simple()));
+        let _ = std::fs::create_dir_all(&dir);
+        for (pool, says) in [
+            (
+                "class = \"dev\"\ncidr = \"10.64.0.1/12\"\nprefix = 16",
+                "host bits",
+            ),
+            (
+                "class = \"dev\"\ncidr = \"10.64.0.0/12\"\nprefix = 8",
+                "prefix /8",
+            ),
+            (
+                "class = \"dev\"\ncidr = \"ten\"\nprefix = 16",
+                "not an IPv4 CIDR",
+            ),
+        ] {
+            let file = dir.join("c.toml");
+            let _ = std::fs::write(&file, format!("[[address_pools]]\n{pool}\n"));
+            let mut v = base();
+            v.insert("STACKGATE_CONFIG".into(), file.display().to_string());
+            let e = Config::from_vars(&v)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(
+                e.contains("address_pools") && e.contains(says),
+                "{pool}: {e}"
+            );
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+        Ok(())
+    }
+
+    #[test]
     fn defaults_apply_and_secrets_are_redacted() -> Result<(), ConfigError> {
         let c = Config::from_vars(&base())?;
         assert_eq!(c.listen.to_string(), "127.0.0.1:8080");

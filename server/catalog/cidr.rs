@@ -212,4 +212,30 @@ mod tests {
             Ok("10.30.80.0/20".into())
         );
     }
+
+    #[test]
+    fn bounds_and_blocks_serve_the_address_plan() {
+        assert_eq!(c("10.64.0.0/16").bounds(), (0x0A40_0000, 0x0A40_FFFF));
+        assert_eq!(c("0.0.0.0/32").bounds(), (0, 0));
+        let blocks: Vec<String> = c("10.64.0.0/14")
+            .blocks(16)
+            .map(|b| b.to_string())
+            .collect();
+        assert_eq!(
+            blocks,
+            [
+                "10.64.0.0/16",
+                "10.65.0.0/16",
+                "10.66.0.0/16",
+                "10.67.0.0/16"
+            ]
+        );
+        assert_eq!(
+            c("10.64.0.0/16").blocks(12).count(),
+            0,
+            "a shorter prefix has no blocks"
+        );
+        assert!(c("10.64.0.0/12").overlaps(&c("10.70.1.0/24")));
+        assert!(!c("10.64.0.0/16").overlaps(&c("10.65.0.0/16")));
+    }
 }

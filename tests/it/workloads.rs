@@ -53,9 +53,18 @@ fn output<'a>(stack: &'a stackgate::aws::StackState, key: &str) -> &'a str {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_workload_blueprint_deploys_into_its_teams_environment_and_nowhere_else() {
+async fn every_workload_blueprint_deploys_into_its_teams_environment_on_sqlite() {
+    workloads_into_an_environment(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_workload_blueprint_deploys_into_its_teams_environment_on_postgres() {
+    workloads_into_an_environment(Backend::Postgres).await;
+}
+
+async fn workloads_into_an_environment(backend: Backend) {
     let catalog = repo("cloudformation");
-    let app = TestApp::spawn_with(Backend::Sqlite, &[("STACKGATE_CATALOG_DIR", &catalog)]).await;
+    let app = TestApp::spawn_with(backend, &[("STACKGATE_CATALOG_DIR", &catalog)]).await;
     let alice = app.login("alice").await;
     let bob = app.login("bob").await;
     let grace = app.login("grace").await;
