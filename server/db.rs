@@ -7,7 +7,7 @@ use std::ops::{Deref, DerefMut};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
@@ -141,7 +141,6 @@ pub enum CellKind {
 struct CachedRow {
     /// [`Db::writes`] when the read started.
     writes: u64,
-    at: Instant,
     cells: Arc<[Cell]>,
 }
 
@@ -350,16 +349,15 @@ impl Db {
         };
         let key = sql.cache_key();
         let writes = self.writes.load(Ordering::SeqCst);
+        // The cache's time-to-live bounds the age; the write count, what happened since.
         if let Some(hit) = cache.get(&key)
             && hit.writes == writes
-            && hit.at.elapsed() < READ_CACHE_TTL
         {
             return Ok(hit.cells);
         }
         let cells = self.fetch_row(sql, kinds).await?;
         let row = CachedRow {
             writes,
-            at: Instant::now(),
             cells: cells.clone(),
         };
         cache.insert(key, row);

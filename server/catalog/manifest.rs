@@ -77,6 +77,17 @@ pub struct InputSpec {
     pub list: bool,
 }
 
+impl InputSpec {
+    /// The template value of an output: a list input's comma-separated text as a list.
+    pub fn value(&self, output: &str) -> serde_json::Value {
+        if self.list {
+            serde_json::Value::from(output.split(',').map(str::trim).collect::<Vec<_>>())
+        } else {
+            serde_json::Value::from(output)
+        }
+    }
+}
+
 /// A rule across fields: `assert` is a minijinja expression over the render context that is
 /// true when the values are acceptable; otherwise `message` is shown on `field`.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -156,11 +156,9 @@ impl Blueprint {
             .flatten()
         {
             for (name, value) in &e.inputs {
-                let list = self.inputs.iter().any(|i| &i.name == name && i.list);
-                let value = match value.as_str() {
-                    Some(text) if list => {
-                        serde_json::Value::from(text.split(',').map(str::trim).collect::<Vec<_>>())
-                    }
+                let spec = self.inputs.iter().find(|i| &i.name == name);
+                let value = match (spec, value.as_str()) {
+                    (Some(spec), Some(text)) => spec.value(text),
                     _ => value.clone(),
                 };
                 ctx.inputs.insert(name.clone(), value);

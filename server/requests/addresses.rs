@@ -46,6 +46,20 @@ pub async fn propose(
     Ok(None)
 }
 
+/// The block a network gets when none is typed: the stack's `current` one (an update), else the
+/// next free block of the pools.
+pub async fn own_or_next(
+    state: &AppState,
+    current: Option<&str>,
+    class: EnvClass,
+    stack: StackKey<'_>,
+) -> Result<Option<Cidr>, AppError> {
+    match current.and_then(|c| Cidr::parse(c).ok()) {
+        Some(own) => Ok(Some(own)),
+        None => propose(state, class, stack).await,
+    }
+}
+
 /// A network's address parameter: the blueprint's first CIDR parameter.
 pub fn address_param(blueprint: &Blueprint) -> Option<&str> {
     if blueprint.kind != Kind::Environment {
@@ -74,11 +88,7 @@ pub(super) async fn fill(
     };
     let typed = params.get(name).map(|v| v.trim()).unwrap_or_default();
     if typed.is_empty() {
-        let proposal = match current.and_then(|c| Cidr::parse(c).ok()) {
-            Some(own) => Some(own),
-            None => propose(state, at.account.env_class, stack).await?,
-        };
-        match proposal {
+        match own_or_next(state, current, at.account.env_class, stack).await? {
             Some(block) => {
                 params.insert(name.to_string(), block.to_string());
             }
@@ -110,12 +120,4 @@ pub async fn check(
         errors.push(FieldError::new(param, taken.refusal(block)));
     }
     Ok(())
-}
-
-/// The first live request of the stack and its block, if the stack has been requested before.
-pub async fn store_origin(
-    state: &AppState,
-    stack: StackKey<'_>,
-) -> Result<Option<(String, Option<String>)>, AppError> {
-    Ok(addresses::stack_origin(&state.db, stack).await?)
 }

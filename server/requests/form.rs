@@ -191,19 +191,12 @@ async fn propose_block(
         region: region.as_str(),
         stack_name: &stack_name,
     };
-    let own = addresses::store_origin(state, stack)
-        .await?
-        .and_then(|(_, block)| block);
-    let block = match own {
-        Some(b) => Some(b),
-        None => addresses::propose(state, account.env_class, stack)
-            .await?
-            .map(|c| c.to_string()),
-    };
-    match block {
-        Some(b) => {
-            values.insert(param.to_string(), b.clone());
-            Ok(b)
+    let origin = super::store::addresses::stack_origin(&state.db, stack).await?;
+    let current = origin.as_ref().and_then(|(_, block)| block.as_deref());
+    match addresses::own_or_next(state, current, account.env_class, stack).await? {
+        Some(block) => {
+            values.insert(param.to_string(), block.to_string());
+            Ok(block.to_string())
         }
         None => Ok(String::new()),
     }

@@ -229,12 +229,7 @@ fn context(
         ctx.environment = env.name.clone();
         for input in &blueprint.inputs {
             if let Some(value) = env.outputs.get(&input.output) {
-                let value = if input.list {
-                    serde_json::Value::from(value.split(',').map(str::trim).collect::<Vec<_>>())
-                } else {
-                    serde_json::Value::from(value.as_str())
-                };
-                ctx.inputs.insert(input.name.clone(), value);
+                ctx.inputs.insert(input.name.clone(), input.value(value));
             }
         }
     }
@@ -275,7 +270,7 @@ pub async fn prepare(
         region: &at.region,
         stack_name: &stack_name,
     };
-    let origin = addresses::store_origin(state, stack).await?;
+    let origin = super::store::addresses::stack_origin(&state.db, stack).await?;
     let id = uuid::Uuid::new_v4().to_string();
     // An update keeps the stack's first request as its `stackgate:request` tag, so an unchanged
     // update renders the same template and changes nothing.
