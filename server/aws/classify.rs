@@ -16,6 +16,8 @@ pub(super) enum Op {
     DescribeStacks,
     DescribeStackEvents,
     DeleteStack,
+    DeleteChangeSet,
+    GetTemplate,
 }
 
 /// Error codes AWS uses for "slow down" and "try again": the SDK's own lists (what its retry
@@ -120,6 +122,8 @@ fn classify_service_error(
         | Op::ExecuteChangeSet
         | Op::DescribeStacks
         | Op::DescribeStackEvents
+        | Op::DeleteChangeSet
+        | Op::GetTemplate
             if is_missing(message) =>
         {
             DeployError::NotFound(text)

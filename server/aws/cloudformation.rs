@@ -153,6 +153,20 @@ impl StackOps for CfnSession {
         };
         Ok(Some(StackState {
             role_arn: non_empty(stack.role_arn()),
+            parameters: stack
+                .parameters()
+                .iter()
+                .map(|p| {
+                    (
+                        p.parameter_key().unwrap_or_default().to_string(),
+                        p.parameter_value().unwrap_or_default().to_string(),
+                    )
+                })
+                .collect(),
+            last_changed: stack
+                .last_updated_time()
+                .or(stack.creation_time())
+                .map(|t| to_chrono(Some(t))),
             stack_id: stack.stack_id().unwrap_or_default().to_string(),
             status: stack
                 .stack_status()
@@ -215,6 +229,39 @@ impl StackOps for CfnSession {
         // AWS already answers newest first; the stable sort keeps that order for equal times.
         events.sort_by_key(|e| std::cmp::Reverse(e.timestamp));
         Ok(events)
+    }
+
+    async fn delete_change_set(&self, change_set_arn: &str) -> Result<(), DeployError> {
+        match self
+            .client
+            .delete_change_set()
+            .change_set_name(change_set_arn)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) => match map_sdk_error(Op::DeleteChangeSet, e) {
+                DeployError::NotFound(_) => Ok(()),
+                other => Err(other),
+            },
+        }
+    }
+
+    async fn get_template(&self, stack_name: &str) -> Result<Option<String>, DeployError> {
+        match self
+            .client
+            .get_template()
+            .stack_name(stack_name)
+            .template_stage(aws_sdk_cloudformation::types::TemplateStage::Original)
+            .send()
+            .await
+        {
+            Ok(out) => Ok(out.template_body().map(str::to_string)),
+            Err(e) => match map_sdk_error(Op::GetTemplate, e) {
+                DeployError::NotFound(_) => Ok(None),
+                other => Err(other),
+            },
+        }
     }
 
     async fn delete_stack(

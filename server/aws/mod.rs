@@ -209,6 +209,21 @@ pub struct StackState {
     pub tags: Vec<(String, String)>,
     /// The CloudFormation service role the stack runs with, if any.
     pub role_arn: Option<String>,
+    /// Parameters as `(key, value)`.
+    pub parameters: Vec<(String, String)>,
+    /// When the stack was last updated (or created, if never updated).
+    pub last_changed: Option<DateTime<Utc>>,
+}
+
+impl StackState {
+    /// What tells whether the stack changed between two reads: its status and last change.
+    pub fn fingerprint(&self) -> String {
+        let at = self
+            .last_changed
+            .map(|t| t.timestamp_millis().to_string())
+            .unwrap_or_default();
+        format!("{}@{at}", self.status)
+    }
 }
 
 /// One stack event.
@@ -273,6 +288,18 @@ pub trait StackOps: Send + Sync {
         &self,
         stack_name: &str,
     ) -> impl Future<Output = Result<Vec<StackEvent>, DeployError>> + Send;
+
+    /// DeleteChangeSet by ARN. Deleting one that does not exist succeeds.
+    fn delete_change_set(
+        &self,
+        change_set_arn: &str,
+    ) -> impl Future<Output = Result<(), DeployError>> + Send;
+
+    /// GetTemplate (original, as submitted) of a stack; `None` when it does not exist.
+    fn get_template(
+        &self,
+        stack_name: &str,
+    ) -> impl Future<Output = Result<Option<String>, DeployError>> + Send;
 
     /// DeleteStack with a ClientRequestToken. Deleting a stack that does not exist succeeds.
     fn delete_stack(

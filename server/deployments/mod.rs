@@ -1,6 +1,7 @@
 //! Deployments: the durable record of putting one approved request into its AWS account, and
 //! its queue (leases and fencing epochs). The engine that works the queue is `worker`.
 
+pub mod change_set;
 pub mod routes;
 pub mod store;
 pub mod views;
@@ -24,6 +25,8 @@ use serde::{Deserialize, Serialize};
 pub enum DeploymentStatus {
     Queued,
     Running,
+    /// The change set is ready and waits for the approvers; no worker holds it.
+    AwaitingApproval,
     Succeeded,
     Failed,
     RolledBack,
@@ -45,12 +48,16 @@ impl DeploymentStatus {
             DeploymentStatus::Succeeded => "deployed",
             DeploymentStatus::RolledBack => "rolled back",
             DeploymentStatus::NeedsAttention => "needs attention",
+            DeploymentStatus::AwaitingApproval => "awaiting approval",
             other => other.as_str(),
         }
     }
 
     pub fn is_terminal(self) -> bool {
-        !matches!(self, DeploymentStatus::Queued | DeploymentStatus::Running)
+        !matches!(
+            self,
+            DeploymentStatus::Queued | DeploymentStatus::Running | DeploymentStatus::AwaitingApproval
+        )
     }
 }
 
@@ -73,8 +80,14 @@ pub enum Step {
     Start,
     /// CreateChangeSet may have been sent.
     ChangeSetRequested,
+    /// The change set is created and recorded with its changes: it waits for approval, then for
+    /// execution (when the request is approved the job is queued again from here).
+    ChangeSetReady,
     /// ExecuteChangeSet may have been sent.
     ExecuteRequested,
+    /// The request ended before execution: delete the change set (and an empty stack under
+    /// review) so nothing is left in the target account.
+    Discard,
     Finished,
 }
 
@@ -96,14 +109,7 @@ pub struct Output {
     pub description: Option<String>,
 }
 
-/// A resource change of the executed change set.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Change {
-    pub logical_id: String,
-    pub resource_type: String,
-    pub action: String,
-    pub replacement: Option<String>,
-}
+pub use crate::change::Change;
 
 /// A stored deployment.
 #[derive(Debug, Clone, Serialize)]
@@ -124,6 +130,17 @@ pub struct Deployment {
     pub error: Option<String>,
     pub outputs: Vec<Output>,
     pub changes: Vec<Change>,
+    /// The stack's template and parameters when the change set was made (`None` for a new stack).
+    #[serde(skip)]
+    pub base_template: Option<String>,
+    #[serde(skip)]
+    pub base_params: Option<std::collections::BTreeMap<String, String>>,
+    /// The stack's status and last update when the change set was made: if it differs at
+    /// execution, the stack changed since and the change set is stale.
+    pub stack_fingerprint: Option<String>,
+    pub change_set_ready_at: Option<i64>,
+    /// When a queued job is due (later than now while a change window holds it).
+    pub next_attempt_at: i64,
     pub created_at: i64,
     pub updated_at: i64,
     pub finished_at: Option<i64>,
@@ -179,6 +196,11 @@ impl Deployment {
             error: None,
             outputs: vec![],
             changes: vec![],
+            base_template: None,
+            base_params: None,
+            stack_fingerprint: None,
+            change_set_ready_at: None,
+            next_attempt_at: 0,
             created_at: 0,
             updated_at: 0,
             finished_at: None,

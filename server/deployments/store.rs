@@ -9,13 +9,15 @@ use crate::requests::ServiceRequest;
 
 const SELECT: &str = "select id, request_id, account_id, region, stack_name, content_hash, \
     status, step, epoch, attempts, change_set_name, change_set_arn, stack_id, error, \
-    outputs_json, changes_json, created_at, updated_at, finished_at from deployments";
+    outputs_json, changes_json, created_at, updated_at, finished_at, base_template, \
+    base_params_json, stack_fingerprint, change_set_ready_at, next_attempt_at from deployments";
 
 fn from_row(row: &sqlx::any::AnyRow) -> Result<Deployment, StoreError> {
     let status: String = row.try_get(6)?;
     let step: String = row.try_get(7)?;
     let outputs: String = row.try_get(14)?;
     let changes: String = row.try_get(15)?;
+    let base_params: Option<String> = row.try_get(20)?;
     Ok(Deployment {
         id: row.try_get(0)?,
         request_id: row.try_get(1)?,
@@ -40,10 +42,19 @@ fn from_row(row: &sqlx::any::AnyRow) -> Result<Deployment, StoreError> {
         created_at: row.try_get(16)?,
         updated_at: row.try_get(17)?,
         finished_at: row.try_get(18)?,
+        base_template: row.try_get(19)?,
+        base_params: base_params
+            .map(|p| serde_json::from_str(&p))
+            .transpose()
+            .map_err(|e| StoreError::unreadable("deployment base parameters", e))?,
+        stack_fingerprint: row.try_get(21)?,
+        change_set_ready_at: row.try_get(22)?,
+        next_attempt_at: row.try_get(23)?,
     })
 }
 
-/// Queues the deployment of an approved request (in the approval's transaction).
+/// Queues a request's deployment at submission (in its transaction): the worker first prepares
+/// the change set, then parks the job until the request is approved.
 pub async fn enqueue(tx: &mut Tx, request: &ServiceRequest) -> Result<String, StoreError> {
     let id = uuid::Uuid::new_v4().to_string();
     let now = db_now(tx).await?;
@@ -226,17 +237,114 @@ pub async fn requeue(
     fenced(done.rows_affected(), id)
 }
 
-/// Cancels a queued (not yet claimed) deployment of a request, in the caller's transaction.
-pub async fn cancel_queued(tx: &mut Tx, request_id: &str) -> Result<u64, StoreError> {
-    let done = sqlx::query(
+/// Ends the deployment of a request that will not run (cancelled, rejected, expired), in the
+/// caller's transaction: a job that sent nothing to AWS is cancelled; one whose change set may
+/// exist is queued to discard it. A job a worker holds is left to the worker, which re-reads the
+/// request before every step and discards what it made.
+pub async fn withdraw(tx: &mut Tx, request_id: &str) -> Result<u64, StoreError> {
+    let now = db_now(tx).await?;
+    let cancelled = sqlx::query(
         "update deployments set status = 'cancelled', step = 'finished', finished_at = $1, \
          updated_at = $1 where request_id = $2 and status = 'queued' and step = 'start'",
     )
-    .bind(now_ms())
+    .bind(now)
     .bind(request_id.to_string())
     .execute(&mut **tx)
     .await?;
-    Ok(done.rows_affected())
+    let discarded = sqlx::query(
+        "update deployments set status = 'queued', step = 'discard', next_attempt_at = $1, \
+         attempts = 0, updated_at = $1 where request_id = $2 and (status = 'awaiting_approval' \
+         or (status = 'queued' and step in ('change_set_requested', 'change_set_ready')))",
+    )
+    .bind(now)
+    .bind(request_id.to_string())
+    .execute(&mut **tx)
+    .await?;
+    Ok(cancelled.rows_affected() + discarded.rows_affected())
+}
+
+/// What the worker records when the change set is ready for review.
+#[derive(Debug, Default)]
+pub struct Ready {
+    pub change_set_arn: String,
+    pub changes: Vec<Change>,
+    pub base_template: Option<String>,
+    pub base_params: Option<std::collections::BTreeMap<String, String>>,
+    pub stack_fingerprint: String,
+}
+
+/// Parks a job whose change set is ready until the request is approved, only while `epoch`
+/// still owns it.
+pub async fn park(tx: &mut Tx, id: &str, epoch: i64, ready: Ready) -> Result<(), StoreError> {
+    let now = db_now(tx).await?;
+    let base_params = match &ready.base_params {
+        Some(p) => Some(StoreError::json("deployment base parameters", p)?),
+        None => None,
+    };
+    let done = sqlx::query(
+        "update deployments set status = 'awaiting_approval', step = 'change_set_ready', \
+         change_set_arn = $1, changes_json = $2, base_template = $3, base_params_json = $4, \
+         stack_fingerprint = $5, change_set_ready_at = $6, lease_owner = null, \
+         lease_expires_at = null, attempts = 0, error = null, updated_at = $6 \
+         where id = $7 and epoch = $8 and status = 'running'",
+    )
+    .bind(ready.change_set_arn)
+    .bind(StoreError::json("deployment changes", &ready.changes)?)
+    .bind(ready.base_template)
+    .bind(base_params)
+    .bind(ready.stack_fingerprint)
+    .bind(now)
+    .bind(id.to_string())
+    .bind(epoch)
+    .execute(&mut **tx)
+    .await?;
+    fenced(done.rows_affected(), id)
+}
+
+/// Queues the parked job of an approved request for execution, due at `not_before` (a change
+/// window may hold it), in the approval's transaction. Returns its id.
+pub async fn release(
+    tx: &mut Tx,
+    request: &ServiceRequest,
+    not_before: i64,
+) -> Result<Option<String>, StoreError> {
+    let now = db_now(tx).await?;
+    let done = sqlx::query(
+        "update deployments set status = 'queued', next_attempt_at = $1, updated_at = $2 \
+         where request_id = $3 and status = 'awaiting_approval' and step = 'change_set_ready'",
+    )
+    .bind(not_before.max(now))
+    .bind(now)
+    .bind(request.id.clone())
+    .execute(&mut **tx)
+    .await;
+    match done {
+        Ok(d) if d.rows_affected() == 0 => Ok(None),
+        Ok(_) => Ok(current(tx, &request.id).await?.map(|d| d.id)),
+        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+            Err(StoreError::Conflict(format!(
+                "Another deployment of stack {} is in progress; approve again when it has finished.",
+                request.stack_name
+            )))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The request's newest deployment (its current change set), in the caller's transaction.
+pub async fn current(tx: &mut Tx, request_id: &str) -> Result<Option<Deployment>, StoreError> {
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "{SELECT} where request_id = $1 order by created_at desc limit 1"
+    )))
+    .bind(request_id.to_string())
+    .fetch_optional(&mut **tx)
+    .await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+/// Ends a job that was superseded by a fresh change set (`why`), only while `epoch` owns it.
+pub async fn supersede(tx: &mut Tx, id: &str, epoch: i64, why: &str) -> Result<(), StoreError> {
+    finish(tx, id, epoch, DeploymentStatus::Cancelled, Some(why), &[]).await
 }
 
 /// Stores stack events not seen before.

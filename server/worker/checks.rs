@@ -5,8 +5,9 @@
 
 use crate::accounts::Account;
 use crate::approvals::store::Approver;
+use crate::approvals::{auto_approvable, quorum};
 use crate::config::Config;
-use crate::deployments::Deployment;
+use crate::deployments::{Deployment, Step};
 use crate::requests::{Binding, RequestStatus, ServiceRequest, template_digest};
 use crate::web::Roles;
 
@@ -18,6 +19,8 @@ pub(super) enum Verdict {
     Cancel(String),
     /// What is stored no longer matches what was approved: a person must look. No AWS call.
     Flag(String),
+    /// The approvals aged out before the change could run: the request expires.
+    Expire(String),
 }
 
 /// Everything the verdict is derived from, as loaded at the moment the worker acts.
@@ -25,8 +28,12 @@ pub(super) struct Facts<'a> {
     pub job: &'a Deployment,
     pub request: &'a ServiceRequest,
     pub account: &'a Account,
+    /// The approvals bound to the job's change set, their approvers as they are now.
     pub approvers: &'a [Approver],
+    /// For a break-glass release: the admin who released it, as they are now.
+    pub releaser: Option<&'a Approver>,
     pub config: &'a Config,
+    pub now: i64,
 }
 
 /// The binding of what the deployment would actually do: the request's content, the target the
@@ -50,27 +57,23 @@ fn binding_hash(f: &Facts<'_>, digest: &str) -> String {
     .hash()
 }
 
-/// Why an approver's decision no longer counts, if it does not.
-fn approver_problem(f: &Facts<'_>, a: &Approver) -> Option<String> {
-    if a.user_id == f.request.requester_id {
-        return Some(format!("{} is the requester", a.name));
-    }
-    if a.disabled {
-        return Some(format!("{} has been disabled", a.name));
-    }
-    if !Roles::from_groups(&a.groups, f.config).approves_for(&f.request.team) {
-        return Some(format!(
-            "{} is no longer an approver for team {}",
-            a.name, f.request.team
-        ));
-    }
-    None
+/// Whether the job only prepares the change set (before approval).
+pub(super) fn prepares(job: &Deployment) -> bool {
+    matches!(job.step, Step::Start | Step::ChangeSetRequested)
 }
 
-/// The verdict: pure, so every case is unit-tested.
+/// The verdict: pure, so every case is unit-tested. Preparing a change set needs the request
+/// to be preparing and its content intact; executing one also needs what released it to hold
+/// now: the approvals bound to this change set (bars C3, C4, C8), the rules (auto), or a
+/// break-glass release by someone who is still an admin (C7).
 pub(super) fn verdict(f: &Facts<'_>) -> Verdict {
     let r = f.request;
-    if !matches!(r.status, RequestStatus::Approved | RequestStatus::Deploying) {
+    let allowed: &[RequestStatus] = if prepares(f.job) {
+        &[RequestStatus::Preparing]
+    } else {
+        &[RequestStatus::Approved, RequestStatus::Deploying]
+    };
+    if !allowed.contains(&r.status) {
         return Verdict::Cancel(format!("the request is {}", r.status));
     }
     if r.template_body.is_empty() {
@@ -95,26 +98,55 @@ pub(super) fn verdict(f: &Facts<'_>) -> Verdict {
             "the request's stored content or the account's roles changed after approval".into(),
         );
     }
-    let mut eligible = 0;
-    let mut problems = Vec::new();
-    for a in f.approvers {
-        match approver_problem(f, a) {
-            None => eligible += 1,
-            Some(p) => problems.push(p),
+    if prepares(f.job) {
+        return Verdict::Go;
+    }
+    match r.approval_mode.as_str() {
+        "auto" if auto_approvable(r, f.config) => Verdict::Go,
+        "auto" => Verdict::Flag("the rules no longer approve this request by themselves".into()),
+        "emergency" => match (f.releaser, &r.emergency) {
+            (Some(a), Some(e))
+                if !a.disabled
+                    && a.user_id == e.released_by
+                    && Roles::from_groups(&a.groups, f.config).admin =>
+            {
+                Verdict::Go
+            }
+            _ => Verdict::Flag(
+                "the emergency release is no longer held by an enabled admin".into(),
+            ),
+        },
+        _ => {
+            let q = quorum(r, f.approvers, f.config, f.now);
+            if q.met() {
+                return Verdict::Go;
+            }
+            let why = if q.problems.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", q.problems.join("; "))
+            };
+            let text = format!(
+                "the request has {} of the {} valid approvals it needs{why}{}",
+                q.have,
+                q.need,
+                if q.groups_missing.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (needs {})", q.needs())
+                }
+            );
+            let aged_out = f
+                .approvers
+                .iter()
+                .any(|a| f.now - a.approved_at > f.config.approval_max_age_ms);
+            if aged_out {
+                Verdict::Expire(text)
+            } else {
+                Verdict::Flag(text)
+            }
         }
     }
-    let required = f.config.approvals_for(r.env_class) as usize;
-    if eligible < required {
-        let why = if problems.is_empty() {
-            String::new()
-        } else {
-            format!(": {}", problems.join("; "))
-        };
-        return Verdict::Flag(format!(
-            "the request has {eligible} of the {required} valid approvals it needs{why}"
-        ));
-    }
-    Verdict::Go
 }
 
 #[cfg(test)]
@@ -150,7 +182,10 @@ mod tests {
         job: Deployment,
         account: Account,
         approvers: Vec<Approver>,
+        releaser: Option<Approver>,
     }
+
+    const NOW: i64 = 1_800_000_000_000;
 
     impl Case {
         /// An approved dev request with a matching deployment and one valid approver.
@@ -185,13 +220,17 @@ mod tests {
                 updated_at: 0,
                 kind: "environment".into(),
                 environment_id: None,
+                risk_flags: vec![],
+                approval_mode: "approvals".into(),
+                emergency: None,
             };
-            let job = Deployment::for_tests(
+            let mut job = Deployment::for_tests(
                 "d",
                 &request.account_id,
                 &request.region,
                 &request.stack_name,
             );
+            job.step = Step::ChangeSetReady;
             let mut case = Case {
                 request,
                 job,
@@ -201,7 +240,9 @@ mod tests {
                     name: "Bob".into(),
                     groups: vec!["payments-approvers".into()],
                     disabled: false,
+                    approved_at: NOW - 1000,
                 }],
+                releaser: None,
             };
             let cfg = config();
             let hash = binding_hash(&case.facts(&cfg), &case.request.template_digest);
@@ -216,7 +257,9 @@ mod tests {
                 request: &self.request,
                 account: &self.account,
                 approvers: &self.approvers,
+                releaser: self.releaser.as_ref(),
                 config,
+                now: NOW,
             }
         }
     }
@@ -332,5 +375,75 @@ mod tests {
         let mut c = Case::valid();
         c.approvers[0].disabled = true;
         assert!(flagged(&c, &cfg).contains("Bob has been disabled"));
+    }
+
+    #[test]
+    fn preparing_needs_a_preparing_request_and_intact_content_but_no_approval() {
+        let cfg = config();
+        let mut c = Case::valid();
+        c.job.step = Step::Start;
+        c.approvers.clear();
+        c.request.status = RequestStatus::Preparing;
+        assert_eq!(verdict(&c.facts(&cfg)), Verdict::Go);
+        c.request.status = RequestStatus::Approved;
+        assert!(matches!(verdict(&c.facts(&cfg)), Verdict::Cancel(_)), "not preparing");
+        c.request.status = RequestStatus::Preparing;
+        c.request.template_body.push(' ');
+        assert!(matches!(verdict(&c.facts(&cfg)), Verdict::Flag(_)), "edited content");
+    }
+
+    #[test]
+    fn approvals_that_aged_out_before_execution_expire_the_request() {
+        let cfg = config();
+        let mut c = Case::valid();
+        c.approvers[0].approved_at = NOW - cfg.approval_max_age_ms - 1;
+        assert!(matches!(verdict(&c.facts(&cfg)), Verdict::Expire(w) if w.contains("expired")));
+    }
+
+    #[test]
+    fn an_emergency_release_holds_only_while_its_admin_is_still_an_enabled_admin() {
+        let mut cfg = config();
+        cfg.admin_groups = vec!["platform-admins".into()];
+        let mut c = Case::valid();
+        c.approvers.clear();
+        c.request.approval_mode = "emergency".into();
+        c.request.emergency = Some(crate::requests::Emergency {
+            released_by: "dave".into(),
+            released_by_name: "Dave".into(),
+            reason: "Payments are down in production; rolling forward the fix.".into(),
+            released_at: NOW,
+            reviewed_by: None,
+            reviewed_by_name: None,
+            review_comment: None,
+            reviewed_at: None,
+        });
+        let dave = Approver {
+            user_id: "dave".into(),
+            name: "Dave".into(),
+            groups: vec!["platform-admins".into()],
+            disabled: false,
+            approved_at: NOW,
+        };
+        c.releaser = Some(dave.clone());
+        assert_eq!(verdict(&c.facts(&cfg)), Verdict::Go);
+        c.releaser = Some(Approver { groups: vec![], ..dave.clone() });
+        assert!(matches!(verdict(&c.facts(&cfg)), Verdict::Flag(_)), "no longer an admin");
+        c.releaser = Some(Approver { disabled: true, ..dave });
+        assert!(matches!(verdict(&c.facts(&cfg)), Verdict::Flag(_)), "disabled");
+        c.releaser = None;
+        assert!(matches!(verdict(&c.facts(&cfg)), Verdict::Flag(_)), "missing");
+    }
+
+    #[test]
+    fn an_auto_approval_holds_only_while_the_rules_still_allow_it() {
+        let mut cfg = config();
+        cfg.auto_approve_dev = true;
+        let mut c = Case::valid();
+        c.approvers.clear();
+        c.request.approval_mode = "auto".into();
+        c.request.policy = serde_json::json!({ "passed": true });
+        assert_eq!(verdict(&c.facts(&cfg)), Verdict::Go);
+        cfg.auto_approve_dev = false;
+        assert!(matches!(verdict(&c.facts(&cfg)), Verdict::Flag(_)));
     }
 }

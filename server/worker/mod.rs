@@ -23,11 +23,12 @@ use checks::Verdict;
 use outcome::{Outcome, done};
 
 use crate::accounts::{self, Account};
+use crate::approvals::{self, approval_hash};
 use crate::audit::{self, Actor, Entry};
+use crate::change::window::next_opening;
 use crate::aws::{AssumeSpec, AwsConnector, CfnSession, DeployError, StackOps};
 use crate::config::Config;
-use crate::db::Db;
-use crate::db::StoreError;
+use crate::db::{self, Db, StoreError};
 use crate::deployments::store::{self, Patch};
 use crate::deployments::{Deployment, DeploymentStatus, Step};
 use crate::requests::{self, RequestStatus, ServiceRequest, Transition};
@@ -47,6 +48,9 @@ impl Connect for AwsConnector {
         AwsConnector::connect(self, spec).await
     }
 }
+
+/// How often a worker expires requests that waited too long for review.
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
 
 /// Attempts before a deployment with transient failures stops at `needs_attention`.
 const MAX_ATTEMPTS: i64 = 8;
@@ -159,9 +163,20 @@ impl<C: Connect> Worker<C> {
     /// requested while a job waits on AWS hands the job back to the queue at once.
     pub async fn run(mut self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
         self.stop = Some(shutdown.clone());
+        let mut last_sweep: Option<tokio::time::Instant> = None;
         loop {
             if *shutdown.borrow() {
                 return;
+            }
+            if last_sweep.is_none_or(|t| t.elapsed() >= SWEEP_EVERY) {
+                last_sweep = Some(tokio::time::Instant::now());
+                match approvals::actions::expire_waiting(&self.db, self.config.review_expiry_ms, 100)
+                    .await
+                {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(expired = n, "Requests that waited too long for review expired."),
+                    Err(e) => tracing::warn!(error = format!("{e:#}"), "Could not expire requests waiting for review."),
+                }
             }
             let worked = match self.run_once().await {
                 Ok(w) => w,
@@ -184,24 +199,45 @@ impl<C: Connect> Worker<C> {
 
     async fn process(&self, job: Deployment) -> anyhow::Result<()> {
         // Before any AWS call: re-derive, from what is stored now, that this is exactly what was
-        // approved, by whom it was approved, and that they still may (a resumed job that may
-        // already have executed only reads AWS, so it is not stopped here).
+        // submitted (to prepare) or approved, by whom, and that they still may (to execute). A
+        // resumed job that may already have executed only reads AWS, so it is not stopped here;
+        // a discard only deletes.
         let (verdict, request, account) = self.verdict(&job).await?;
-        if job.step != Step::ExecuteRequested {
+        let mut job = job;
+        if !matches!(job.step, Step::ExecuteRequested | Step::Discard) {
             match verdict {
                 Verdict::Go => {}
-                Verdict::Cancel(why) => {
+                // Nothing was sent to AWS yet: nothing to clean up.
+                Verdict::Cancel(why) if job.step == Step::Start => {
                     let outcome = done(DeploymentStatus::Cancelled, Some(why));
                     return self.end(&job, &request, outcome).await;
                 }
+                // A change set may exist: delete it.
+                Verdict::Cancel(_) => job.step = Step::Discard,
                 Verdict::Flag(why) => {
                     tracing::error!(deployment.id = %job.id, request.id = %request.id, "A deployment was refused: {why}.");
                     return self.end(&job, &request, refused(why)).await;
                 }
+                Verdict::Expire(why) => {
+                    self.expire(&job, &request, &why).await?;
+                    job.step = Step::Discard;
+                }
             }
         }
-        if job.step == Step::Start {
-            self.start(&job, &request).await?;
+        if job.step == Step::ChangeSetReady && request.approval_mode != "emergency" {
+            let now = db::now_ms();
+            let windows = self
+                .config
+                .change_windows
+                .get(&request.env_class)
+                .map(Vec::as_slice)
+                .unwrap_or_default();
+            let opens = next_opening(windows, now);
+            if opens > now {
+                tracing::info!(deployment.id = %job.id, "An approved change waits for its change window.");
+                store::requeue(&self.db, &job.id, job.epoch, opens - now, None).await?;
+                return Ok(());
+            }
         }
         let spec = AssumeSpec {
             role_arn: account.deploy_role_arn.to_string(),
@@ -231,13 +267,39 @@ impl<C: Connect> Worker<C> {
         self.end(&job, &request, outcome).await
     }
 
-    /// Marks the request deploying and announces the change set, before any AWS call.
+    /// Expires a request whose approvals aged out before its change could run; its job goes on
+    /// to delete the change set.
+    async fn expire(&self, job: &Deployment, request: &ServiceRequest, why: &str) -> anyhow::Result<()> {
+        let mut tx = self.db.begin().await?;
+        if let Some(current) = requests::store::lock(&mut tx, self.db.backend(), &request.id).await?
+            && let Ok(next) = current.status.apply(Transition::Expire)
+        {
+            let reason = format!("The approvals expired before the change could run: {why}.");
+            requests::store::set_status(&mut tx, &current.id, current.version, next, Some(&reason))
+                .await?;
+            let entry = Entry::new(
+                &Actor::system("stackgate-worker"),
+                "request.expired",
+                "request",
+                current.id.clone(),
+            )
+            .detail(serde_json::json!({ "from": current.status, "reason": reason, "deployment_id": job.id }));
+            audit::store::append(&mut tx, entry).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Marks the approved request deploying and announces the execution, before the call.
     async fn start(&self, job: &Deployment, request: &ServiceRequest) -> anyhow::Result<()> {
         // One lock order everywhere: the request row, then the deployment row, then the chain.
         let mut tx = self.db.begin().await?;
-        if request.status == RequestStatus::Approved {
-            let next = request.status.apply(Transition::StartDeployment)?;
-            requests::store::set_status(&mut tx, &request.id, request.version, next, None).await?;
+        let current = requests::store::lock(&mut tx, self.db.backend(), &request.id)
+            .await?
+            .context("the deployment's request is missing")?;
+        if current.status == RequestStatus::Approved {
+            let next = current.status.apply(Transition::StartDeployment)?;
+            requests::store::set_status(&mut tx, &current.id, current.version, next, None).await?;
         }
         store::save(
             &mut tx,
@@ -245,8 +307,7 @@ impl<C: Connect> Worker<C> {
             job.epoch,
             self.lease_ms(),
             Patch {
-                step: Some(Step::ChangeSetRequested),
-                change_set_name: Some(job.change_set_name()),
+                step: Some(Step::ExecuteRequested),
                 ..Patch::default()
             },
         )
@@ -261,6 +322,8 @@ impl<C: Connect> Worker<C> {
         .detail(serde_json::json!({
             "deployment_id": job.id, "account_id": job.account_id, "region": job.region,
             "stack_name": job.stack_name, "content_hash": job.content_hash,
+            "change_set_arn": job.change_set_arn, "approval_mode": current.approval_mode,
+            "emergency": current.approval_mode == "emergency",
             "session_name": job.session_name(request.number),
         }))
         .correlation(token);
@@ -308,16 +371,25 @@ impl<C: Connect> Worker<C> {
         let account = accounts::store::get(&self.db, &job.account_id)
             .await?
             .context("the deployment's account is missing")?;
-        let approvers =
-            crate::approvals::store::approvers(&self.db, &request.id, &request.content_hash)
-                .await
-                .context("loading the request's approvers")?;
+        let bound = approval_hash(
+            &request.content_hash,
+            job.change_set_arn.as_deref().unwrap_or_default(),
+        );
+        let approvers = approvals::store::approvers(self.db.pool(), &request.id, &bound)
+            .await
+            .context("loading the request's approvers")?;
+        let releaser = match &request.emergency {
+            Some(e) => approvals::store::user_as_approver(&self.db, &e.released_by).await?,
+            None => None,
+        };
         let verdict = checks::verdict(&checks::Facts {
             job,
             request: &request,
             account: &account,
             approvers: &approvers,
+            releaser: releaser.as_ref(),
             config: &self.config,
+            now: db::now_ms(),
         });
         Ok((verdict, request, account))
     }
@@ -327,7 +399,7 @@ impl<C: Connect> Worker<C> {
         Ok(match self.verdict(job).await?.0 {
             Verdict::Go => None,
             Verdict::Cancel(why) => Some(done(DeploymentStatus::Cancelled, Some(why))),
-            Verdict::Flag(why) => Some(refused(why)),
+            Verdict::Flag(why) | Verdict::Expire(why) => Some(refused(why)),
         })
     }
 }

@@ -7,7 +7,7 @@ use super::{Connect, MAX_ATTEMPTS, Worker};
 use crate::audit::{self, Actor, Entry};
 use crate::aws::DeployError;
 use crate::deployments::store;
-use crate::deployments::{Deployment, DeploymentStatus, Output};
+use crate::deployments::{Deployment, DeploymentStatus, Output, Step};
 use crate::requests::{self, ServiceRequest, Transition};
 
 /// How a job ended, when it did.
@@ -19,6 +19,8 @@ pub(super) enum Outcome {
     },
     /// A transient failure: give the job back to the queue.
     Retry(String),
+    /// The job was parked for review (or superseded) in its own transaction: nothing to record.
+    Parked,
 }
 
 pub(super) fn done(status: DeploymentStatus, error: Option<String>) -> Outcome {
@@ -26,6 +28,27 @@ pub(super) fn done(status: DeploymentStatus, error: Option<String>) -> Outcome {
         status,
         error,
         outputs: vec![],
+    }
+}
+
+/// The audit action and the request's transition for a job ending with `status`: what it means
+/// depends on what the job was doing (preparing the change set, executing it, or discarding it).
+fn ending(job: &Deployment, status: DeploymentStatus) -> (&'static str, Transition) {
+    use DeploymentStatus as S;
+    match (job.step, status) {
+        // A discard ends a request that is already over: nothing moves it.
+        (Step::Discard, S::Cancelled) => ("change_set.deleted", Transition::Cancel),
+        (Step::Discard, _) => ("change_set.delete_failed", Transition::Cancel),
+        (_, S::Cancelled) => ("deploy.cancelled", Transition::DeploymentFailed),
+        (_, S::NeedsAttention) => ("deploy.needs_attention", Transition::Flag),
+        (Step::Start | Step::ChangeSetRequested, S::Succeeded) => {
+            ("change_set.no_changes", Transition::NoChanges)
+        }
+        (Step::Start | Step::ChangeSetRequested, _) => {
+            ("change_set.failed", Transition::DeploymentFailed)
+        }
+        (_, S::Succeeded) => ("deploy.succeeded", Transition::DeploymentSucceeded),
+        _ => ("deploy.failed", Transition::DeploymentFailed),
     }
 }
 
@@ -48,6 +71,7 @@ impl<C: Connect> Worker<C> {
         outcome: Outcome,
     ) -> anyhow::Result<()> {
         let (status, error, outputs) = match outcome {
+            Outcome::Parked => return Ok(()),
             Outcome::Done {
                 status,
                 error,
@@ -79,14 +103,10 @@ impl<C: Connect> Worker<C> {
             &outputs,
         )
         .await?;
-        let (action, transition) = match status {
-            DeploymentStatus::Succeeded => ("deploy.succeeded", Transition::DeploymentSucceeded),
-            DeploymentStatus::Cancelled => ("deploy.cancelled", Transition::DeploymentFailed),
-            DeploymentStatus::NeedsAttention => ("deploy.needs_attention", Transition::Flag),
-            _ => ("deploy.failed", Transition::DeploymentFailed),
-        };
+        let (action, transition) = ending(job, status);
         // A request cancelled meanwhile stays cancelled: the transition simply does not apply.
         if let Some(current) = current
+            && job.step != Step::Discard
             && let Ok(next) = current.status.apply(transition)
         {
             requests::store::set_status(

@@ -3,10 +3,17 @@
 //! (or recognise it was executed), then follow the stack to a terminal status. Every AWS call
 //! runs under the lease heartbeat ([`Worker::beat`]); every mutating call is fenced by the lease.
 
+use anyhow::Context;
+
 use super::outcome::{Outcome, classify, done};
 use super::{Connect, Worker};
 use crate::accounts::Account;
+use crate::approvals::{approval_hash, auto_approvable};
 use crate::audit::{self, Actor, Entry};
+use crate::change::risk;
+use crate::change::window::next_opening;
+use crate::db::now_ms;
+use crate::requests::{self, Transition};
 use crate::aws::{
     ChangeSetInput, ChangeSetKind, DeployError, StackOps, StackState, StatusClass,
     stack_status_class,
@@ -16,7 +23,8 @@ use crate::deployments::{Change, Deployment, DeploymentStatus, Event, Output, St
 use crate::requests::ServiceRequest;
 
 impl<C: Connect> Worker<C> {
-    /// Takes a deployment from its last durable step to an outcome.
+    /// Takes a deployment from its last durable step to an outcome: prepares the change set and
+    /// parks the job for review, or executes the approved change set, or discards it.
     pub(super) async fn drive<O: StackOps>(
         &self,
         ops: &O,
@@ -26,12 +34,17 @@ impl<C: Connect> Worker<C> {
     ) -> anyhow::Result<Outcome> {
         let arn = match job.step {
             Step::Start | Step::ChangeSetRequested => {
-                match self.prepare(ops, job, request, account).await? {
-                    Ok(arn) => arn,
-                    Err(o) => return Ok(o),
+                if job.step == Step::Start {
+                    self.announce(job, request).await?;
                 }
+                let ready = match self.prepare(ops, job, request, account).await? {
+                    Ok(ready) => ready,
+                    Err(o) => return Ok(o),
+                };
+                return self.review(ops, job, request, ready).await;
             }
-            Step::ExecuteRequested => match job.change_set_arn.clone() {
+            Step::Discard => return self.discard(ops, job).await,
+            Step::ChangeSetReady | Step::ExecuteRequested => match job.change_set_arn.clone() {
                 Some(arn) => arn,
                 None => {
                     return Ok(done(
@@ -40,28 +53,69 @@ impl<C: Connect> Worker<C> {
                     ));
                 }
             },
-            other => {
+            Step::Finished => {
                 return Ok(done(
                     DeploymentStatus::NeedsAttention,
-                    Some(format!("unexpected step {}", other.as_str())),
+                    Some("a finished deployment was claimed".into()),
                 ));
             }
         };
+        if job.step == Step::ChangeSetReady {
+            match self.staleness(ops, job, &arn).await? {
+                Ok(None) => {}
+                Ok(Some(why)) => return self.refresh(ops, job, &arn, &why).await,
+                Err(o) => return Ok(o),
+            }
+            self.start(job, request).await?;
+        }
         if let Err(o) = self.execute(ops, job, &arn).await? {
             return Ok(o);
         }
         self.poll_stack(ops, job).await
     }
 
+    /// Records "change set requested" before any AWS call of the preparation, audited.
+    async fn announce(&self, job: &Deployment, request: &ServiceRequest) -> anyhow::Result<()> {
+        let mut tx = self.db.begin().await?;
+        store::save(
+            &mut tx,
+            &job.id,
+            job.epoch,
+            self.lease_ms(),
+            Patch {
+                step: Some(Step::ChangeSetRequested),
+                change_set_name: Some(job.change_set_name()),
+                ..Patch::default()
+            },
+        )
+        .await?;
+        let entry = Entry::new(
+            &Actor::system("stackgate-worker"),
+            "change_set.requested",
+            "request",
+            request.id.clone(),
+        )
+        .detail(serde_json::json!({
+            "deployment_id": job.id, "account_id": job.account_id, "region": job.region,
+            "stack_name": job.stack_name, "content_hash": job.content_hash,
+            "session_name": job.session_name(request.number),
+        }))
+        .correlation(job.token("changeset", job.epoch));
+        audit::store::append(&mut tx, entry).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Creates the change set (or takes up the one already recorded), waits until it is ready,
-    /// and records it with its changes and the step "execute requested", audited.
+    /// and reads what is deployed (template, parameters, fingerprint) to compare with. A change
+    /// set that fails (or shows no change) is deleted with an empty stack under review.
     async fn prepare<O: StackOps>(
         &self,
         ops: &O,
         job: &Deployment,
         request: &ServiceRequest,
         account: &Account,
-    ) -> anyhow::Result<Result<String, Outcome>> {
+    ) -> anyhow::Result<Result<store::Ready, Outcome>> {
         let created = match job.change_set_arn.clone() {
             Some(a) => a,
             None => match self.create_change_set(ops, job, request, account).await? {
@@ -77,40 +131,293 @@ impl<C: Connect> Worker<C> {
                     .await?;
                     a
                 }
+                // A refused CreateChangeSet created nothing (and a stack under review here may be
+                // another request's): nothing to clean up.
                 Err(o) => return Ok(Err(o)),
             },
         };
         let changes = match self.wait_for_change_set(ops, job, &created).await? {
             Ok(c) => c,
-            Err(o) => return Ok(Err(o)),
+            Err(o) => {
+                if matches!(o, Outcome::Done { .. })
+                    && let Err(retry) = self.cleanup(ops, job, Some(&created)).await?
+                {
+                    return Ok(Err(retry));
+                }
+                return Ok(Err(o));
+            }
         };
+        let stack = match self.beat(job, ops.describe_stack(&job.stack_name)).await? {
+            Ok(Some(s)) => s,
+            Ok(None) => {
+                return Ok(Err(Outcome::Retry(
+                    "the stack under review is not visible yet".into(),
+                )));
+            }
+            Err(e) => return Ok(Err(classify(e))),
+        };
+        let base_template = if stack.status == "REVIEW_IN_PROGRESS" {
+            None
+        } else {
+            match self.beat(job, ops.get_template(&job.stack_name)).await? {
+                Ok(t) => t,
+                Err(e) => return Ok(Err(classify(e))),
+            }
+        };
+        Ok(Ok(store::Ready {
+            change_set_arn: created,
+            changes,
+            base_params: base_template
+                .as_ref()
+                .map(|_| stack.parameters.iter().cloned().collect()),
+            base_template,
+            stack_fingerprint: stack.fingerprint(),
+        }))
+    }
+
+    /// Parks the job with its change set and sends the request to review, with its risk flags,
+    /// in one transaction; or approves it by the rules where they allow (recorded as such). A
+    /// request that ended meanwhile (cancelled) gets its change set deleted instead.
+    async fn review<O: StackOps>(
+        &self,
+        ops: &O,
+        job: &Deployment,
+        request: &ServiceRequest,
+        ready: store::Ready,
+    ) -> anyhow::Result<Outcome> {
+        let new: serde_json::Value =
+            serde_json::from_str(&request.template_body).unwrap_or(serde_json::Value::Null);
+        let base = ready
+            .base_template
+            .as_deref()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(t).ok());
+        let flags = risk::flags(
+            &ready.changes,
+            base.as_ref(),
+            &new,
+            self.config.risk_change_threshold,
+        );
+        let arn = ready.change_set_arn.clone();
+        let changes = ready.changes.len();
         let mut tx = self.db.begin().await?;
-        store::save(
-            &mut tx,
-            &job.id,
-            job.epoch,
-            self.lease_ms(),
-            Patch {
-                step: Some(Step::ExecuteRequested),
-                change_set_arn: Some(created.clone()),
-                changes: Some(changes.clone()),
-                ..Patch::default()
-            },
-        )
-        .await?;
+        let current = requests::store::lock(&mut tx, self.db.backend(), &request.id)
+            .await?
+            .context("the deployment's request is missing")?;
+        let Ok(next) = current.status.apply(Transition::ChangeSetReady) else {
+            tx.rollback().await?;
+            if let Err(retry) = self.cleanup(ops, job, Some(&arn)).await? {
+                return Ok(retry);
+            }
+            return Ok(done(
+                DeploymentStatus::Cancelled,
+                Some(format!(
+                    "The request is {}: its change set was deleted.",
+                    current.status
+                )),
+            ));
+        };
+        store::park(&mut tx, &job.id, job.epoch, ready).await?;
+        requests::store::set_risk_flags(&mut tx, &current.id, &flags).await?;
+        requests::store::set_status(&mut tx, &current.id, current.version, next, None).await?;
+        let mut entries = vec![
+            Entry::new(
+                &Actor::system("stackgate-worker"),
+                "request.review_ready",
+                "request",
+                current.id.clone(),
+            )
+            .detail(serde_json::json!({
+                "change_set_arn": arn, "changes": changes, "risk_flags": flags,
+                "deployment_id": job.id,
+            }))
+            .correlation(job.token("changeset", job.epoch)),
+        ];
+        let mut reviewed = current.clone();
+        reviewed.risk_flags = flags;
+        reviewed.version += 1;
+        reviewed.status = next;
+        if auto_approvable(&reviewed, &self.config) {
+            let approved = next.apply(Transition::Approve)?;
+            requests::store::set_status(&mut tx, &current.id, reviewed.version, approved, None)
+                .await?;
+            requests::store::set_release(&mut tx, &current.id, "auto", None).await?;
+            let opens = next_opening(
+                self.config
+                    .change_windows
+                    .get(&current.env_class)
+                    .map(Vec::as_slice)
+                    .unwrap_or_default(),
+                now_ms(),
+            );
+            store::release(&mut tx, &reviewed, opens).await?;
+            entries.push(
+                Entry::new(
+                    &Actor::system("stackgate-rules"),
+                    "request.auto_approved",
+                    "request",
+                    current.id.clone(),
+                )
+                .detail(serde_json::json!({
+                    "change_set_arn": arn,
+                    "content_hash": approval_hash(&current.content_hash, &arn),
+                    "rule": "dev, no risk flags, every policy rule passed (STACKGATE_AUTO_APPROVE_DEV)",
+                })),
+            );
+        }
+        for entry in entries {
+            audit::store::append(&mut tx, entry).await?;
+        }
+        tx.commit().await?;
+        tracing::info!(request.id = %current.id, deployment.id = %job.id, "A change set is ready for review.");
+        Ok(Outcome::Parked)
+    }
+
+    /// Whether the approved change set can still be executed as reviewed: `Some(why)` when it is
+    /// gone, obsolete, or the stack changed since it was made.
+    async fn staleness<O: StackOps>(
+        &self,
+        ops: &O,
+        job: &Deployment,
+        arn: &str,
+    ) -> anyhow::Result<Result<Option<String>, Outcome>> {
+        match self.beat(job, ops.describe_change_set(arn)).await? {
+            Ok(cs) if cs.execution_status == "AVAILABLE" => {}
+            Ok(cs) if cs.execution_status == "OBSOLETE" => {
+                return Ok(Ok(Some("the change set became obsolete".into())));
+            }
+            Ok(cs) => {
+                return Ok(Err(done(
+                    DeploymentStatus::NeedsAttention,
+                    Some(format!(
+                        "The approved change set is {} although the portal has not executed \
+                         it: someone acted on it outside the portal.",
+                        cs.execution_status
+                    )),
+                )));
+            }
+            Err(DeployError::NotFound(_)) => {
+                return Ok(Ok(Some("the change set was removed".into())));
+            }
+            Err(e) => return Ok(Err(classify(e))),
+        }
+        match self.beat(job, ops.describe_stack(&job.stack_name)).await? {
+            Ok(Some(s)) if Some(s.fingerprint()) == job.stack_fingerprint => Ok(Ok(None)),
+            Ok(_) => Ok(Ok(Some(
+                "the stack changed after the change set was made".into(),
+            ))),
+            Err(e) => Ok(Err(classify(e))),
+        }
+    }
+
+    /// Sends the request back to review with a fresh change set (F7): this job ends superseded,
+    /// a new one prepares the change set again, and approvals of the old one no longer count
+    /// (they bound its ARN).
+    async fn refresh<O: StackOps>(
+        &self,
+        ops: &O,
+        job: &Deployment,
+        arn: &str,
+        why: &str,
+    ) -> anyhow::Result<Outcome> {
+        if let Err(retry) = self.delete_change_set(ops, job, arn).await? {
+            return Ok(retry);
+        }
+        let mut tx = self.db.begin().await?;
+        let current = requests::store::lock(&mut tx, self.db.backend(), &job.request_id)
+            .await?
+            .context("the deployment's request is missing")?;
+        let reason = format!("Superseded: {why}; a fresh change set is being prepared for review.");
+        store::supersede(&mut tx, &job.id, job.epoch, &reason).await?;
+        let Ok(next) = current.status.apply(Transition::Refresh) else {
+            tx.commit().await?;
+            return Ok(Outcome::Parked);
+        };
+        requests::store::set_status(&mut tx, &current.id, current.version, next, Some(&reason))
+            .await?;
+        requests::store::set_release(&mut tx, &current.id, "approvals", None).await?;
+        let fresh = store::enqueue(&mut tx, &current).await?;
         let entry = Entry::new(
             &Actor::system("stackgate-worker"),
-            "deploy.change_set_created",
+            "change_set.superseded",
             "request",
-            request.id.clone(),
+            current.id.clone(),
         )
         .detail(serde_json::json!({
-            "change_set_arn": created, "changes": changes.len(), "account_id": account.id,
+            "old_change_set_arn": arn, "reason": why, "deployment_id": job.id,
+            "new_deployment_id": fresh,
         }))
-        .correlation(job.token("changeset", job.epoch));
+        .correlation(job.token("refresh", job.epoch));
         audit::store::append(&mut tx, entry).await?;
         tx.commit().await?;
-        Ok(Ok(created))
+        tracing::warn!(request.id = %current.id, "An approved change set went stale ({why}); the request is back in review.");
+        Ok(Outcome::Parked)
+    }
+
+    /// Deletes the change set of a request that will not run, and an empty stack under review.
+    async fn discard<O: StackOps>(&self, ops: &O, job: &Deployment) -> anyhow::Result<Outcome> {
+        let arn = match job.change_set_arn.clone() {
+            Some(a) => Some(a),
+            None => match self
+                .beat(
+                    job,
+                    ops.change_set_arn(&job.stack_name, &job.change_set_name()),
+                )
+                .await?
+            {
+                Ok(a) => Some(a),
+                Err(DeployError::NotFound(_)) => None,
+                Err(e) => return Ok(classify(e)),
+            },
+        };
+        if let Err(o) = self.cleanup(ops, job, arn.as_deref()).await? {
+            return Ok(o);
+        }
+        Ok(done(
+            DeploymentStatus::Cancelled,
+            Some("Withdrawn: the change set was deleted; nothing was deployed.".into()),
+        ))
+    }
+
+    async fn delete_change_set<O: StackOps>(
+        &self,
+        ops: &O,
+        job: &Deployment,
+        arn: &str,
+    ) -> anyhow::Result<Result<(), Outcome>> {
+        self.extend_lease(job).await?;
+        Ok(self
+            .beat(job, ops.delete_change_set(arn))
+            .await?
+            .map_err(classify))
+    }
+
+    /// Deletes this deployment's change set (if it made one) and, when the stack is only under
+    /// review (a create that never ran), the empty stack too. (Another request's change set for
+    /// the same new stack would go with it; it then returns to review with a fresh one.)
+    async fn cleanup<O: StackOps>(
+        &self,
+        ops: &O,
+        job: &Deployment,
+        arn: Option<&str>,
+    ) -> anyhow::Result<Result<(), Outcome>> {
+        let Some(arn) = arn else {
+            return Ok(Ok(()));
+        };
+        if let Err(o) = self.delete_change_set(ops, job, arn).await? {
+            return Ok(Err(o));
+        }
+        match self.beat(job, ops.describe_stack(&job.stack_name)).await? {
+            Ok(Some(s)) if s.status == "REVIEW_IN_PROGRESS" => {
+                self.extend_lease(job).await?;
+                let token = job.token("discard", job.epoch);
+                Ok(self
+                    .beat(job, ops.delete_stack(&job.stack_name, &token))
+                    .await?
+                    .map_err(classify))
+            }
+            Ok(_) => Ok(Ok(())),
+            Err(e) => Ok(Err(classify(e))),
+        }
     }
 
     /// Executes the change set if it is still available, after re-deriving the approval and

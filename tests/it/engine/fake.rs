@@ -26,13 +26,15 @@ pub(super) enum Op {
     DescribeStack,
     StackEvents,
     DeleteStack,
+    DeleteChangeSet,
+    GetTemplate,
 }
 
 impl Op {
     pub(super) fn mutating(self) -> bool {
         matches!(
             self,
-            Op::CreateChangeSet | Op::ExecuteChangeSet | Op::DeleteStack
+            Op::CreateChangeSet | Op::ExecuteChangeSet | Op::DeleteStack | Op::DeleteChangeSet
         )
     }
 }
@@ -138,6 +140,8 @@ pub(super) struct FakeStack {
     pub(super) pending: VecDeque<Stage>,
     /// The ClientRequestToken of the operation in progress.
     pub(super) token: Option<String>,
+    /// Bumped by every change of the stack (its LastUpdatedTime, in seconds).
+    pub(super) changed: i64,
 }
 
 #[derive(Debug, Clone)]
@@ -305,6 +309,7 @@ impl World {
                 events,
                 pending: VecDeque::new(),
                 token: None,
+                changed: 1,
             },
         );
     }
@@ -386,6 +391,7 @@ impl World {
                                 events: vec![],
                                 pending: VecDeque::new(),
                                 token: None,
+                                changed: 1,
                             },
                         );
                         let name = input.stack_name.clone();
@@ -491,6 +497,9 @@ impl World {
 
     /// Someone else updated the stack: its AVAILABLE change sets are now OBSOLETE.
     pub(super) fn foreign_update(&mut self, stack: &str) {
+        if let Some(s) = self.stacks.get_mut(stack) {
+            s.changed += 1;
+        }
         for cs in self.change_sets.iter_mut().filter(|c| c.stack == stack) {
             if cs.execution_status == "AVAILABLE" {
                 cs.execution_status = "OBSOLETE".into();
@@ -523,6 +532,9 @@ impl World {
         }
         cs.execution_status = "EXECUTE_IN_PROGRESS".into();
         self.executions.push((arn.clone(), token.to_string()));
+        if let Some(s) = self.stacks.get_mut(&stack) {
+            s.changed += 1;
+        }
         for other in self
             .change_sets
             .iter_mut()
@@ -733,6 +745,8 @@ impl World {
             outputs: s.outputs.clone(),
             tags: s.tags.clone(),
             role_arn: None,
+            parameters: vec![],
+            last_changed: DateTime::<Utc>::from_timestamp(1_700_000_000 + s.changed, 0),
         })
     }
 
@@ -1062,6 +1076,31 @@ impl StackOps for FakeSession {
         call.stack = Some(stack_name.to_string());
         let name = stack_name.to_string();
         self.aws.call(call, move |w| w.stack_events(&name)).await
+    }
+
+    async fn delete_change_set(&self, change_set_arn: &str) -> Result<(), DeployError> {
+        let mut call = Call::new(Op::DeleteChangeSet);
+        call.change_set = Some(change_set_arn.to_string());
+        let id = change_set_arn.to_string();
+        self.aws
+            .call(call, move |w| {
+                if let Some(cs) = w.change_sets.iter_mut().find(|c| c.arn == id) {
+                    cs.deleted = true;
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    async fn get_template(&self, stack_name: &str) -> Result<Option<String>, DeployError> {
+        let mut call = Call::new(Op::GetTemplate);
+        call.stack = Some(stack_name.to_string());
+        let name = stack_name.to_string();
+        self.aws
+            .call(call, move |w| {
+                Ok(w.stacks.get(&name).map(|_| "{\"Resources\": {}}".to_string()))
+            })
+            .await
     }
 
     async fn delete_stack(

@@ -16,11 +16,12 @@ use super::fake::{Call, FakeAws, Op, valid_token};
 use super::{DEV, REGION};
 use crate::support::{repo, test_config};
 
-/// One approved request with its queued deployment, and the fake the worker talks to.
+/// One request with its deployment, and the fake the worker talks to.
 pub(super) struct Scenario {
     pub(super) state: AppState,
     pub(super) fake: FakeAws,
     pub(super) alice: CurrentUser,
+    pub(super) bob: CurrentUser,
     pub(super) request_id: String,
     pub(super) deployment_id: String,
     pub(super) stack_name: String,
@@ -70,12 +71,55 @@ pub(super) async fn insert_user(db: &Db, name: &str, groups: &[&str], roles: Rol
 }
 
 impl Scenario {
-    /// A fresh database, alice's network request for the dev account approved by bob.
+    /// A fresh database, alice's network request for the dev account, its change set prepared
+    /// and approved by bob; the fake's call log starts after that.
     pub(super) async fn new() -> Scenario {
         Self::with(&[]).await
     }
 
     pub(super) async fn with(extra: &[(&str, &str)]) -> Scenario {
+        let s = Self::submitted_with(extra).await;
+        s.prepare().await;
+        s.approve().await;
+        s.fake.lock().calls.clear();
+        s
+    }
+
+    /// Alice's request just submitted: its deployment is queued to prepare the change set.
+    pub(super) async fn submitted() -> Scenario {
+        Self::submitted_with(&[]).await
+    }
+
+    /// Runs the worker once: the change set is created and the request waits for review.
+    pub(super) async fn prepare(&self) {
+        assert!(self.worker().run_once().await.unwrap(), "the job is claimed");
+        assert_eq!(self.request().await.status, RequestStatus::PendingApproval);
+        assert_eq!(
+            self.deployment().await.status,
+            deployments::DeploymentStatus::AwaitingApproval
+        );
+    }
+
+    /// Bob approves the change set waiting for review.
+    pub(super) async fn approve(&self) {
+        let arn = self.deployment().await.change_set_arn.expect("a change set");
+        let outcome = approvals::actions::decide(
+            &self.state,
+            &self.bob,
+            &self.request_id,
+            approvals::actions::DecisionInput {
+                decision: Decision::Approve,
+                comment: "Looks right.",
+                change_set_arn: Some(&arn),
+            },
+        )
+        .await
+        .expect("bob approves");
+        assert_eq!(outcome.status, RequestStatus::Approved);
+        assert_eq!(outcome.deployment_id.as_deref(), Some(self.deployment_id.as_str()));
+    }
+
+    pub(super) async fn submitted_with(extra: &[(&str, &str)]) -> Scenario {
         stackgate::telemetry::init_for_tests();
         let dir = std::env::temp_dir().join("stackgate-engine-it");
         std::fs::create_dir_all(&dir).unwrap();
@@ -140,17 +184,13 @@ impl Scenario {
         let (request_id, _number) = requests::actions::submit(&state, &alice, &input)
             .await
             .expect("alice submits");
-        let outcome = approvals::actions::decide(
-            &state,
-            &bob,
-            &request_id,
-            Decision::Approve,
-            "Looks right.",
-        )
-        .await
-        .expect("bob approves");
-        assert_eq!(outcome.status, RequestStatus::Approved);
-        let deployment_id = outcome.deployment_id.expect("a deployment is queued");
+        let deployment_id = deployments::store::for_request(&state.db, &request_id)
+            .await
+            .unwrap()
+            .first()
+            .expect("a deployment is queued to prepare the change set")
+            .id
+            .clone();
         let stack_name = requests::store::get(&state.db, &request_id)
             .await
             .unwrap()
@@ -160,6 +200,7 @@ impl Scenario {
             state,
             fake: FakeAws::new(),
             alice,
+            bob,
             request_id,
             deployment_id,
             stack_name,
