@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+use crate::change::{ChangeWindow, RiskFlag};
 use crate::ids::EnvClass;
 
 /// A secret setting: redacted in `Debug`, zeroed when dropped; read with `expose_secret()`.
@@ -93,6 +94,22 @@ pub struct Config {
     pub global_approver_groups: Vec<String>,
     /// `STACKGATE_APPROVALS_DEV` / `_TEST` / `_PROD`: distinct approvals a request needs.
     pub approvals_required: BTreeMap<EnvClass, u32>,
+    /// `STACKGATE_RISK_ROUTES` (`flag=group,…`): a request with the flag needs one approval from a
+    /// member of the group (as well as the usual count).
+    pub risk_routes: BTreeMap<RiskFlag, String>,
+    /// `STACKGATE_RISK_CHANGE_THRESHOLD`: more resource changes than this is a large change.
+    pub risk_change_threshold: usize,
+    /// `STACKGATE_AUTO_APPROVE_DEV`: dev requests with no risk flag and every policy rule passing
+    /// are approved by the rules, recorded as such.
+    pub auto_approve_dev: bool,
+    /// `STACKGATE_APPROVAL_MAX_AGE_HOURS`: an approval older than this no longer counts.
+    pub approval_max_age_ms: i64,
+    /// `STACKGATE_REVIEW_EXPIRY_HOURS`: a request waiting for review longer than this expires
+    /// (its change set is deleted).
+    pub review_expiry_ms: i64,
+    /// `STACKGATE_CHANGE_WINDOWS` (`class=Mon-Thu 09:00-16:00;…`, UTC): approved changes of a class
+    /// with windows run only inside one.
+    pub change_windows: BTreeMap<EnvClass, Vec<ChangeWindow>>,
     /// `[[teams]]` in the config file: each team and the IdP groups of its requesters/approvers.
     pub teams: Vec<TeamConfig>,
     /// `STACKGATE_GROUPS_REFRESH_SECONDS`: how old the IdP's confirmation of a user's groups may
@@ -141,6 +158,12 @@ struct FileConfig {
     approvals_dev: Option<String>,
     approvals_test: Option<String>,
     approvals_prod: Option<String>,
+    risk_routes: Option<String>,
+    risk_change_threshold: Option<String>,
+    auto_approve_dev: Option<String>,
+    approval_max_age_hours: Option<String>,
+    review_expiry_hours: Option<String>,
+    change_windows: Option<String>,
     groups_refresh_seconds: Option<String>,
     session_cache_ms: Option<String>,
     login_rate_per_minute: Option<String>,
@@ -315,6 +338,22 @@ impl Config {
                 "security-approvers",
             ),
             approvals_required: s.approvals()?,
+            risk_routes: s.risk_routes()?,
+            risk_change_threshold: s.number(
+                "RISK_CHANGE_THRESHOLD",
+                &f.risk_change_threshold,
+                100,
+            )? as usize,
+            auto_approve_dev: s.flag("AUTO_APPROVE_DEV", &f.auto_approve_dev, false)?,
+            approval_max_age_ms: s
+                .number("APPROVAL_MAX_AGE_HOURS", &f.approval_max_age_hours, 72)?
+                .max(1)
+                * 3_600_000,
+            review_expiry_ms: s
+                .number("REVIEW_EXPIRY_HOURS", &f.review_expiry_hours, 168)?
+                .max(1)
+                * 3_600_000,
+            change_windows: s.change_windows()?,
             teams: checked_teams(file.teams.clone())?,
             groups_refresh_seconds: s.number(
                 "GROUPS_REFRESH_SECONDS",
@@ -489,6 +528,46 @@ impl Settings<'_> {
             ))
         })
         .collect()
+    }
+
+    fn risk_routes(&self) -> Result<BTreeMap<RiskFlag, String>, ConfigError> {
+        let name = "STACKGATE_RISK_ROUTES";
+        self.list("RISK_ROUTES", &self.file.risk_routes, "")
+            .iter()
+            .map(|pair| {
+                let (flag, group) = pair
+                    .split_once('=')
+                    .ok_or_else(|| err(name, format!("'{pair}': write flag=group")))?;
+                let flag = RiskFlag::parse(flag.trim()).ok_or_else(|| {
+                    err(name, format!("'{}' is not a risk flag", flag.trim()))
+                })?;
+                let group = group.trim();
+                if group.is_empty() {
+                    return Err(err(name, format!("'{pair}': name the approver group")));
+                }
+                Ok((flag, group.to_string()))
+            })
+            .collect()
+    }
+
+    fn change_windows(&self) -> Result<BTreeMap<EnvClass, Vec<ChangeWindow>>, ConfigError> {
+        let name = "STACKGATE_CHANGE_WINDOWS";
+        let mut out: BTreeMap<EnvClass, Vec<ChangeWindow>> = BTreeMap::new();
+        let text = self
+            .pick("CHANGE_WINDOWS", &self.file.change_windows)
+            .unwrap_or_default();
+        for part in text.split(';').map(str::trim).filter(|p| !p.is_empty()) {
+            let (class, window) = part
+                .split_once('=')
+                .ok_or_else(|| err(name, format!("'{part}': write class=Mon-Thu 09:00-16:00")))?;
+            let class: EnvClass = class
+                .trim()
+                .parse()
+                .map_err(|_| err(name, format!("'{}' is not an environment class", class.trim())))?;
+            let window = ChangeWindow::parse(window).map_err(|e| err(name, e))?;
+            out.entry(class).or_default().push(window);
+        }
+        Ok(out)
     }
 
     fn log_json(&self) -> Result<bool, ConfigError> {

@@ -13,6 +13,7 @@ pub mod audit;
 pub mod auth;
 pub mod aws;
 pub mod catalog;
+pub mod change;
 pub mod cli;
 pub mod config;
 pub mod cpu;

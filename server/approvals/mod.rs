@@ -11,11 +11,15 @@ pub mod store;
 pub mod views;
 
 use serde::Serialize;
+use sha2::{Digest, Sha256};
 
+use crate::change::RiskFlag;
+use crate::config::Config;
 use crate::db::{Db, StoreError};
 use crate::requests::store::inbox_query;
 use crate::requests::{self, RequestStatus, ServiceRequest};
-use crate::web::CurrentUser;
+use crate::web::{CurrentUser, Roles};
+use store::Approver;
 
 /// Approve or reject.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, strum::IntoStaticStr, strum::EnumString)]
@@ -44,7 +48,12 @@ pub struct Approval {
     pub approver_name: String,
     pub decision: String,
     pub comment: String,
+    /// [`approval_hash`] of the request's content hash and the change set's ARN.
     pub content_hash: String,
+    /// The change set the decision was about.
+    pub change_set_arn: Option<String>,
+    /// When the approver last signed in at the IdP (seconds since the epoch), if known.
+    pub auth_time: Option<i64>,
     pub created_at: i64,
 }
 
@@ -55,6 +64,18 @@ pub struct DecisionOutcome {
     pub approvals: usize,
     pub required: u32,
     pub deployment_id: Option<String>,
+    /// When a change window holds the deployment, when it opens (ms since the epoch).
+    pub held_until: Option<i64>,
+}
+
+/// What one approval binds: the request's content hash (template, parameters, target, roles)
+/// and the exact change set approvers reviewed. Any difference voids it (bar C3).
+pub fn approval_hash(content_hash: &str, change_set_arn: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(content_hash.as_bytes());
+    h.update(b"\n");
+    h.update(change_set_arn.as_bytes());
+    hex::encode(h.finalize())
 }
 
 /// How many requests wait for `user`'s review, counting no further than `cap`.
@@ -63,8 +84,26 @@ pub async fn inbox_count(db: &Db, user: &CurrentUser, cap: i64) -> Result<i64, S
     requests::store::count(db, &inbox_query(&user.id, scope.as_deref()), cap).await
 }
 
-/// Why `user` may not decide on `request`, if they may not. The reason is also the audit action.
-pub fn refusal(user: &CurrentUser, request: &ServiceRequest) -> Option<(&'static str, String)> {
+/// The approver groups a request's flags call for under the configured routes.
+pub fn routed_groups(flags: &[RiskFlag], config: &Config) -> Vec<String> {
+    let mut groups: Vec<String> = flags
+        .iter()
+        .filter_map(|f| config.risk_routes.get(f).cloned())
+        .collect();
+    groups.sort();
+    groups.dedup();
+    groups
+}
+
+/// Why `user` (whose IdP groups are `groups`) may not decide on `request`, if they may not. The
+/// reason is also the audit action. Approvers of the team, global approvers, and members of a
+/// group the request's risk flags call for may decide; never the requester (bar C2).
+pub fn refusal(
+    user: &CurrentUser,
+    groups: &[String],
+    request: &ServiceRequest,
+    config: &Config,
+) -> Option<(&'static str, String)> {
     if request.requester_id == user.id {
         return Some((
             "approval.denied_sod",
@@ -72,7 +111,8 @@ pub fn refusal(user: &CurrentUser, request: &ServiceRequest) -> Option<(&'static
                 .into(),
         ));
     }
-    if !user.can_approve_for(&request.team) {
+    let routed = routed_groups(&request.risk_flags, config);
+    if !user.can_approve_for(&request.team) && !routed.iter().any(|g| groups.contains(g)) {
         return Some((
             "approval.denied_role",
             format!("You are not an approver for team {}.", request.team),
@@ -81,11 +121,186 @@ pub fn refusal(user: &CurrentUser, request: &ServiceRequest) -> Option<(&'static
     None
 }
 
+/// Where a request stands against its approval rules.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Quorum {
+    /// Distinct eligible approvers.
+    pub have: usize,
+    /// Distinct approvals the environment class needs.
+    pub need: usize,
+    /// Groups the risk flags call for with no eligible approver from them yet.
+    pub groups_missing: Vec<String>,
+    /// Why some approvals do not count.
+    pub problems: Vec<String>,
+}
+
+impl Quorum {
+    pub fn met(&self) -> bool {
+        self.have >= self.need && self.groups_missing.is_empty()
+    }
+
+    /// "needs: 1 more approval, 1 of security-approvers" (empty when met).
+    pub fn needs(&self) -> String {
+        let mut parts = Vec::new();
+        let more = self.need.saturating_sub(self.have);
+        if more > 0 {
+            parts.push(format!(
+                "{more} more approval{}",
+                if more == 1 { "" } else { "s" }
+            ));
+        }
+        parts.extend(self.groups_missing.iter().map(|g| format!("1 of {g}")));
+        parts.join(", ")
+    }
+}
+
+/// Counts the approvals of a request as its rules say: distinct people, not the requester, not
+/// disabled, still approvers of the team (or of a group its flags call for), approving no longer
+/// ago than the configured age; and one from each group the flags call for (bars C4, C8).
+pub fn quorum(request: &ServiceRequest, approvers: &[Approver], config: &Config, now: i64) -> Quorum {
+    let routed = routed_groups(&request.risk_flags, config);
+    let mut eligible: Vec<&Approver> = Vec::new();
+    let mut problems = Vec::new();
+    for a in approvers {
+        let problem = if a.user_id == request.requester_id {
+            Some(format!("{} is the requester", a.name))
+        } else if a.disabled {
+            Some(format!("{} has been disabled", a.name))
+        } else if now - a.approved_at > config.approval_max_age_ms {
+            Some(format!("the approval of {} has expired", a.name))
+        } else if !Roles::from_groups(&a.groups, config).approves_for(&request.team)
+            && !routed.iter().any(|g| a.groups.contains(g))
+        {
+            Some(format!(
+                "{} is no longer an approver for team {}",
+                a.name, request.team
+            ))
+        } else {
+            None
+        };
+        match problem {
+            Some(p) => problems.push(p),
+            None if eligible.iter().any(|e| e.user_id == a.user_id) => {}
+            None => eligible.push(a),
+        }
+    }
+    let groups_missing = routed
+        .into_iter()
+        .filter(|g| !eligible.iter().any(|a| a.groups.contains(g)))
+        .collect();
+    Quorum {
+        have: eligible.len(),
+        need: config.approvals_for(request.env_class) as usize,
+        groups_missing,
+        problems,
+    }
+}
+
+/// Whether the rules approve the request by themselves: a dev change with no risk flag whose
+/// policy checks all passed, where the configuration allows it.
+pub fn auto_approvable(request: &ServiceRequest, config: &Config) -> bool {
+    config.auto_approve_dev
+        && request.env_class == crate::ids::EnvClass::Dev
+        && request.risk_flags.is_empty()
+        && request.policy.get("passed").and_then(serde_json::Value::as_bool) == Some(true)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::ids::EnvClass;
-    use crate::web::Roles;
+
+    fn config() -> Config {
+        let mut c = crate::config::for_tests();
+        c.risk_routes = [
+            (RiskFlag::StatefulReplacement, "dba-approvers".to_string()),
+            (RiskFlag::NetworkWidening, "security-approvers".to_string()),
+        ]
+        .into();
+        c
+    }
+
+    fn approver(id: &str, groups: &[&str], approved_at: i64) -> Approver {
+        Approver {
+            user_id: id.into(),
+            name: id.into(),
+            groups: groups.iter().map(|g| g.to_string()).collect(),
+            disabled: false,
+            approved_at,
+        }
+    }
+
+    #[test]
+    fn the_approval_hash_binds_the_change_set() {
+        let a = approval_hash("content", "arn:aws:cloudformation:eu-west-2:1:changeSet/a/1");
+        assert_eq!(a, approval_hash("content", "arn:aws:cloudformation:eu-west-2:1:changeSet/a/1"));
+        assert_ne!(a, approval_hash("content", "arn:aws:cloudformation:eu-west-2:1:changeSet/b/2"));
+        assert_ne!(a, approval_hash("other", "arn:aws:cloudformation:eu-west-2:1:changeSet/a/1"));
+        assert_eq!(a.len(), 64);
+    }
+
+    #[test]
+    fn a_quorum_counts_distinct_eligible_people_and_one_from_each_routed_group() {
+        let c = config();
+        let now = 10 * 3_600_000;
+        let mut r = request("alice");
+        r.env_class = EnvClass::Prod;
+        let team = ["payments-approvers"];
+        // (a) the same approver twice counts once (C4).
+        let q = quorum(&r, &[approver("bob", &team, now), approver("bob", &team, now)], &c, now);
+        assert_eq!((q.have, q.need, q.met()), (1, 2, false));
+        assert_eq!(q.needs(), "1 more approval");
+        let q = quorum(&r, &[approver("bob", &team, now), approver("ben", &team, now)], &c, now);
+        assert!(q.met(), "{q:?}");
+        // The requester, a disabled user, an expired approval and an outsider do not count.
+        let mut off = approver("dan", &team, now);
+        off.disabled = true;
+        let old = approver("old", &team, now - c.approval_max_age_ms - 1);
+        let q = quorum(
+            &r,
+            &[approver("alice", &team, now), off, old, approver("lena", &["lending-approvers"], now)],
+            &c,
+            now,
+        );
+        assert_eq!(q.have, 0, "{q:?}");
+        assert_eq!(q.problems.len(), 4, "{q:?}");
+        // A stateful replacement needs one of dba-approvers among them.
+        r.risk_flags = vec![RiskFlag::StatefulReplacement];
+        let q = quorum(&r, &[approver("bob", &team, now), approver("ben", &team, now)], &c, now);
+        assert!(!q.met());
+        assert_eq!(q.needs(), "1 of dba-approvers");
+        let q = quorum(&r, &[approver("bob", &team, now), approver("dora", &["dba-approvers"], now)], &c, now);
+        assert!(q.met(), "a member of the routed group counts towards both: {q:?}");
+    }
+
+    #[test]
+    fn members_of_a_routed_group_may_decide_on_flagged_requests_only() {
+        let c = config();
+        let dora = user("dora", Roles::default());
+        let dba = vec!["dba-approvers".to_string()];
+        let mut r = request("alice");
+        assert_eq!(refusal(&dora, &dba, &r, &c).map(|x| x.0), Some("approval.denied_role"));
+        r.risk_flags = vec![RiskFlag::StatefulReplacement];
+        assert_eq!(refusal(&dora, &dba, &r, &c), None);
+    }
+
+    #[test]
+    fn only_clean_passing_dev_requests_are_approved_by_the_rules_and_only_when_allowed() {
+        let mut c = config();
+        let mut r = request("alice");
+        r.policy = serde_json::json!({ "passed": true });
+        assert!(!auto_approvable(&r, &c), "off by default");
+        c.auto_approve_dev = true;
+        assert!(auto_approvable(&r, &c));
+        r.risk_flags = vec![RiskFlag::IamChange];
+        assert!(!auto_approvable(&r, &c), "a flag");
+        r.risk_flags = vec![];
+        r.env_class = EnvClass::Prod;
+        assert!(!auto_approvable(&r, &c), "prod");
+        r.env_class = EnvClass::Dev;
+        r.policy = serde_json::json!({ "passed": false });
+        assert!(!auto_approvable(&r, &c), "a failed rule");
+    }
 
     fn user(id: &str, roles: Roles) -> CurrentUser {
         CurrentUser {
@@ -133,6 +348,9 @@ mod tests {
             updated_at: 0,
             kind: "environment".into(),
             environment_id: None,
+            risk_flags: vec![],
+            approval_mode: "approvals".into(),
+            emergency: None,
         }
     }
 
@@ -144,7 +362,7 @@ mod tests {
             ..Roles::default()
         };
         let frank = user("frank", both);
-        let refusal = refusal(&frank, &request("frank")).map(|r| r.0);
+        let refusal = refusal(&frank, &[], &request("frank"), &config()).map(|r| r.0);
         assert_eq!(refusal, Some("approval.denied_sod"));
         let admin = user(
             "dave",
@@ -158,7 +376,7 @@ mod tests {
     }
 
     fn refusal_of(u: &CurrentUser, requester: &str) -> Option<&'static str> {
-        refusal(u, &request(requester)).map(|r| r.0)
+        refusal(u, &[], &request(requester), &config()).map(|r| r.0)
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The request page (the review: request, changes, checks, conversation, deployment, decisions),
 //! the decisions and the cancel, as pages and in the API side by side, and the approvals inbox.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 
 use askama::Template;
 use axum::extract::{Path, Query, State};
@@ -11,13 +11,14 @@ use axum::routing::{get, post};
 use axum::{Form, Json, Router};
 use serde::Deserialize;
 
+use super::actions::DecisionInput;
 use super::views::{
-    ApprovalView, InboxPage, ShowPage, TimelineItem, display_value, resource_summary,
-    stored_policy_rows, timeline_text,
+    ApprovalView, ChangeSetPanel, EmergencyView, InboxPage, ShowPage, TimelineItem,
+    display_value, resource_summary, stored_policy_rows, timeline_text,
 };
-use super::{Decision, DecisionOutcome, actions, refusal, store};
+use super::{Decision, DecisionOutcome, actions, approval_hash, quorum, refusal, store};
 use crate::auth::sessions::confirm_groups;
-use crate::deployments;
+use crate::deployments::{self, change_set};
 use crate::error::{ApiError, AppError};
 use crate::ids::EnvClass;
 use crate::requests::store::environments;
@@ -31,10 +32,14 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/requests/{id}", get(show))
         .route("/requests/{id}/cancel", post(cancel))
+        .route("/requests/{id}/emergency", post(emergency))
+        .route("/requests/{id}/emergency-review", post(emergency_review))
         .route("/requests/{id}/{decision}", post(decide))
         .route("/approvals", get(inbox))
         .route("/api/v1/requests/{id}", get(show_api))
         .route("/api/v1/requests/{id}/cancel", post(cancel_api))
+        .route("/api/v1/requests/{id}/emergency", post(emergency_api))
+        .route("/api/v1/requests/{id}/emergency-review", post(emergency_review_api))
         .route("/api/v1/requests/{id}/{decision}", post(decide_api))
 }
 
@@ -60,6 +65,44 @@ async fn timeline(state: &AppState, r: &ServiceRequest) -> Result<Vec<TimelineIt
         .collect())
 }
 
+/// The request's current change set as the review shows it (with the diff, computed on the CPU
+/// pool), and its deployment row.
+async fn change_set_panel(
+    state: &AppState,
+    r: &ServiceRequest,
+    latest: Option<&deployments::Deployment>,
+) -> Result<Option<ChangeSetPanel>, AppError> {
+    let Some(d) = latest.filter(|d| d.change_set_arn.is_some()) else {
+        return Ok(None);
+    };
+    let deployed = requests_store::deployed_params(&state.db, r).await?;
+    let requested: BTreeMap<String, String> = r
+        .params
+        .iter()
+        .map(|(k, v)| (k.clone(), display_value(v)))
+        .collect();
+    let diff = match d.base_template.clone() {
+        Some(base) => {
+            let new = r.template_body.clone();
+            state
+                .cpu
+                .run(move || change_set::template_diff(&base, &new))
+                .await?
+        }
+        None => String::new(),
+    };
+    Ok(Some(ChangeSetPanel {
+        arn: d.change_set_arn.clone().unwrap_or_default(),
+        status: change_set::status(d).to_string(),
+        changes: d.changes.clone(),
+        is_update: d.base_template.is_some(),
+        diff,
+        params: deployed
+            .map(|p| change_set::param_changes(&p, &requested))
+            .unwrap_or_default(),
+    }))
+}
+
 async fn show_page(
     state: &AppState,
     user: &CurrentUser,
@@ -67,21 +110,25 @@ async fn show_page(
     action_error: Option<String>,
 ) -> Result<ShowPage, AppError> {
     let decisions = store::for_request(&state.db, &r.id).await?;
-    let current = |a: &&super::Approval| a.content_hash == r.content_hash;
-    let approved_count = decisions
-        .iter()
-        .filter(|a| current(a) && a.decision == "approve")
-        .map(|a| a.approver_id.as_str())
-        .collect::<BTreeSet<_>>()
-        .len();
-    let refusal = refusal(user, &r);
+    let deps = deployments::store::for_request(&state.db, &r.id).await?;
+    let latest = deps.first();
+    let arn = latest
+        .and_then(|d| d.change_set_arn.clone())
+        .unwrap_or_default();
+    let bound = approval_hash(&r.content_hash, &arn);
+    let current = |a: &&super::Approval| a.content_hash == bound;
+    let approvers = store::approvers(state.db.pool(), &r.id, &bound).await?;
+    let now = crate::db::now_ms();
+    let q = quorum(&r, &approvers, &state.config, now);
+    let groups = store::groups_of(state.db.pool(), &user.id).await?;
+    let refusal = refusal(user, &groups, &r, &state.config);
     let already = decisions
         .iter()
         .any(|a| current(&a) && a.approver_id == user.id);
     let pending = r.status == RequestStatus::PendingApproval;
     let decide_note = match (&refusal, pending, already) {
         (_, false, _) => None,
-        (_, true, true) => Some("You have decided on this version.".to_string()),
+        (_, true, true) => Some("You have decided on this change set.".to_string()),
         (Some((action, msg)), true, false) if *action == "approval.denied_sod" => Some(msg.clone()),
         _ => None,
     };
@@ -94,6 +141,23 @@ async fn show_page(
     } else {
         Vec::new()
     };
+    let held_until = latest
+        .filter(|d| {
+            d.status == deployments::DeploymentStatus::Queued
+                && d.step == deployments::Step::ChangeSetReady
+                && d.next_attempt_at > now
+        })
+        .map(|d| When::at(d.next_attempt_at));
+    let emergency = r.emergency.as_ref().map(|e| EmergencyView {
+        released_by: e.released_by_name.clone(),
+        reason: e.reason.clone(),
+        when: When::at(e.released_at),
+        reviewed_by: e.reviewed_by_name.clone(),
+        review_comment: e.review_comment.clone().unwrap_or_default(),
+    });
+    let can_review_emergency = r.emergency.as_ref().is_some_and(|e| {
+        e.reviewed_at.is_none() && e.released_by != user.id && refusal.is_none()
+    });
     Ok(ShowPage {
         layout: Layout::new(state.gate.as_ref(), user, "home").await?,
         environment,
@@ -117,19 +181,38 @@ async fn show_page(
                 decision: a.decision.clone(),
                 comment: a.comment.clone(),
                 digest_short: a.content_hash.chars().take(12).collect(),
+                change_set_short: a
+                    .change_set_arn
+                    .as_deref()
+                    .and_then(|a| a.rsplit('/').next())
+                    .unwrap_or_default()
+                    .chars()
+                    .take(12)
+                    .collect(),
                 current: current(&a),
                 when: When::at(a.created_at),
             })
             .collect(),
         required: state.config.approvals_for(r.env_class),
-        approved_count,
+        approved_count: q.have,
+        needs: q.needs(),
+        risk_flags: r
+            .risk_flags
+            .iter()
+            .map(|f| (f.as_str().to_string(), f.label().to_string()))
+            .collect(),
+        change_set: change_set_panel(state, &r, latest).await?,
+        held_until,
+        emergency,
+        can_release_emergency: user.roles.admin && pending && !arn.is_empty(),
+        can_review_emergency,
         timeline: timeline(state, &r).await?,
-        can_decide: pending && refusal.is_none() && !already,
+        can_decide: pending && refusal.is_none() && !already && !arn.is_empty(),
         decide_note,
         can_cancel: (r.requester_id == user.id || user.roles.admin)
             && matches!(
                 r.status,
-                RequestStatus::PendingApproval | RequestStatus::Approved
+                RequestStatus::Preparing | RequestStatus::PendingApproval | RequestStatus::Approved
             ),
         action_error,
         dep: deployments::routes::panel(&state.db, &r).await?,
@@ -150,6 +233,16 @@ async fn show(
 struct CommentForm {
     #[serde(default)]
     comment: String,
+    #[serde(default)]
+    change_set_arn: String,
+}
+
+#[derive(Deserialize)]
+struct EmergencyForm {
+    #[serde(default)]
+    reason: String,
+    #[serde(default)]
+    change_set_arn: String,
 }
 
 /// Runs an action, then shows the request again: a redirect on success, the page with the
@@ -189,8 +282,38 @@ async fn decide(
 ) -> Result<Response, AppError> {
     let decision = Decision::from_path(&decision).ok_or(AppError::NotFound)?;
     confirm_groups(&state.auth, &mut user, &format!("/requests/{id}")).await?;
-    let result = actions::decide(&state, &user, &id, decision, &f.comment).await;
+    let input = DecisionInput {
+        decision,
+        comment: &f.comment,
+        change_set_arn: Some(&f.change_set_arn),
+    };
+    let result = actions::decide(&state, &user, &id, input).await;
     after_action(&state, &user, &id, result.map(|_| ())).await
+}
+
+/// Break-glass: an admin releases the change without approvals, with a reason.
+async fn emergency(
+    State(state): State<AppState>,
+    mut user: CurrentUser,
+    Path(id): Path<String>,
+    Form(f): Form<EmergencyForm>,
+) -> Result<Response, AppError> {
+    confirm_groups(&state.auth, &mut user, &format!("/requests/{id}")).await?;
+    let result =
+        actions::release_emergency(&state, &user, &id, &f.reason, Some(&f.change_set_arn)).await;
+    after_action(&state, &user, &id, result.map(|_| ())).await
+}
+
+/// A second person signs off an emergency release.
+async fn emergency_review(
+    State(state): State<AppState>,
+    mut user: CurrentUser,
+    Path(id): Path<String>,
+    Form(f): Form<CommentForm>,
+) -> Result<Response, AppError> {
+    confirm_groups(&state.auth, &mut user, &format!("/requests/{id}")).await?;
+    let result = actions::review_emergency(&state, &user, &id, &f.comment).await;
+    after_action(&state, &user, &id, result).await
 }
 
 async fn cancel(
@@ -255,9 +378,27 @@ async fn show_api(
     let r = requests::visible(&state.db, &user, &id).await?;
     let approvals = store::for_request(&state.db, &r.id).await?;
     let deployments = deployments::store::for_request(&state.db, &r.id).await?;
+    let latest = deployments.first();
+    let arn = latest
+        .and_then(|d| d.change_set_arn.clone())
+        .unwrap_or_default();
+    let approvers =
+        store::approvers(state.db.pool(), &r.id, &approval_hash(&r.content_hash, &arn)).await?;
+    let q = quorum(&r, &approvers, &state.config, crate::db::now_ms());
+    let change_set = latest
+        .filter(|d| d.change_set_arn.is_some())
+        .map(change_set::ChangeSetSummary::of);
+    let risk_flags: Vec<serde_json::Value> = r
+        .risk_flags
+        .iter()
+        .map(|f| serde_json::json!({ "flag": f, "label": f.label() }))
+        .collect();
     Ok(Json(serde_json::json!({
         "request": r, "template": r.template_body, "approvals": approvals,
-        "deployments": deployments,
+        "deployments": deployments, "change_set": change_set, "risk_flags": risk_flags,
+        "quorum": { "approvals": q.have, "required": q.need, "groups_missing": q.groups_missing,
+                    "needs": q.needs(), "met": q.met() },
+        "emergency": r.emergency,
     })))
 }
 
@@ -266,6 +407,18 @@ async fn show_api(
 struct CommentBody {
     #[serde(default)]
     comment: String,
+    /// The change set the decision is about (`change_set.arn` of the request).
+    #[serde(default)]
+    change_set_arn: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct EmergencyBody {
+    #[serde(default)]
+    reason: String,
+    #[serde(default)]
+    change_set_arn: Option<String>,
 }
 
 /// Approve or reject, by the last path segment.
@@ -277,9 +430,41 @@ async fn decide_api(
 ) -> Result<Json<DecisionOutcome>, ApiError> {
     let decision = Decision::from_path(&decision).ok_or(AppError::NotFound)?;
     confirm_groups(&state.auth, &mut user, &format!("/requests/{id}")).await?;
-    Ok(Json(
-        actions::decide(&state, &user, &id, decision, &body.comment).await?,
-    ))
+    let input = DecisionInput {
+        decision,
+        comment: &body.comment,
+        change_set_arn: body.change_set_arn.as_deref(),
+    };
+    Ok(Json(actions::decide(&state, &user, &id, input).await?))
+}
+
+async fn emergency_api(
+    State(state): State<AppState>,
+    ApiUser(mut user): ApiUser,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<EmergencyBody>,
+) -> Result<Json<DecisionOutcome>, ApiError> {
+    confirm_groups(&state.auth, &mut user, &format!("/requests/{id}")).await?;
+    let outcome = actions::release_emergency(
+        &state,
+        &user,
+        &id,
+        &body.reason,
+        body.change_set_arn.as_deref(),
+    )
+    .await?;
+    Ok(Json(outcome))
+}
+
+async fn emergency_review_api(
+    State(state): State<AppState>,
+    ApiUser(mut user): ApiUser,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<CommentBody>,
+) -> Result<StatusCode, ApiError> {
+    confirm_groups(&state.auth, &mut user, &format!("/requests/{id}")).await?;
+    actions::review_emergency(&state, &user, &id, &body.comment).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn cancel_api(

@@ -17,8 +17,31 @@ pub struct ApprovalView {
     pub decision: String,
     pub comment: String,
     pub digest_short: String,
+    pub change_set_short: String,
     pub current: bool,
     pub when: When,
+}
+
+/// The change set approvers review: what CloudFormation will do, and for an update the diff of
+/// template and parameters against what is deployed.
+#[derive(Debug, Clone)]
+pub struct ChangeSetPanel {
+    pub arn: String,
+    pub status: String,
+    pub changes: Vec<crate::deployments::Change>,
+    pub is_update: bool,
+    pub diff: String,
+    pub params: Vec<crate::deployments::change_set::ParamChange>,
+}
+
+/// A break-glass release as the page shows it.
+#[derive(Debug, Clone)]
+pub struct EmergencyView {
+    pub released_by: String,
+    pub reason: String,
+    pub when: When,
+    pub reviewed_by: Option<String>,
+    pub review_comment: String,
 }
 
 /// One line of the conversation.
@@ -52,6 +75,16 @@ pub struct ShowPage {
     pub approvals: Vec<ApprovalView>,
     pub required: u32,
     pub approved_count: usize,
+    /// What the rules still need ("1 more approval, 1 of security-approvers"), empty when met.
+    pub needs: String,
+    /// The risk flags (name, words).
+    pub risk_flags: Vec<(String, String)>,
+    pub change_set: Option<ChangeSetPanel>,
+    /// When a change window holds the approved change.
+    pub held_until: Option<When>,
+    pub emergency: Option<EmergencyView>,
+    pub can_release_emergency: bool,
+    pub can_review_emergency: bool,
     pub timeline: Vec<TimelineItem>,
     pub can_decide: bool,
     pub decide_note: Option<String>,
@@ -74,7 +107,23 @@ pub struct InboxPage {
 /// What an audit record says on the request's conversation tab.
 pub fn timeline_text(action: &str, outcome: &str) -> String {
     match (action, outcome) {
-        ("request.submitted", _) => "submitted the request for approval".into(),
+        ("request.submitted", _) => "submitted the request".into(),
+        ("change_set.requested", _) => "started creating the change set".into(),
+        ("request.review_ready", _) => "— the change set is ready for review".into(),
+        ("request.auto_approved", _) => "— approved by the rules (dev, no risk flags)".into(),
+        ("request.emergency_released", _) => {
+            "released the change in an EMERGENCY, without approvals".into()
+        }
+        ("request.emergency_reviewed", _) => "reviewed the emergency release".into(),
+        ("request.emergency_denied", _) => "tried an emergency release (refused)".into(),
+        ("request.expired", _) => "— the request expired".into(),
+        ("change_set.superseded", _) => {
+            "— the change set went stale; a fresh one replaces it and earlier approvals no longer count"
+                .into()
+        }
+        ("change_set.no_changes", _) => "— no changes: the stack already matches".into(),
+        ("change_set.failed", _) => "— the change set failed".into(),
+        ("change_set.deleted", _) => "deleted the change set".into(),
         ("approval.approved", _) => "approved".into(),
         ("approval.rejected", _) => "rejected".into(),
         ("approval.denied_sod", _) => "tried to decide on their own request (refused)".into(),

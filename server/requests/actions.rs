@@ -10,8 +10,8 @@ use crate::web::CurrentUser;
 use super::input::{NewRequest, Prepared, prepare};
 use super::{RequestStatus, Transition, store};
 
-/// Validates, renders and policy-checks the input, then stores the request as pending approval
-/// with its audit record. Returns its id and number.
+/// Validates, renders and policy-checks the input, then stores the request (its change set is
+/// prepared next) with its audit record. Returns its id and number.
 pub async fn submit(
     state: &AppState,
     user: &CurrentUser,
@@ -38,8 +38,9 @@ pub async fn submit(
     record_submission(state, user, &p).await
 }
 
-/// Stores a prepared, policy-passing request as pending approval with its audit record, in one
-/// transaction. Returns its id and number.
+/// Stores a prepared, policy-passing request with its audit record and queues the creation of
+/// its change set, in one transaction: approvers see the request once the change set is ready.
+/// Returns its id and number.
 pub async fn record_submission(
     state: &AppState,
     user: &CurrentUser,
@@ -72,6 +73,10 @@ pub async fn record_submission(
             )]));
         }
     }
+    let request = store::lock(&mut tx, state.db.backend(), &id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("the request just stored is missing"))?;
+    let deployment_id = crate::deployments::store::enqueue(&mut tx, &request).await?;
     let entry = Entry::new(&Actor::of(user), "request.submitted", "request", id.clone())
         .detail(serde_json::json!({
             "number": number, "team": p.team, "blueprint": p.blueprint.slug,
@@ -80,10 +85,11 @@ pub async fn record_submission(
             "environment_id": p.environment.as_ref().map(|e| &e.id),
             "address_block": p.address.as_ref().map(|c| c.to_string()),
             "template_digest": p.rendered.digest, "content_hash": p.content_hash,
+            "deployment_id": deployment_id,
         }))
         .source_ip(user.source_ip.clone());
     audit::store::append(&mut tx, entry).await?;
     tx.commit().await?;
-    tracing::info!(request.id = %id, request.number = number, "A request was submitted for approval.");
+    tracing::info!(request.id = %id, request.number = number, "A request was submitted; its change set is being prepared.");
     Ok((id, number))
 }

@@ -36,6 +36,9 @@ use crate::web::CurrentUser;
 #[serde(rename_all = "snake_case")]
 pub enum RequestStatus {
     Draft,
+    /// Submitted and policy-checked; the worker is creating the CloudFormation change set that
+    /// approvers will review.
+    Preparing,
     PendingApproval,
     Approved,
     Deploying,
@@ -46,13 +49,21 @@ pub enum RequestStatus {
     /// The deployment stopped where a person must decide (a failed rollback, content that no
     /// longer matches its approval): nothing moves it on automatically.
     NeedsAttention,
+    /// The change set showed the stack already matches: nothing to approve or deploy.
+    NoChanges,
+    /// Nobody completed the review in time, or the approvals aged out before it could run.
+    Expired,
 }
 
 /// What can happen to a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Transition {
     Submit,
-    /// The approval quorum was reached.
+    /// The change set is ready for review.
+    ChangeSetReady,
+    /// The change set shows no change.
+    NoChanges,
+    /// The approval quorum was reached (or the rules, or a break-glass release, allowed it).
     Approve,
     Reject,
     Cancel,
@@ -61,11 +72,17 @@ pub enum Transition {
     DeploymentFailed,
     /// The worker stopped and a person must look (see [`RequestStatus::NeedsAttention`]).
     Flag,
+    /// The change set went stale (the stack changed, or it was removed): back to review with a
+    /// fresh one; earlier approvals bound the old one and no longer count.
+    Refresh,
+    Expire,
 }
 
 impl Transition {
-    pub const ALL: [Transition; 8] = [
+    pub const ALL: [Transition; 12] = [
         Transition::Submit,
+        Transition::ChangeSetReady,
+        Transition::NoChanges,
         Transition::Approve,
         Transition::Reject,
         Transition::Cancel,
@@ -73,6 +90,8 @@ impl Transition {
         Transition::DeploymentSucceeded,
         Transition::DeploymentFailed,
         Transition::Flag,
+        Transition::Refresh,
+        Transition::Expire,
     ];
 }
 
@@ -85,8 +104,9 @@ pub struct InvalidTransition {
 }
 
 impl RequestStatus {
-    pub const ALL: [RequestStatus; 9] = [
+    pub const ALL: [RequestStatus; 12] = [
         RequestStatus::Draft,
+        RequestStatus::Preparing,
         RequestStatus::PendingApproval,
         RequestStatus::Approved,
         RequestStatus::Deploying,
@@ -95,6 +115,8 @@ impl RequestStatus {
         RequestStatus::Rejected,
         RequestStatus::Cancelled,
         RequestStatus::NeedsAttention,
+        RequestStatus::NoChanges,
+        RequestStatus::Expired,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -109,6 +131,7 @@ impl RequestStatus {
     pub fn label(self) -> &'static str {
         match self {
             RequestStatus::Draft => "draft",
+            RequestStatus::Preparing => "preparing the change set",
             RequestStatus::PendingApproval => "pending approval",
             RequestStatus::Approved => "approved",
             RequestStatus::Deploying => "deploying",
@@ -117,6 +140,8 @@ impl RequestStatus {
             RequestStatus::Rejected => "rejected",
             RequestStatus::Cancelled => "cancelled",
             RequestStatus::NeedsAttention => "needs attention",
+            RequestStatus::NoChanges => "no changes",
+            RequestStatus::Expired => "expired",
         }
     }
 
@@ -129,6 +154,8 @@ impl RequestStatus {
                 | RequestStatus::Rejected
                 | RequestStatus::Cancelled
                 | RequestStatus::NeedsAttention
+                | RequestStatus::NoChanges
+                | RequestStatus::Expired
         )
     }
 
@@ -137,20 +164,28 @@ impl RequestStatus {
         use RequestStatus as S;
         use Transition as T;
         let next = match (self, t) {
-            (S::Draft, T::Submit) => Some(S::PendingApproval),
+            (S::Draft, T::Submit) => Some(S::Preparing),
+            (S::Preparing, T::ChangeSetReady) => Some(S::PendingApproval),
+            (S::Preparing, T::NoChanges) => Some(S::NoChanges),
             (S::PendingApproval, T::Approve) => Some(S::Approved),
             (S::PendingApproval, T::Reject) => Some(S::Rejected),
-            (S::Draft | S::PendingApproval | S::Approved, T::Cancel) => Some(S::Cancelled),
+            (S::Draft | S::Preparing | S::PendingApproval | S::Approved, T::Cancel) => {
+                Some(S::Cancelled)
+            }
             (S::Approved, T::StartDeployment) => Some(S::Deploying),
             (S::Deploying, T::DeploymentSucceeded) => Some(S::Deployed),
-            (S::Approved | S::Deploying, T::DeploymentFailed) => Some(S::Failed),
-            (S::Approved | S::Deploying, T::Flag) => Some(S::NeedsAttention),
+            (S::Preparing | S::Approved | S::Deploying, T::DeploymentFailed) => Some(S::Failed),
+            (S::Preparing | S::Approved | S::Deploying, T::Flag) => Some(S::NeedsAttention),
+            (S::PendingApproval | S::Approved, T::Refresh) => Some(S::Preparing),
+            (S::PendingApproval | S::Approved, T::Expire) => Some(S::Expired),
             _ => None,
         };
         next.ok_or(InvalidTransition {
             from: self,
             verb: match t {
                 T::Submit => "submitted",
+                T::ChangeSetReady => "sent for review",
+                T::NoChanges => "closed as unchanged",
                 T::Approve => "approved",
                 T::Reject => "rejected",
                 T::Cancel => "cancelled",
@@ -158,6 +193,8 @@ impl RequestStatus {
                 T::DeploymentSucceeded => "marked deployed",
                 T::DeploymentFailed => "marked failed",
                 T::Flag => "flagged for attention",
+                T::Refresh => "sent back for a fresh change set",
+                T::Expire => "expired",
             },
         })
     }
@@ -205,6 +242,26 @@ pub struct ServiceRequest {
     pub kind: String,
     /// For a workload: the request of the environment it went into.
     pub environment_id: Option<String>,
+    /// What the change set showed (empty until it is ready).
+    pub risk_flags: Vec<crate::change::RiskFlag>,
+    /// How it was released: `approvals`, `auto` (the rules allowed it) or `emergency`.
+    pub approval_mode: String,
+    /// The break-glass release, if it was one.
+    pub emergency: Option<Emergency>,
+}
+
+/// A break-glass release: an admin released the change without approvals, with a reason; it
+/// stays unreviewed until a second person signs it off.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
+pub struct Emergency {
+    pub released_by: String,
+    pub released_by_name: String,
+    pub reason: String,
+    pub released_at: i64,
+    pub reviewed_by: Option<String>,
+    pub reviewed_by_name: Option<String>,
+    pub review_comment: Option<String>,
+    pub reviewed_at: Option<i64>,
 }
 
 impl ServiceRequest {
@@ -229,6 +286,7 @@ impl ServiceRequest {
             status_reason: self.status_reason.clone(),
             created_at: self.created_at,
             updated_at: self.updated_at,
+            risk_flags: self.risk_flags.clone(),
         }
     }
 }
@@ -301,6 +359,7 @@ mod tests {
         let mut s = S::Draft;
         for t in [
             T::Submit,
+            T::ChangeSetReady,
             T::Approve,
             T::StartDeployment,
             T::DeploymentSucceeded,
@@ -319,27 +378,34 @@ mod tests {
     fn all_lists_every_status_and_every_transition_once() {
         let status = |s: S| match s {
             S::Draft => 0,
-            S::PendingApproval => 1,
-            S::Approved => 2,
-            S::Deploying => 3,
-            S::Deployed => 4,
-            S::Failed => 5,
-            S::Rejected => 6,
-            S::Cancelled => 7,
-            S::NeedsAttention => 8,
+            S::Preparing => 1,
+            S::PendingApproval => 2,
+            S::Approved => 3,
+            S::Deploying => 4,
+            S::Deployed => 5,
+            S::Failed => 6,
+            S::Rejected => 7,
+            S::Cancelled => 8,
+            S::NeedsAttention => 9,
+            S::NoChanges => 10,
+            S::Expired => 11,
         };
-        assert_eq!(S::ALL.map(status), [0, 1, 2, 3, 4, 5, 6, 7, 8]);
+        assert_eq!(S::ALL.map(status), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
         let transition = |t: T| match t {
             T::Submit => 0,
-            T::Approve => 1,
-            T::Reject => 2,
-            T::Cancel => 3,
-            T::StartDeployment => 4,
-            T::DeploymentSucceeded => 5,
-            T::DeploymentFailed => 6,
-            T::Flag => 7,
+            T::ChangeSetReady => 1,
+            T::NoChanges => 2,
+            T::Approve => 3,
+            T::Reject => 4,
+            T::Cancel => 5,
+            T::StartDeployment => 6,
+            T::DeploymentSucceeded => 7,
+            T::DeploymentFailed => 8,
+            T::Flag => 9,
+            T::Refresh => 10,
+            T::Expire => 11,
         };
-        assert_eq!(T::ALL.map(transition), [0, 1, 2, 3, 4, 5, 6, 7]);
+        assert_eq!(T::ALL.map(transition), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
     }
 
     /// The whole table, every cell written out: for each status (a row), where each transition
@@ -352,6 +418,8 @@ mod tests {
         }
         let columns = [
             (T::Submit, "submitted"),
+            (T::ChangeSetReady, "sent for review"),
+            (T::NoChanges, "closed as unchanged"),
             (T::Approve, "approved"),
             (T::Reject, "rejected"),
             (T::Cancel, "cancelled"),
@@ -359,19 +427,24 @@ mod tests {
             (T::DeploymentSucceeded, "marked deployed"),
             (T::DeploymentFailed, "marked failed"),
             (T::Flag, "flagged for attention"),
+            (T::Refresh, "sent back for a fresh change set"),
+            (T::Expire, "expired"),
         ];
         #[rustfmt::skip]
-        let table: [(S, [Option<S>; 8]); 9] = [
-            //                   Submit                 Approve          Reject           Cancel            StartDeployment   Succeeded        Failed         Flag
-            (S::Draft,           [to(S::PendingApproval), __,              __,              to(S::Cancelled), __,               __,              __,            __]),
-            (S::PendingApproval, [__,                     to(S::Approved), to(S::Rejected), to(S::Cancelled), __,               __,              __,            __]),
-            (S::Approved,        [__,                     __,              __,              to(S::Cancelled), to(S::Deploying), __,              to(S::Failed), to(S::NeedsAttention)]),
-            (S::Deploying,       [__,                     __,              __,              __,               __,               to(S::Deployed), to(S::Failed), to(S::NeedsAttention)]),
-            (S::Deployed,        [__,                     __,              __,              __,               __,               __,              __,            __]),
-            (S::Failed,          [__,                     __,              __,              __,               __,               __,              __,            __]),
-            (S::Rejected,        [__,                     __,              __,              __,               __,               __,              __,            __]),
-            (S::Cancelled,       [__,                     __,              __,              __,               __,               __,              __,            __]),
-            (S::NeedsAttention,  [__,                     __,              __,              __,               __,               __,              __,            __]),
+        let table: [(S, [Option<S>; 12]); 12] = [
+            //                   Submit              Ready                    NoChanges          Approve          Reject           Cancel            Start             Succeeded        Failed         Flag                   Refresh            Expire
+            (S::Draft,           [to(S::Preparing), __,                      __,                __,              __,              to(S::Cancelled), __,               __,              __,            __,                    __,                __]),
+            (S::Preparing,       [__,               to(S::PendingApproval), to(S::NoChanges), __,              __,              to(S::Cancelled), __,               __,              to(S::Failed), to(S::NeedsAttention), __,                __]),
+            (S::PendingApproval, [__,               __,                      __,                to(S::Approved), to(S::Rejected), to(S::Cancelled), __,               __,              __,            __,                    to(S::Preparing), to(S::Expired)]),
+            (S::Approved,        [__,               __,                      __,                __,              __,              to(S::Cancelled), to(S::Deploying), __,              to(S::Failed), to(S::NeedsAttention), to(S::Preparing), to(S::Expired)]),
+            (S::Deploying,       [__,               __,                      __,                __,              __,              __,               __,               to(S::Deployed), to(S::Failed), to(S::NeedsAttention), __,                __]),
+            (S::Deployed,        [__,               __,                      __,                __,              __,              __,               __,               __,              __,            __,                    __,                __]),
+            (S::Failed,          [__,               __,                      __,                __,              __,              __,               __,               __,              __,            __,                    __,                __]),
+            (S::Rejected,        [__,               __,                      __,                __,              __,              __,               __,               __,              __,            __,                    __,                __]),
+            (S::Cancelled,       [__,               __,                      __,                __,              __,              __,               __,               __,              __,            __,                    __,                __]),
+            (S::NeedsAttention,  [__,               __,                      __,                __,              __,              __,               __,               __,              __,            __,                    __,                __]),
+            (S::NoChanges,       [__,               __,                      __,                __,              __,              __,               __,               __,              __,            __,                    __,                __]),
+            (S::Expired,         [__,               __,                      __,                __,              __,              __,               __,               __,              __,            __,                    __,                __]),
         ];
         assert_eq!(table.map(|(s, _)| s), S::ALL, "a row for every status");
         assert_eq!(

@@ -197,6 +197,8 @@ pub struct RequestRow {
     pub requester_name: String,
     pub created: When,
     pub updated: When,
+    /// Risk flags in words.
+    pub risk_flags: Vec<String>,
 }
 
 impl From<&Summary> for RequestRow {
@@ -217,6 +219,7 @@ impl From<&Summary> for RequestRow {
             requester_name: r.requester_name.clone(),
             created: When::at(r.created_at),
             updated: When::at(r.updated_at),
+            risk_flags: r.risk_flags.iter().map(|f| f.label().to_string()).collect(),
         }
     }
 }

@@ -4,6 +4,8 @@
 use crate::db::StoreError;
 use crate::db::{Cell, CellKind, Db, Sql};
 use crate::ids::EnvClass;
+use serde::Deserialize;
+
 use crate::requests::RequestStatus;
 
 /// A request as a list shows it: no parameters, policy or template.
@@ -27,17 +29,37 @@ pub struct Summary {
     pub status_reason: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// What the change set showed (the column holds them as JSON text).
+    #[serde(deserialize_with = "flags_from_json_text")]
+    pub risk_flags: Vec<crate::change::RiskFlag>,
+}
+
+/// Risk flags from their column (JSON text), or from an array (a summary serialized again).
+fn flags_from_json_text<'de, D>(d: D) -> Result<Vec<crate::change::RiskFlag>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum Either {
+        Text(String),
+        List(Vec<crate::change::RiskFlag>),
+    }
+    match Either::deserialize(d)? {
+        Either::List(l) => Ok(l),
+        Either::Text(t) => serde_json::from_str(&t).map_err(serde::de::Error::custom),
+    }
 }
 
 const SUMMARY: &str = "select r.id, r.number, r.title, r.team, r.requester_id, \
     coalesce(u.name, u.subject) as requester_name, r.blueprint_slug, r.blueprint_version, \
     r.account_id, a.name as account_name, r.region, r.env_class, r.env_name, r.stack_name, \
-    r.status, r.status_reason, r.created_at, r.updated_at \
+    r.status, r.status_reason, r.created_at, r.updated_at, r.risk_flags_json \
     from service_requests r join users u on u.id = r.requester_id \
     join accounts a on a.id = r.account_id";
 
 /// The columns of [`SUMMARY`], named as [`Summary`]'s fields.
-const SUMMARY_COLUMNS: [&str; 18] = [
+const SUMMARY_COLUMNS: [&str; 19] = [
     "id",
     "number",
     "title",
@@ -56,6 +78,7 @@ const SUMMARY_COLUMNS: [&str; 18] = [
     "status_reason",
     "created_at",
     "updated_at",
+    "risk_flags_json",
 ];
 
 /// A position in a list: the `(created_at, id)` of the last row shown. Opaque to clients.
@@ -172,9 +195,11 @@ fn slice_filter(sql: &mut Sql, q: &ListQuery<'_>, team: Option<&str>, st: Option
     }
     if let Some(user) = q.undecided_by {
         sql.push(" and r.requester_id <> ").text(user);
+        // Decided on the change set now waiting for review (an earlier one's decision is void).
         sql.push(
-            " and not exists (select 1 from approvals p where p.request_id = r.id \
-             and p.content_hash = r.content_hash and p.approver_id = ",
+            " and not exists (select 1 from approvals p join deployments d \
+             on d.request_id = p.request_id and d.change_set_arn = p.change_set_arn \
+             and d.status = 'awaiting_approval' where p.request_id = r.id and p.approver_id = ",
         )
         .text(user)
         .push(")");

@@ -25,7 +25,8 @@ const SELECT: &str = "select r.id, r.number, r.title, r.team, r.requester_id, \
     coalesce(u.name, u.subject), r.blueprint_slug, r.blueprint_version, r.blueprint_digest, \
     r.account_id, a.name, r.region, r.env_class, r.env_name, r.stack_name, r.params_json, \
     t.body, r.template_digest, r.content_hash, r.policy_json, r.status, r.status_reason, \
-    r.version, r.created_at, r.updated_at, r.capabilities_json, r.kind, r.environment_id \
+    r.version, r.created_at, r.updated_at, r.capabilities_json, r.kind, r.environment_id, \
+    r.risk_flags_json, r.approval_mode, r.emergency_json \
     from service_requests r join users u on u.id = r.requester_id \
     join accounts a on a.id = r.account_id \
     left join rendered_templates t on t.digest = r.template_digest";
@@ -75,6 +76,14 @@ fn from_row(row: &sqlx::any::AnyRow) -> Result<ServiceRequest, StoreError> {
             .map_err(|e| StoreError::unreadable("request's capabilities", e))?,
         kind: row.try_get(26)?,
         environment_id: row.try_get(27)?,
+        risk_flags: serde_json::from_str(&row.try_get::<String, _>(28)?)
+            .map_err(|e| StoreError::unreadable("request's risk flags", e))?,
+        approval_mode: row.try_get(29)?,
+        emergency: row
+            .try_get::<Option<String>, _>(30)?
+            .map(|e| serde_json::from_str(&e))
+            .transpose()
+            .map_err(|e| StoreError::unreadable("request's emergency release", e))?,
     })
 }
 
@@ -211,4 +220,89 @@ pub async fn set_status(
                 .into(),
         ))
     }
+}
+
+/// Records what the change set showed (its risk flags), in the worker's transaction.
+pub async fn set_risk_flags(
+    tx: &mut Tx,
+    id: &str,
+    flags: &[crate::change::RiskFlag],
+) -> Result<(), StoreError> {
+    sqlx::query("update service_requests set risk_flags_json = $1 where id = $2")
+        .bind(StoreError::json("risk flags", flags)?)
+        .bind(id.to_string())
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Records how the request was released (`approvals`, `auto`, `emergency`) and the break-glass
+/// record, in the deciding transaction (after [`lock`]).
+pub async fn set_release(
+    tx: &mut Tx,
+    id: &str,
+    mode: &str,
+    emergency: Option<&super::Emergency>,
+) -> Result<(), StoreError> {
+    let emergency = match emergency {
+        Some(e) => Some(StoreError::json("emergency release", e)?),
+        None => None,
+    };
+    sqlx::query("update service_requests set approval_mode = $1, emergency_json = $2 where id = $3")
+        .bind(mode.to_string())
+        .bind(emergency)
+        .bind(id.to_string())
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// Requests waiting for review since before `before` (ms), oldest first, at most `limit`.
+pub async fn waiting_since(db: &Db, before: i64, limit: i64) -> Result<Vec<String>, StoreError> {
+    let rows = sqlx::query(
+        "select id from service_requests where status = 'pending_approval' and updated_at < $1 \
+         order by updated_at limit $2",
+    )
+    .bind(before)
+    .bind(limit)
+    .fetch_all(db.pool())
+    .await?;
+    rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
+}
+
+/// The parameters of what is deployed in the request's stack: those of the stack's last deployed
+/// request (other than this one), as people read them; `None` for a new stack.
+pub async fn deployed_params(
+    db: &Db,
+    r: &ServiceRequest,
+) -> Result<Option<BTreeMap<String, String>>, StoreError> {
+    let row = sqlx::query(
+        "select params_json from service_requests where account_id = $1 and region = $2 \
+         and stack_name = $3 and status = 'deployed' and id <> $4 \
+         order by created_at desc limit 1",
+    )
+    .bind(r.account_id.clone())
+    .bind(r.region.clone())
+    .bind(r.stack_name.clone())
+    .bind(r.id.clone())
+    .fetch_optional(db.pool())
+    .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let params: BTreeMap<String, serde_json::Value> =
+        serde_json::from_str(&row.try_get::<String, _>(0)?)
+            .map_err(|e| StoreError::unreadable("request's parameters", e))?;
+    Ok(Some(
+        params
+            .into_iter()
+            .map(|(k, v)| {
+                let shown = match v {
+                    serde_json::Value::String(s) => s,
+                    other => other.to_string(),
+                };
+                (k, shown)
+            })
+            .collect(),
+    ))
 }
