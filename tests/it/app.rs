@@ -273,18 +273,40 @@ impl UserClient {
         created["id"].as_str().unwrap().to_string()
     }
 
-    /// Approves through the API; returns the outcome (status, approvals, required).
+    /// Approves through the API once the change set is ready for review, naming the change set
+    /// the approver saw; returns the outcome (status, approvals, required).
     pub async fn approve(&self, id: &str, comment: &str) -> serde_json::Value {
-        let body = serde_json::json!({ "comment": comment });
-        let (code, outcome) = self
-            .api(
-                reqwest::Method::POST,
-                &format!("/requests/{id}/approve"),
-                Some(body),
-            )
-            .await;
+        let (code, outcome) = self.decide(id, "approve", comment).await;
         assert_eq!(code, StatusCode::OK, "{outcome}");
         outcome
+    }
+
+    /// The change set a request waits on (after waiting for it to be ready for review).
+    pub async fn review_arn(&self, id: &str) -> String {
+        let body = self
+            .wait_for_status(id, &["pending_approval"], Duration::from_secs(60))
+            .await;
+        body["change_set"]["arn"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no change set on {body}"))
+            .to_string()
+    }
+
+    /// Approves or rejects through the API with the current change set; returns status and body.
+    pub async fn decide(
+        &self,
+        id: &str,
+        decision: &str,
+        comment: &str,
+    ) -> (StatusCode, serde_json::Value) {
+        let arn = self.review_arn(id).await;
+        let body = serde_json::json!({ "comment": comment, "change_set_arn": arn });
+        self.api(
+            reqwest::Method::POST,
+            &format!("/requests/{id}/{decision}"),
+            Some(body),
+        )
+        .await
     }
 
     /// Polls the API until the request reaches one of `statuses` (or fails the test after `within`).

@@ -5,35 +5,82 @@ use stackgate::approvals;
 use stackgate::deployments::DeploymentStatus;
 use stackgate::requests::RequestStatus;
 
+use super::fake::Op;
 use super::scenario::Scenario;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_request_cancelled_before_the_worker_starts_deploys_nothing() {
-    let s = Scenario::new().await;
+async fn a_request_cancelled_before_its_change_set_is_made_makes_no_aws_call() {
+    let s = Scenario::submitted().await;
     approvals::actions::cancel(&s.state, &s.alice, &s.request_id)
         .await
         .expect("alice cancels");
     assert!(!s.worker().run_once().await.unwrap(), "nothing to claim");
     assert!(s.fake.calls().is_empty(), "zero AWS calls");
-    let d = s.deployment().await;
-    assert_eq!(d.status, DeploymentStatus::Cancelled);
+    assert_eq!(s.deployment().await.status, DeploymentStatus::Cancelled);
     assert_eq!(s.request().await.status, RequestStatus::Cancelled);
     s.check_invariants().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_cancelled_in_review_or_after_approval_executes_nothing_and_leaves_nothing_behind()
+ {
+    for approved in [false, true] {
+        let s = Scenario::submitted().await;
+        s.prepare().await;
+        if approved {
+            s.approve().await;
+        }
+        let arn = s.deployment().await.change_set_arn.expect("a change set");
+        approvals::actions::cancel(&s.state, &s.alice, &s.request_id)
+            .await
+            .expect("alice cancels");
+        assert_eq!(s.request().await.status, RequestStatus::Cancelled);
+        assert!(
+            s.worker().run_once().await.unwrap(),
+            "approved={approved}: the worker cleans up"
+        );
+        assert!(!s.worker().run_once().await.unwrap(), "once");
+        assert_eq!(s.fake.count(Op::ExecuteChangeSet), 0, "approved={approved}");
+        s.fake.world(|w| {
+            let cs = w.change_sets.iter().find(|c| c.arn == arn).expect("made");
+            assert!(cs.deleted, "approved={approved}: the change set is deleted");
+            assert!(
+                !w.stacks.contains_key(&s.stack_name),
+                "approved={approved}: the empty stack under review is deleted"
+            );
+        });
+        let d = s.deployment().await;
+        assert_eq!(d.status, DeploymentStatus::Cancelled, "{:?}", d.error);
+        assert_eq!(s.request().await.status, RequestStatus::Cancelled);
+        assert!(
+            s.audit_actions()
+                .await
+                .contains(&"change_set.deleted".into()),
+            "{:?}",
+            s.audit_actions().await
+        );
+        s.check_invariants().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_no_longer_approved_as_queued_is_not_deployed_when_the_job_is_claimed() {
-    // A request cancelled behind the queue is simply not deployed.
+    // A request cancelled behind the queue is not deployed; its change set is removed.
     let s = Scenario::new().await;
     s.exec_request("update service_requests set status = 'cancelled' where id = $1")
         .await;
     assert!(s.worker().run_once().await.unwrap());
-    assert!(s.fake.calls().is_empty(), "zero AWS calls");
+    assert_eq!(s.fake.count(Op::ExecuteChangeSet), 0, "nothing executed");
+    assert_eq!(s.fake.count(Op::CreateChangeSet), 0, "nothing created");
     let d = s.deployment().await;
     assert_eq!(d.status, DeploymentStatus::Cancelled);
-    assert!(d.error.unwrap_or_default().contains("cancelled"));
+    assert!(
+        d.error.clone().unwrap_or_default().contains("nothing was deployed"),
+        "{:?}",
+        d.error
+    );
     assert_eq!(s.request().await.status, RequestStatus::Cancelled);
-    assert!(s.audit_actions().await.contains(&"deploy.cancelled".into()));
+    assert!(s.audit_actions().await.contains(&"change_set.deleted".into()));
     s.check_invariants().await;
 }
 

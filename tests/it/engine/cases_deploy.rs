@@ -13,11 +13,18 @@ use super::{DEV, REGION};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deployment_assumes_the_role_once_creates_one_change_set_executes_it_once_and_records_outputs()
  {
-    let s = Scenario::new().await;
+    // Submitted: the worker prepares the change set and stops there, awaiting review.
+    let s = Scenario::submitted().await;
     let worker = s.worker();
+    s.prepare().await;
+    assert!(!worker.run_once().await.unwrap(), "nothing to do before approval");
+    assert_eq!(s.fake.count(Op::CreateChangeSet), 1);
+    assert_eq!(s.fake.count(Op::ExecuteChangeSet), 0, "not before approval");
+    // Approved: the worker executes exactly that change set.
+    s.approve().await;
     assert!(
         worker.run_once().await.unwrap(),
-        "the worker claims the job"
+        "the worker claims the approved job"
     );
     assert!(!worker.run_once().await.unwrap(), "nothing else to do");
 
@@ -25,9 +32,9 @@ async fn a_deployment_assumes_the_role_once_creates_one_change_set_executes_it_o
     let d = s.deployment().await;
     assert_eq!(d.status, DeploymentStatus::Succeeded, "{:?}", d.error);
     assert_eq!(d.step, Step::Finished);
-    assert_eq!(d.epoch, 1);
+    assert_eq!(d.epoch, 2, "one claim to prepare, one to execute");
     assert_eq!(d.attempts, 0);
-    assert_eq!(s.fake.count(Op::AssumeRole), 1);
+    assert_eq!(s.fake.count(Op::AssumeRole), 2, "once per claim");
     assert_eq!(s.fake.count(Op::CreateChangeSet), 1);
     assert_eq!(s.fake.count(Op::ExecuteChangeSet), 1);
     assert_eq!(calls.iter().filter(|c| c.op.mutating()).count(), 2);
@@ -52,8 +59,8 @@ async fn a_deployment_assumes_the_role_once_creates_one_change_set_executes_it_o
     assert_eq!(spec.source_identity, format!("stackgate-{}", s.alice.id));
     assert!(spec.tags.contains(&("team".into(), "payments".into())));
 
-    // CreateChangeSet then ExecuteChangeSet of exactly the ARN it answered, with the
-    // deterministic tokens of epoch 1.
+    // CreateChangeSet (epoch 1) then ExecuteChangeSet (epoch 2) of exactly the ARN it answered,
+    // with deterministic tokens.
     let create = &calls_of(&calls, Op::CreateChangeSet)[0];
     let execute = &calls_of(&calls, Op::ExecuteChangeSet)[0];
     assert_eq!(create.kind, Some(ChangeSetKind::Create));
@@ -68,7 +75,7 @@ async fn a_deployment_assumes_the_role_once_creates_one_change_set_executes_it_o
     );
     assert_eq!(
         execute.token.as_deref(),
-        Some(format!("dep-{}-execute-1", d.id).as_str())
+        Some(format!("dep-{}-execute-2", d.id).as_str())
     );
     let arn = d
         .change_set_arn
@@ -123,10 +130,11 @@ async fn a_deployment_assumes_the_role_once_creates_one_change_set_executes_it_o
         actions,
         vec![
             "request.submitted",
+            "change_set.requested",
+            "request.review_ready",
             "approval.approved",
             "request.approved",
             "deploy.started",
-            "deploy.change_set_created",
             "deploy.succeeded"
         ]
     );
@@ -138,16 +146,20 @@ async fn a_deployment_assumes_the_role_once_creates_one_change_set_executes_it_o
             .unwrap()
     };
     assert_eq!(
-        correlation("deploy.started"),
-        format!("dep-{}-start-1", d.id)
-    );
-    assert_eq!(
-        correlation("deploy.change_set_created"),
+        correlation("change_set.requested"),
         format!("dep-{}-changeset-1", d.id)
     );
     assert_eq!(
+        correlation("request.review_ready"),
+        format!("dep-{}-changeset-1", d.id)
+    );
+    assert_eq!(
+        correlation("deploy.started"),
+        format!("dep-{}-start-2", d.id)
+    );
+    assert_eq!(
         correlation("deploy.succeeded"),
-        format!("dep-{}-finish-1", d.id)
+        format!("dep-{}-finish-2", d.id)
     );
     s.check_invariants().await;
 }
@@ -190,14 +202,14 @@ async fn a_create_that_rolled_back_reports_the_failing_resource_and_its_reason()
         "{events:?}"
     );
     assert_eq!(s.fake.count(Op::ExecuteChangeSet), 1);
-    assert_eq!(s.fake.count(Op::CreateChangeSet), 1);
+    assert_eq!(s.fake.count(Op::CreateChangeSet), 0, "the reviewed one, no other");
     assert!(s.audit_actions().await.contains(&"deploy.failed".into()));
     s.check_invariants().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_update_whose_rollback_failed_needs_attention_and_nothing_is_retried() {
-    let s = Scenario::new().await;
+    let s = Scenario::submitted().await;
     let stack = s.stack_name.clone();
     s.fake.world(|w| {
         w.seed_stack(&stack, "UPDATE_COMPLETE", "payments");
@@ -206,6 +218,14 @@ async fn an_update_whose_rollback_failed_needs_attention_and_nothing_is_retried(
             reason: "Resource handler returned message: CIDR block conflicts".into(),
         };
     });
+    s.prepare().await;
+    let prepared = s.fake.calls();
+    assert_eq!(
+        calls_of(&prepared, Op::CreateChangeSet)[0].kind,
+        Some(ChangeSetKind::Update)
+    );
+    s.approve().await;
+    s.fake.lock().calls.clear();
     assert!(s.worker().run_once().await.unwrap());
     let after_end = s.fake.calls().len();
     // Even long after, nothing picks it up again.
@@ -232,10 +252,10 @@ async fn an_update_whose_rollback_failed_needs_attention_and_nothing_is_retried(
         "events of earlier operations are not reported"
     );
     let calls = s.fake.calls();
-    assert_eq!(calls.iter().filter(|c| c.op.mutating()).count(), 2);
     assert_eq!(
-        calls_of(&calls, Op::CreateChangeSet)[0].kind,
-        Some(ChangeSetKind::Update)
+        calls.iter().filter(|c| c.op.mutating()).count(),
+        1,
+        "one execute"
     );
     let request = s.request().await;
     assert_eq!(request.status, RequestStatus::NeedsAttention);
@@ -303,7 +323,7 @@ async fn a_stack_this_request_does_not_own_is_never_touched_and_no_other_team_is
         ("tagged for another team", "UPDATE_COMPLETE", "lending"),
         ("under review, not ours", "REVIEW_IN_PROGRESS", ""),
     ] {
-        let s = Scenario::new().await;
+        let s = Scenario::submitted().await;
         let stack = s.stack_name.clone();
         s.fake.world(|w| {
             w.seed_stack(&stack, status, team);
@@ -322,6 +342,8 @@ async fn a_stack_this_request_does_not_own_is_never_touched_and_no_other_team_is
         );
         assert_eq!(s.fake.count(Op::CreateChangeSet), 0, "{what}");
         assert_eq!(s.fake.count(Op::ExecuteChangeSet), 0, "{what}");
+        let request = s.request().await;
+        assert_eq!(request.status, RequestStatus::Failed, "{what}: nothing reaches approvers");
         s.check_invariants().await;
     }
 }

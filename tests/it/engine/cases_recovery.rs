@@ -11,7 +11,7 @@ use super::scenario::{Scenario, calls_of};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_change_set_created_but_whose_answer_was_lost_is_found_again_and_not_created_twice() {
-    let s = Scenario::new().await;
+    let s = Scenario::submitted().await;
     s.fake.drop_next_response(Op::CreateChangeSet);
     let worker = s.worker();
     assert!(worker.run_once().await.unwrap());
@@ -27,14 +27,21 @@ async fn a_change_set_created_but_whose_answer_was_lost_is_found_again_and_not_c
         d.error
     );
     assert!(s.column("next_attempt_at").await.unwrap() > s.column("updated_at").await.unwrap());
-    assert_eq!(s.request().await.status, RequestStatus::Deploying);
+    assert_eq!(s.request().await.status, RequestStatus::Preparing);
     assert_eq!(s.fake.world(|w| w.change_sets_of(&s.stack_name).len()), 1);
 
+    // The retry finds the change set and puts it up for review; approved, it is executed.
     s.make_due().await;
     assert!(worker.run_once().await.unwrap());
     let d = s.deployment().await;
-    assert_eq!(d.status, DeploymentStatus::Succeeded, "{:?}", d.error);
+    assert_eq!(d.status, DeploymentStatus::AwaitingApproval, "{:?}", d.error);
     assert_eq!(d.epoch, 2);
+    assert_eq!(s.request().await.status, RequestStatus::PendingApproval);
+    s.approve().await;
+    assert!(worker.run_once().await.unwrap());
+    let d = s.deployment().await;
+    assert_eq!(d.status, DeploymentStatus::Succeeded, "{:?}", d.error);
+    assert_eq!(d.epoch, 3);
 
     // The retry found a stack under review without tags: before anything else it asked for this
     // deployment's change set on it by stack and name, found it, and created nothing more.
@@ -88,9 +95,9 @@ async fn an_execute_whose_answer_was_lost_is_reconciled_from_aws_and_not_sent_ag
     assert!(worker.run_once().await.unwrap());
     let d = s.deployment().await;
     assert_eq!(d.status, DeploymentStatus::Succeeded, "{:?}", d.error);
-    assert_eq!(d.epoch, 2);
+    assert_eq!(d.epoch, 3, "prepare, execute, recovery");
     assert_eq!(s.fake.count(Op::ExecuteChangeSet), 1, "exactly one execute");
-    assert_eq!(s.fake.count(Op::CreateChangeSet), 1);
+    assert_eq!(s.fake.count(Op::CreateChangeSet), 0, "only the reviewed one");
 
     // The recovered job read AWS first (the change set, then the stack) and sent nothing.
     let recovery: Vec<Op> = s.fake.calls()[before..].iter().map(|c| c.op).collect();
@@ -194,8 +201,8 @@ async fn transient_failures_are_retried_with_growing_backoff_and_stop_at_needs_a
             next - at
         );
         assert!(!worker.run_once().await.unwrap(), "not due yet");
-        // Unknown outcomes are not failures: the request is still deploying.
-        assert_eq!(s.request().await.status, RequestStatus::Deploying);
+        // Unknown outcomes are not failures: the request is still approved, not yet started.
+        assert_eq!(s.request().await.status, RequestStatus::Approved);
         s.make_due().await;
         assert!(attempt < 20, "the budget ends the retries");
     }
@@ -210,9 +217,11 @@ async fn transient_failures_are_retried_with_growing_backoff_and_stop_at_needs_a
         "{:?}",
         d.error
     );
-    assert_eq!(d.epoch, 8);
+    assert_eq!(d.epoch, 9, "the claim that prepared it, then eight");
     assert_eq!(s.fake.count(Op::AssumeRole), 8);
-    assert_eq!(s.fake.count(Op::DescribeStack), 6);
+    // From the third claim on, the role is assumed and the approved change set is read
+    // (before anything else) and throttled.
+    assert_eq!(s.fake.count(Op::DescribeChangeSet), 6);
     assert_eq!(
         s.fake.calls().iter().filter(|c| c.op.mutating()).count(),
         0,

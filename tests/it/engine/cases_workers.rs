@@ -26,7 +26,7 @@ async fn a_worker_that_died_after_executing_is_replaced_by_one_with_a_new_epoch_
     let d = s.deployment().await;
     assert_eq!(d.status, DeploymentStatus::Running);
     assert_eq!(d.step, Step::ExecuteRequested);
-    assert_eq!(d.epoch, 1);
+    assert_eq!(d.epoch, 2, "claimed once to prepare, once to execute");
     assert_eq!(s.fake.world(|w| w.executions.len()), 1);
 
     // While the dead worker's lease runs, nobody takes the job.
@@ -41,7 +41,7 @@ async fn a_worker_that_died_after_executing_is_replaced_by_one_with_a_new_epoch_
 
     let d = s.deployment().await;
     assert_eq!(d.status, DeploymentStatus::Succeeded, "{:?}", d.error);
-    assert_eq!(d.epoch, 2, "the new owner works under epoch + 1");
+    assert_eq!(d.epoch, 3, "the new owner works under epoch + 1");
     assert_eq!(d.attempts, 0);
     assert_eq!(s.fake.count(Op::ExecuteChangeSet), 1, "no second execute");
     let recovery: Vec<Op> = s.fake.calls()[before..].iter().map(|c| c.op).collect();
@@ -55,7 +55,7 @@ async fn a_worker_that_died_after_executing_is_replaced_by_one_with_a_new_epoch_
         .unwrap();
     assert_eq!(
         finished.correlation_id.as_deref(),
-        Some(format!("dep-{}-finish-2", d.id).as_str())
+        Some(format!("dep-{}-finish-3", d.id).as_str())
     );
     s.check_invariants().await;
 }
@@ -83,9 +83,9 @@ async fn a_worker_that_died_before_its_execute_reached_aws_is_replaced_by_one_th
     assert_eq!(d.status, DeploymentStatus::Succeeded, "{:?}", d.error);
     let executions = s.fake.world(|w| w.executions.clone());
     assert_eq!(executions.len(), 1, "executed once, by the new owner");
-    assert_eq!(executions[0].1, format!("dep-{}-execute-2", d.id));
+    assert_eq!(executions[0].1, format!("dep-{}-execute-3", d.id));
     assert_eq!(executions[0].0, d.change_set_arn.clone().unwrap());
-    assert_eq!(s.fake.count(Op::CreateChangeSet), 1);
+    assert_eq!(s.fake.count(Op::CreateChangeSet), 0, "only the reviewed one");
     s.check_invariants().await;
 }
 
@@ -141,7 +141,7 @@ async fn lose_lease_at(s: &Scenario, op: Op, skip: usize) -> Vec<Call> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_that_lost_its_lease_before_creating_the_change_set_creates_nothing() {
-    let s = Scenario::new().await;
+    let s = Scenario::submitted().await;
     // The first CloudFormation call of a fresh job is DescribeStacks (before CreateChangeSet).
     let after = lose_lease_at(&s, Op::DescribeStack, 0).await;
     let ops: Vec<Op> = after.iter().map(|c| c.op).collect();
@@ -173,7 +173,7 @@ async fn a_worker_that_lost_its_lease_before_executing_does_not_execute() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_that_lost_its_lease_while_waiting_for_the_change_set_writes_nothing_more() {
-    let s = Scenario::new().await;
+    let s = Scenario::submitted().await;
     // DescribeChangeSet #1 answers CREATE_IN_PROGRESS; the lease is lost while it runs.
     let after = lose_lease_at(&s, Op::DescribeChangeSet, 0).await;
     assert!(
@@ -187,38 +187,44 @@ async fn a_worker_that_lost_its_lease_while_waiting_for_the_change_set_writes_no
     s.check_invariants().await;
 }
 
-/// Where a worker can die: inside which call (after `skip` earlier calls of it), and
+/// Where a worker can die: in which phase (preparing the change set for review, or executing
+/// the approved one), inside which call (after `skip` earlier calls of it in that phase), and
 /// whether the call reached AWS before the process died.
-const KILL_POINTS: [(Op, usize, bool, &str); 9] = [
-    (Op::AssumeRole, 0, false, "before AssumeRole"),
-    (Op::DescribeStack, 0, false, "before CreateChangeSet"),
+const KILL_POINTS: [(bool, Op, usize, bool, &str); 9] = [
+    (true, Op::AssumeRole, 0, false, "before AssumeRole"),
+    (true, Op::DescribeStack, 0, false, "before CreateChangeSet"),
     (
+        true,
         Op::CreateChangeSet,
         0,
         false,
         "in CreateChangeSet, before it reached AWS",
     ),
     (
+        true,
         Op::CreateChangeSet,
         0,
         true,
         "after CreateChangeSet, before the DB commit",
     ),
     (
+        true,
         Op::DescribeChangeSet,
         0,
         true,
         "while waiting for the change set",
     ),
     (
+        false,
         Op::ExecuteChangeSet,
         0,
         false,
         "in ExecuteChangeSet, before it reached AWS",
     ),
-    (Op::ExecuteChangeSet, 0, true, "after ExecuteChangeSet"),
-    (Op::DescribeStack, 1, true, "while polling"),
+    (false, Op::ExecuteChangeSet, 0, true, "after ExecuteChangeSet"),
+    (false, Op::DescribeStack, 1, true, "while polling"),
     (
+        false,
         Op::StackEvents,
         1,
         true,
@@ -228,8 +234,11 @@ const KILL_POINTS: [(Op, usize, bool, &str); 9] = [
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_killed_at_any_step_is_finished_by_the_next_with_one_change_set_and_one_execute() {
-    for (op, skip, applied, label) in KILL_POINTS {
-        let s = Scenario::new().await;
+    for (preparing, op, skip, applied, label) in KILL_POINTS {
+        let s = Scenario::submitted().await;
+        if !preparing {
+            s.prepare_and_approve().await;
+        }
         let reached = Arc::new(Notify::new());
         s.fake.script(
             op,
@@ -254,6 +263,17 @@ async fn a_worker_killed_at_any_step_is_finished_by_the_next_with_one_change_set
         s.expire_lease().await;
         let second = s.worker();
         assert!(second.run_once().await.unwrap(), "{label}");
+        if preparing {
+            let d = s.deployment().await;
+            assert_eq!(
+                d.status,
+                DeploymentStatus::AwaitingApproval,
+                "{label}: {:?}",
+                d.error
+            );
+            s.approve().await;
+            assert!(second.run_once().await.unwrap(), "{label}");
+        }
 
         let d = s.deployment().await;
         assert_eq!(
@@ -262,7 +282,7 @@ async fn a_worker_killed_at_any_step_is_finished_by_the_next_with_one_change_set
             "{label}: {:?}",
             d.error
         );
-        assert_eq!(d.epoch, 2, "{label}");
+        assert_eq!(d.epoch, 3, "{label}: two claims to prepare or to execute");
         assert_eq!(d.outputs.len(), 2, "{label}");
         let change_sets = s.fake.world(|w| w.change_sets_of(&s.stack_name));
         assert_eq!(change_sets.len(), 1, "{label}: one change set");
@@ -274,8 +294,9 @@ async fn a_worker_killed_at_any_step_is_finished_by_the_next_with_one_change_set
         assert_eq!(s.request().await.status, RequestStatus::Deployed, "{label}");
         let actions = s.audit_actions().await;
         let n = |a: &str| actions.iter().filter(|x| *x == a).count();
+        assert_eq!(n("change_set.requested"), 1, "{label}: {actions:?}");
+        assert_eq!(n("request.review_ready"), 1, "{label}: {actions:?}");
         assert_eq!(n("deploy.started"), 1, "{label}: {actions:?}");
-        assert_eq!(n("deploy.change_set_created"), 1, "{label}: {actions:?}");
         assert_eq!(n("deploy.succeeded"), 1, "{label}: {actions:?}");
         s.check_invariants().await;
     }
@@ -338,7 +359,7 @@ async fn an_aws_call_slower_than_the_lease_keeps_the_job_with_its_worker() {
     assert!(running.await.unwrap().unwrap());
     let d = s.deployment().await;
     assert_eq!(d.status, DeploymentStatus::Succeeded, "{:?}", d.error);
-    assert_eq!(d.epoch, 1, "one claim only");
+    assert_eq!(d.epoch, 2, "one claim to execute (after the one that prepared)");
     assert_eq!(s.fake.count(Op::ExecuteChangeSet), 1);
     s.check_invariants().await;
 }

@@ -199,6 +199,8 @@ pub(super) struct World {
     pub(super) change_set_ready_after: usize,
     pub(super) clock0: DateTime<Utc>,
     pub(super) tick: i64,
+    /// Stacks deleted while they held resources (anything but an empty stack under review).
+    pub(super) live_deleted: Vec<String>,
 }
 
 pub(super) const STACK_TYPE: &str = "AWS::CloudFormation::Stack";
@@ -243,6 +245,7 @@ impl World {
             change_set_ready_after: 1,
             clock0: Utc::now(),
             tick: 0,
+            live_deleted: Vec::new(),
         }
     }
 
@@ -1114,7 +1117,11 @@ impl StackOps for FakeSession {
         let name = stack_name.to_string();
         self.aws
             .call(call, move |w| {
-                w.stacks.remove(&name);
+                if let Some(gone) = w.stacks.remove(&name)
+                    && gone.status != "REVIEW_IN_PROGRESS"
+                {
+                    w.live_deleted.push(name.clone());
+                }
                 Ok(())
             })
             .await
