@@ -292,6 +292,25 @@ impl UserClient {
             .to_string()
     }
 
+    /// Decides from the request page as a browser does: waits for the change set, reads the
+    /// page, and posts the form with the change set the page showed.
+    pub async fn decide_on_page(
+        &self,
+        id: &str,
+        decision: &str,
+        comment: &str,
+    ) -> reqwest::Response {
+        self.review_arn(id).await;
+        let page = self.get(&format!("/requests/{id}")).await.text().await.unwrap();
+        let arn = extract(&page, "name=\"change_set_arn\" value=\"", "\"")
+            .unwrap_or_else(|| panic!("the page offers no decision form: {page}"));
+        self.post_form(
+            &format!("/requests/{id}/{decision}"),
+            &[("comment", comment), ("change_set_arn", &arn)],
+        )
+        .await
+    }
+
     /// Approves or rejects through the API with the current change set; returns status and body.
     pub async fn decide(
         &self,

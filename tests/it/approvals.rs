@@ -9,13 +9,14 @@ const PROD: &str = "200000000003";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_prod_request_needs_two_distinct_approvers_and_the_same_approver_cannot_decide_twice() {
-    let app = TestApp::spawn_with(Backend::Sqlite, &[("STACKGATE_WORKER", "false")]).await;
+    let app = TestApp::spawn(Backend::Sqlite).await;
     let alice = app.login("alice").await;
     let bob = app.login("bob").await;
     let carol = app.login("carol").await;
     let id = alice.submit("network", PROD, "ledger").await;
+    let arn = bob.review_arn(&id).await;
 
-    // One approval: still pending, nothing queued.
+    // One approval: still pending, nothing released to execute.
     let outcome = bob.approve(&id, "Looks right.").await;
     assert_eq!(outcome["status"], "pending_approval", "{outcome}");
     assert_eq!(outcome["approvals"], 1);
@@ -26,7 +27,9 @@ async fn a_prod_request_needs_two_distinct_approvers_and_the_same_approver_canno
         .await;
     assert_eq!(shown["request"]["status"], "pending_approval");
     assert_eq!(shown["approvals"].as_array().map(Vec::len), Some(1));
-    assert!(shown["deployments"].as_array().unwrap().is_empty());
+    assert_eq!(shown["approvals"][0]["change_set_arn"], arn.as_str());
+    assert_eq!(shown["deployments"][0]["status"], "awaiting_approval");
+    assert_eq!(shown["quorum"]["needs"], "1 more approval", "{shown}");
     // bob has done his part: the request leaves his inbox, and stays in carol's.
     let inbox = bob.get("/approvals").await.text().await.unwrap();
     assert!(!inbox.contains(&format!("/requests/{id}")), "{inbox}");
@@ -39,7 +42,7 @@ async fn a_prod_request_needs_two_distinct_approvers_and_the_same_approver_canno
             .api(
                 Method::POST,
                 &format!("/requests/{id}/{decision}"),
-                Some(serde_json::json!({ "comment": comment })),
+                Some(serde_json::json!({ "comment": comment, "change_set_arn": arn })),
             )
             .await;
         assert_eq!(code, StatusCode::CONFLICT, "a second {decision}: {body}");
@@ -56,7 +59,7 @@ async fn a_prod_request_needs_two_distinct_approvers_and_the_same_approver_canno
         .await;
     assert_eq!(shown["request"]["status"], "pending_approval");
     assert_eq!(shown["approvals"].as_array().map(Vec::len), Some(1));
-    assert!(shown["deployments"].as_array().unwrap().is_empty());
+    assert_eq!(shown["deployments"][0]["status"], "awaiting_approval");
 
     // A second, distinct approver completes the quorum and queues the deployment.
     let outcome = carol.approve(&id, "Security is fine with it.").await;
@@ -66,7 +69,10 @@ async fn a_prod_request_needs_two_distinct_approvers_and_the_same_approver_canno
     let (_, shown) = alice
         .api(Method::GET, &format!("/requests/{id}"), None)
         .await;
-    assert_eq!(shown["request"]["status"], "approved");
+    assert!(
+        ["approved", "deploying", "deployed"].contains(&shown["request"]["status"].as_str().unwrap()),
+        "{shown}"
+    );
     let approvers: Vec<&str> = shown["approvals"]
         .as_array()
         .unwrap()

@@ -134,7 +134,9 @@ async fn on_postgres_the_portals_own_role_cannot_alter_or_empty_the_audit_log_an
     .await;
     // The portal works under its own role: a sign-in and a request append to the log.
     let alice = app.login("alice").await;
-    alice.submit("network", "200000000001", "roles").await;
+    let request = alice.submit("network", "200000000001", "roles").await;
+    // The worker has prepared its change set (and written its records) before the snapshot.
+    alice.review_arn(&request).await;
     let as_app = sqlx::AnyPool::connect(&app_url).await.unwrap();
     let before = crate::security::audit_snapshot(&app.state.db).await;
     assert!(before.as_array().unwrap().len() >= 2, "{before}");

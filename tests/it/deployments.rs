@@ -22,8 +22,7 @@ async fn a_template_cloudformation_rejects_fails_the_request_with_cloudformation
     let bob = app.login("bob").await;
     let name = unique_name();
     let id = alice.submit("rejected-template", DEV, &name).await;
-    let outcome = bob.approve(&id, "ok").await;
-    assert_eq!(outcome["status"], "approved");
+    // The change set cannot be made: the requester learns why, and no approver is asked.
     let done = alice
         .wait_for_status(&id, ENDED, Duration::from_secs(60))
         .await;
@@ -36,6 +35,9 @@ async fn a_template_cloudformation_rejects_fails_the_request_with_cloudformation
             && reason.contains("Template format error"),
         "{reason}"
     );
+    assert!(done["approvals"].as_array().unwrap().is_empty());
+    let inbox = bob.get("/approvals").await.text().await.unwrap();
+    assert!(!inbox.contains(&format!("/requests/{id}")), "not in the inbox");
     let deployment = &done["deployments"][0];
     assert_eq!(deployment["status"], "failed", "{deployment}");
     assert_eq!(deployment["error"], reason, "{deployment}");
@@ -56,7 +58,7 @@ async fn a_template_cloudformation_rejects_fails_the_request_with_cloudformation
     let records = stackgate::audit::store::for_object(&app.state.db, "request", &id)
         .await
         .unwrap();
-    let failed = records.iter().find(|r| r.action == "deploy.failed");
+    let failed = records.iter().find(|r| r.action == "change_set.failed");
     assert_eq!(
         failed.map(|r| r.detail["error"].clone()),
         Some(serde_json::json!(reason))
@@ -98,13 +100,16 @@ async fn an_update_with_nothing_to_change_ends_deployed_saying_so_and_leaves_the
         shown["request"]["template_digest"],
         done["request"]["template_digest"]
     );
-    bob.approve(&again, "ok").await;
+    // Nothing to change: the request ends as such before any approver is asked.
+    let mut ended = ENDED.to_vec();
+    ended.push("no_changes");
     let done = alice
-        .wait_for_status(&again, ENDED, Duration::from_secs(90))
+        .wait_for_status(&again, &ended, Duration::from_secs(90))
         .await;
     let message = "No changes: the stack already matches the template.";
-    assert_eq!(done["request"]["status"], "deployed", "{done}");
+    assert_eq!(done["request"]["status"], "no_changes", "{done}");
     assert_eq!(done["request"]["status_reason"], message, "{done}");
+    assert!(done["approvals"].as_array().unwrap().is_empty());
     let deployment = &done["deployments"][0];
     assert_eq!(deployment["status"], "succeeded", "{deployment}");
     assert_eq!(deployment["error"], message, "{deployment}");
@@ -115,7 +120,7 @@ async fn an_update_with_nothing_to_change_ends_deployed_saying_so_and_leaves_the
         .await
         .unwrap();
     assert!(
-        page.contains("status-deployed") && page.contains(message),
+        page.contains("status-no_changes") && page.contains(message),
         "{page}"
     );
     let after = crate::emulator::stack(DEV, &stack_name)

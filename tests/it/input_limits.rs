@@ -18,13 +18,14 @@ async fn control_characters_are_refused(backend: Backend) {
     let alice = app.login("alice").await;
     let bob = app.login("bob").await;
     let id = alice.submit("network", "200000000001", "nul-check").await;
+    let arn = bob.review_arn(&id).await;
     let before = audit_count(&app).await;
 
     let (code, body) = bob
         .api(
             Method::POST,
             &format!("/requests/{id}/reject"),
-            Some(serde_json::json!({ "comment": "no\u{0}way" })),
+            Some(serde_json::json!({ "comment": "no\u{0}way", "change_set_arn": arn })),
         )
         .await;
     assert_eq!(code, StatusCode::BAD_REQUEST, "{body}");
@@ -37,7 +38,7 @@ async fn control_characters_are_refused(backend: Backend) {
     let form = bob
         .post_form(
             &format!("/requests/{id}/reject"),
-            &[("comment", "esc\u{1b}[2J")],
+            &[("comment", "esc\u{1b}[2J"), ("change_set_arn", &arn)],
         )
         .await;
     assert_eq!(form.status(), StatusCode::BAD_REQUEST);
@@ -68,7 +69,7 @@ async fn control_characters_are_refused(backend: Backend) {
         .api(
             Method::POST,
             &format!("/requests/{id}/reject"),
-            Some(serde_json::json!({ "comment": "line one\n\tline two" })),
+            Some(serde_json::json!({ "comment": "line one\n\tline two", "change_set_arn": arn })),
         )
         .await;
     assert_eq!(ok.0, StatusCode::OK, "{}", ok.1);

@@ -102,10 +102,24 @@ async fn journey(backend: Backend) {
     assert_eq!(created.status(), StatusCode::SEE_OTHER);
     let location = created.headers()["location"].to_str().unwrap().to_string();
     let id = location.trim_start_matches("/requests/").to_string();
-    let (_, body) = alice
-        .api(Method::GET, &format!("/requests/{id}"), None)
+    // The worker prepares the change set before anyone is asked to review it.
+    let body = alice
+        .wait_for_status(&id, &["pending_approval"], Duration::from_secs(60))
         .await;
-    assert_eq!(body["request"]["status"], "pending_approval");
+    let change_set = &body["change_set"];
+    assert!(
+        change_set["arn"].as_str().is_some_and(|a| a.starts_with("arn:aws:cloudformation:")),
+        "{body}"
+    );
+    let changes = change_set["changes"].as_array().expect("changes");
+    assert!(changes.len() > 10, "every resource of a new network: {body}");
+    assert!(
+        changes.iter().all(|c| c["action"] == "Add"
+            && c["logical_id"].is_string()
+            && c["resource_type"].as_str().is_some_and(|t| t.starts_with("AWS::"))),
+        "{body}"
+    );
+    assert!(body["risk_flags"].is_array(), "{body}");
     assert_eq!(
         body["request"]["stack_name"],
         format!("stackgate-payments--{name}-dev")
@@ -157,13 +171,18 @@ async fn journey(backend: Backend) {
         .await
         .unwrap();
     assert!(page.contains("AWS::EC2::FlowLog") && page.contains(">Approve<"));
+    assert!(page.contains("AWS::EC2::VPC") && page.contains("Add"), "the change set is shown");
     let approved = bob
-        .post_form(
-            &format!("/requests/{id}/approve"),
-            &[("comment", "Looks right for dev.")],
-        )
+        .decide_on_page(&id, "approve", "Looks right for dev.")
         .await;
     assert_eq!(approved.status(), StatusCode::SEE_OTHER);
+    let (_, body) = alice
+        .api(Method::GET, &format!("/requests/{id}"), None)
+        .await;
+    assert_eq!(
+        body["approvals"][0]["change_set_arn"], body["change_set"]["arn"],
+        "the approval names the change set it approved: {body}"
+    );
 
     // The worker deploys it; the request reaches deployed with the stack's outputs.
     let done = alice
@@ -313,11 +332,12 @@ async fn journey(backend: Backend) {
     let actions: Vec<&str> = records.iter().map(|r| r.action.as_str()).collect();
     for expected in [
         "request.submitted",
+        "change_set.requested",
+        "request.review_ready",
         "approval.denied_sod",
         "approval.approved",
         "request.approved",
         "deploy.started",
-        "deploy.change_set_created",
         "deploy.succeeded",
     ] {
         assert!(
@@ -447,16 +467,10 @@ async fn a_rejection_needs_a_reason_and_ends_the_request() {
     let alice = app.login("alice").await;
     let bob = app.login("bob").await;
     let id = alice.submit("network", DEV, &unique_name()).await;
-    let no_reason = bob
-        .post_form(&format!("/requests/{id}/reject"), &[("comment", "  ")])
-        .await;
+    let no_reason = bob.decide_on_page(&id, "reject", "  ").await;
     assert_eq!(no_reason.status(), StatusCode::UNPROCESSABLE_ENTITY);
-    let rejected = bob
-        .post_form(
-            &format!("/requests/{id}/reject"),
-            &[("comment", "Use the shared VPC.")],
-        )
-        .await;
+    let arn = bob.review_arn(&id).await;
+    let rejected = bob.decide_on_page(&id, "reject", "Use the shared VPC.").await;
     assert_eq!(rejected.status(), StatusCode::SEE_OTHER);
     let (_, body) = alice
         .api(Method::GET, &format!("/requests/{id}"), None)
@@ -467,10 +481,32 @@ async fn a_rejection_needs_a_reason_and_ends_the_request() {
         .api(
             Method::POST,
             &format!("/requests/{id}/approve"),
-            Some(serde_json::json!({})),
+            Some(serde_json::json!({ "change_set_arn": arn })),
         )
         .await;
     assert_eq!(code, StatusCode::CONFLICT);
-    assert!(body["deployments"].as_array().unwrap().is_empty());
+    // Its change set is deleted, and the empty stack under review with it (nothing is left
+    // behind in the target account).
+    let body = alice
+        .wait_for_status(&id, &["rejected"], Duration::from_secs(5))
+        .await;
+    let dep = &body["deployments"][0];
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, body) = alice
+            .api(Method::GET, &format!("/requests/{id}"), None)
+            .await;
+        if body["deployments"][0]["status"] == "cancelled" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{dep}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let stack = body["request"]["stack_name"].as_str().unwrap().to_string();
+    let gone = match crate::emulator::stack(DEV, &stack).await {
+        None => true,
+        Some(s) => s.status == "DELETE_COMPLETE",
+    };
+    assert!(gone, "the review stack {stack} is deleted");
     app.stop().await;
 }

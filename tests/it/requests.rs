@@ -192,12 +192,14 @@ async fn api_blueprints_lists_the_catalog_with_each_blueprints_version_digest_an
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_requests_filtered_by_status_return_only_that_status_newest_first_a_page_at_a_time() {
-    let app = TestApp::spawn_with(Backend::Sqlite, &[("STACKGATE_WORKER", "false")]).await;
+    let app = TestApp::spawn(Backend::Sqlite).await;
     let alice = app.login("alice").await;
     let bob = app.login("bob").await;
     let mut made = Vec::new();
     for _ in 0..4 {
-        made.push(alice.submit("network", DEV, &unique_name()).await);
+        let id = alice.submit("network", DEV, &unique_name()).await;
+        alice.review_arn(&id).await;
+        made.push(id);
     }
     let (rejected, cancelled, older, newest) = (
         made[0].as_str(),
@@ -205,13 +207,7 @@ async fn api_requests_filtered_by_status_return_only_that_status_newest_first_a_
         made[2].as_str(),
         made[3].as_str(),
     );
-    let (code, _) = bob
-        .api(
-            Method::POST,
-            &format!("/requests/{rejected}/reject"),
-            Some(serde_json::json!({"comment": "Use the shared VPC."})),
-        )
-        .await;
+    let (code, _) = bob.decide(rejected, "reject", "Use the shared VPC.").await;
     assert_eq!(code, StatusCode::OK);
     let (code, _) = alice
         .api(Method::POST, &format!("/requests/{cancelled}/cancel"), None)
@@ -373,7 +369,7 @@ async fn a_request_is_cancelled_by_its_requester_or_an_admin_and_anyone_else_is_
             .await
             .status();
         assert_eq!(page, refused, "{login}, from the page");
-        assert_eq!(status_of(&app, &id).await, "pending_approval", "{login}");
+        assert_eq!(status_of(&app, &id).await, "preparing", "{login}");
     }
     assert!(
         !audit_actions(&app, &id)

@@ -756,7 +756,8 @@ async fn a_deploy_role_that_cannot_be_assumed_fails_the_request_with_a_clear_mes
     let alice = app.login("alice").await;
     let bob = app.login("bob").await;
     let id = alice.submit("network", "200000000009", "orphan").await;
-    bob.approve(&id, "").await;
+    // The change set is prepared before review: the role is refused then, and no approver is
+    // asked to judge a change that cannot be made.
     let done = alice
         .wait_for_status(&id, &["deployed", "failed"], Duration::from_secs(60))
         .await;
@@ -771,6 +772,9 @@ async fn a_deploy_role_that_cannot_be_assumed_fails_the_request_with_a_clear_mes
         "{reason}"
     );
     assert_eq!(done["deployments"][0]["status"], "failed");
+    assert!(done["approvals"].as_array().unwrap().is_empty());
+    let inbox = bob.get("/approvals").await.text().await.unwrap();
+    assert!(!inbox.contains(&format!("/requests/{id}")), "not in the inbox");
     app.stop().await;
 }
 

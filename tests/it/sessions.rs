@@ -204,13 +204,14 @@ async fn a_decision_uses_the_groups_the_idp_reports_now_not_those_of_the_sign_in
     let alice = signed_in(&app, "alice").await;
     let henry = signed_in(&app, "henry").await;
     let id = alice.submit("network", "200000000001", "regroup").await;
+    let arn = henry.review_arn(&id).await;
     // The directory removes henry from the approvers after he signed in.
     set_idp_groups("henry", &[]).await;
     let (code, body) = henry
         .api(
             Method::POST,
             &format!("/requests/{id}/approve"),
-            Some(serde_json::json!({ "comment": "" })),
+            Some(serde_json::json!({ "comment": "", "change_set_arn": arn })),
         )
         .await;
     set_idp_groups("henry", &["payments-approvers"]).await;
@@ -225,7 +226,14 @@ async fn a_decision_uses_the_groups_the_idp_reports_now_not_those_of_the_sign_in
     assert_eq!(shown["request"]["status"], "pending_approval");
     assert!(shown["approvals"].as_array().unwrap().is_empty());
     // Given back, the role counts again at the next decision.
-    let outcome = henry.approve(&id, "Looks right.").await;
+    let (code, outcome) = henry
+        .api(
+            Method::POST,
+            &format!("/requests/{id}/approve"),
+            Some(serde_json::json!({ "comment": "Looks right.", "change_set_arn": arn })),
+        )
+        .await;
+    assert_eq!(code, StatusCode::OK, "{outcome}");
     assert_eq!(outcome["status"], "approved");
     app.stop().await;
 }

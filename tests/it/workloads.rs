@@ -208,15 +208,9 @@ async fn workloads_into_an_environment(backend: Backend) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn account_controls_are_requested_by_admins_for_core_accounts_and_hidden_from_teams() {
     let catalog = repo("cloudformation");
-    // No worker: what is under test is who may request and approve, and what is rendered.
-    let app = TestApp::spawn_with(
-        Backend::Sqlite,
-        &[
-            ("STACKGATE_CATALOG_DIR", &catalog),
-            ("STACKGATE_WORKER", "false"),
-        ],
-    )
-    .await;
+    // What is under test is who may request and approve, and what is rendered; the worker
+    // prepares the change set the approver reviews.
+    let app = TestApp::spawn_with(Backend::Sqlite, &[("STACKGATE_CATALOG_DIR", &catalog)]).await;
     let alice = app.login("alice").await;
     let dave = app.login("dave").await;
     let carol = app.login("carol").await;
