@@ -494,6 +494,11 @@ async function main() {
       ]);
       requestUrl = page.url();
       requestId = new URL(requestUrl).pathname.split('/').pop();
+      // The change set is prepared first; the page follows the request by itself (htmx) until
+      // it is ready for review.
+      const first = await text(page.locator('.request-head .status').first());
+      check(['preparing the change set', 'pending approval'].includes(first), `status badge is "${first}"`);
+      await page.locator('.request-head .status-pending_approval').waitFor({ timeout: 60000 });
       const status = await text(page.locator('.request-head .status').first());
       check(status === 'pending approval', `status badge is "${status}"`);
       check(await page.locator('.request-head .status-pending_approval').count() === 1, 'badge lacks the pending colour class');
@@ -503,7 +508,8 @@ async function main() {
       check(await page.getByRole('button', { name: 'Reject', exact: true }).count() === 0, 'alice sees a Reject button on her own request');
       check(await page.getByRole('button', { name: 'Cancel request' }).isVisible(), 'the requester has no "Cancel request"');
       const timeline = await text(page.locator('ol.timeline'));
-      check(timeline.includes('submitted the request for approval'), `timeline: "${timeline}"`);
+      check(timeline.includes('submitted the request'), `timeline: "${timeline}"`);
+      check(timeline.includes('the change set is ready for review'), `timeline: "${timeline}"`);
       console.log(`       ${h1} → ${new URL(requestUrl).pathname}`);
       await pageChecks(alice, 'request page (alice, pending)');
       await shot(page, '05-request-pending.png');
@@ -545,6 +551,8 @@ async function main() {
       const body = await pre.textContent();
       check(body.includes('AWS::EC2::VPC'), 'the rendered template has no AWS::EC2::VPC');
       check(body.includes('10.77.0.0/16'), 'the rendered template does not carry the chosen CIDR');
+      const changeSet = await text(page.locator('#change-set'));
+      check(changeSet.includes('AWS::EC2::VPC') && changeSet.includes('Add'), `the change set is not shown: "${changeSet.slice(0, 200)}"`);
       check(await page.getByRole('button', { name: 'Approve', exact: true }).isVisible(), 'bob has no Approve button');
       await pageChecks(bob, 'request page (bob)');
     });
