@@ -10,7 +10,7 @@ ALTER TABLE service_requests ADD COLUMN emergency_json TEXT;
 
 -- An approval names the change set it approved; its content_hash binds that ARN too.
 ALTER TABLE approvals ADD COLUMN change_set_arn TEXT;
--- The approver's sign-in time when deciding (seconds since the epoch), for the evidence pack.
+-- The approver's sign-in time when deciding (milliseconds since the epoch), for the evidence pack.
 ALTER TABLE approvals ADD COLUMN auth_time BIGINT;
 
 -- What the stack was when the change set was made: its template and parameters (for the diff)

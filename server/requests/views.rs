@@ -198,7 +198,8 @@ pub struct RequestRow {
     pub created: When,
     pub updated: When,
     /// Risk flags in words.
-    pub risk_flags: Vec<String>,
+    /// Risk flags as (code, words).
+    pub risk_flags: Vec<(String, String)>,
 }
 
 impl From<&Summary> for RequestRow {
@@ -219,7 +220,11 @@ impl From<&Summary> for RequestRow {
             requester_name: r.requester_name.clone(),
             created: When::at(r.created_at),
             updated: When::at(r.updated_at),
-            risk_flags: r.risk_flags.iter().map(|f| f.label().to_string()).collect(),
+            risk_flags: r
+                .risk_flags
+                .iter()
+                .map(|f| (f.as_str().to_string(), f.label().to_string()))
+                .collect(),
         }
     }
 }

@@ -98,7 +98,53 @@ pub async fn refused(role_arn: &str) -> Vec<serde_json::Value> {
 /// The stack `name` in `account` (eu-west-2), read through the account's shared test deploy
 /// role (`tests/harness/roles.json`: it admits any ExternalId), or `None`.
 pub async fn stack(account: &str, name: &str) -> Option<stackgate::aws::StackState> {
-    use stackgate::aws::{AssumeSpec, AwsConnector, AwsSettings, StackOps};
+    use stackgate::aws::StackOps;
+    probe(account)
+        .await
+        .describe_stack(name)
+        .await
+        .expect("DescribeStacks")
+}
+
+/// Someone changes the stack outside the portal (the console, another pipeline): an update
+/// to `template` with the stack's own tags, executed and complete when this returns.
+pub async fn change_outside(account: &str, name: &str, template: &str) {
+    use stackgate::aws::{ChangeSetInput, ChangeSetKind, StackOps};
+    let ops = probe(account).await;
+    let before = ops
+        .describe_stack(name)
+        .await
+        .expect("DescribeStacks")
+        .expect("the stack exists");
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let arn = ops
+        .create_change_set(ChangeSetInput {
+            stack_name: name.to_string(),
+            change_set_name: format!("outside-{id}"),
+            template_body: template.to_string(),
+            change_set_type: ChangeSetKind::Update,
+            tags: before.tags.clone(),
+            client_token: format!("outside-{id}"),
+            capabilities: vec![],
+            role_arn: None,
+        })
+        .await
+        .expect("CreateChangeSet outside the portal");
+    ops.execute_change_set(&arn, &format!("outside-{id}-x"))
+        .await
+        .expect("ExecuteChangeSet outside the portal");
+    for _ in 0..50 {
+        let now = ops.describe_stack(name).await.expect("DescribeStacks");
+        if now.is_some_and(|s| s.status.ends_with("_COMPLETE")) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("the outside change to {name} did not complete");
+}
+
+async fn probe(account: &str) -> stackgate::aws::CfnSession {
+    use stackgate::aws::{AssumeSpec, AwsConnector, AwsSettings};
     let connector = AwsConnector::with_credentials(
         AwsSettings {
             endpoint_url: Some(endpoint()),
@@ -107,7 +153,7 @@ pub async fn stack(account: &str, name: &str) -> Option<stackgate::aws::StackSta
         aws_credential_types::Credentials::for_tests(),
     )
     .await;
-    let ops = connector
+    connector
         .connect(AssumeSpec {
             role_arn: format!("arn:aws:iam::{account}:role/stackgate-deploy"),
             external_id: "test-probe".into(),
@@ -117,6 +163,5 @@ pub async fn stack(account: &str, name: &str) -> Option<stackgate::aws::StackSta
             region: "eu-west-2".into(),
         })
         .await
-        .expect("the shared test deploy role");
-    ops.describe_stack(name).await.expect("DescribeStacks")
+        .expect("the shared test deploy role")
 }

@@ -10,6 +10,7 @@ mod approvals;
 mod audit;
 mod aws;
 mod blueprints;
+mod change_sets;
 mod cli;
 mod deployments;
 mod emulator;

@@ -147,7 +147,8 @@ async fn api_blueprints_lists_the_catalog_with_each_blueprints_version_digest_an
             "broken-subnet",
             "network",
             "policy-violation",
-            "rejected-template"
+            "rejected-template",
+            "settings-note"
         ],
         "the test catalog, by slug"
     );
