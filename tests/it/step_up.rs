@@ -332,3 +332,48 @@ async fn the_idp_asks_again_when_its_sign_in_is_older_than_the_max_age_the_porta
     );
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sign_off_of_a_prod_emergency_release_needs_a_recent_sign_in() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let alice = app.login("alice").await;
+    let dave = app.login("dave").await;
+    let bob = app.login("bob").await;
+    let id = alice.submit("network", PROD, "stepup-glass").await;
+    let arn = ready(&alice, &id).await;
+    // dave signed in just now: his break-glass release goes through.
+    let (code, released) = dave
+        .api(
+            Method::POST,
+            &format!("/requests/{id}/emergency"),
+            Some(serde_json::json!({
+                "reason": "The ledger is down and this network fixes it.",
+                "change_set_arn": arn,
+            })),
+        )
+        .await;
+    assert_eq!(code, StatusCode::OK, "{released}");
+
+    // bob's sign-off from an old sign-in is refused and records nothing.
+    age_sessions(&app, "Bob Brandt").await;
+    let sign_off = serde_json::json!({ "comment": "Checked the change set and the reason." });
+    let path = format!("/requests/{id}/emergency-review");
+    let (code, refused) = bob.api(Method::POST, &path, Some(sign_off.clone())).await;
+    assert_eq!(code, StatusCode::UNAUTHORIZED, "{refused}");
+    assert_eq!(refused["error"], "step_up_required", "{refused}");
+    let (_, shown) = alice
+        .api(Method::GET, &format!("/requests/{id}"), None)
+        .await;
+    assert!(shown["emergency"]["reviewed_at"].is_null(), "{shown}");
+
+    // Signed in again, the same sign-off counts.
+    let login_url = refused["login_url"].as_str().unwrap().to_string();
+    let (_, _, bob) = sign_in_again(&bob, &login_url, "bob").await;
+    let (code, body) = bob.api(Method::POST, &path, Some(sign_off)).await;
+    assert_eq!(code, StatusCode::NO_CONTENT, "{body}");
+    let (_, shown) = alice
+        .api(Method::GET, &format!("/requests/{id}"), None)
+        .await;
+    assert!(shown["emergency"]["reviewed_at"].is_i64(), "{shown}");
+    app.stop().await;
+}
