@@ -120,6 +120,8 @@ pub struct Config {
     pub session_cache_ms: u64,
     /// `STACKGATE_LOGIN_RATE_PER_MINUTE`: sign-in starts and callbacks allowed per client address.
     pub login_rate_per_minute: u32,
+    /// What a decision on a production request needs of the decider's sign-in (step-up, B9).
+    pub step_up: StepUpPolicy,
     /// `[[accounts]]` in the config file: the account registry, upserted at start.
     pub accounts: Vec<AccountSeed>,
     /// `[[address_pools]]` in the config file: where new networks' blocks come from, per class
@@ -167,6 +169,9 @@ struct FileConfig {
     groups_refresh_seconds: Option<String>,
     session_cache_ms: Option<String>,
     login_rate_per_minute: Option<String>,
+    step_up_max_age_seconds: Option<String>,
+    step_up_amr: Option<String>,
+    step_up_acr: Option<String>,
     log_format: Option<String>,
     #[serde(default)]
     teams: Vec<TeamConfig>,
@@ -234,6 +239,22 @@ fn checked_pools(pools: Vec<AddressPool>) -> Result<Vec<AddressPool>, ConfigErro
     }
     Ok(pools)
 }
+
+/// What a decision on a production request needs of the decider's sign-in at the IdP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepUpPolicy {
+    /// `STACKGATE_STEP_UP_MAX_AGE_SECONDS` (1 to 86400, default 900): the sign-in (`auth_time`)
+    /// may be at most this old.
+    pub max_age_seconds: i64,
+    /// `STACKGATE_STEP_UP_AMR` (comma-separated, default none): methods the sign-in's `amr` must
+    /// all include, e.g. `mfa`.
+    pub amr: Vec<String>,
+    /// `STACKGATE_STEP_UP_ACR` (default none): the `acr` the sign-in must report.
+    pub acr: Option<String>,
+}
+
+/// Longest sign-in age a step-up may accept: a day.
+const STEP_UP_MAX_AGE_LIMIT: i64 = 86_400;
 
 /// A configuration error names the setting and says what is wrong.
 #[derive(Debug, thiserror::Error)]
@@ -366,6 +387,7 @@ impl Config {
             login_rate_per_minute: s
                 .number("LOGIN_RATE_PER_MINUTE", &f.login_rate_per_minute, 20)?
                 .clamp(1, 100_000) as u32,
+            step_up: s.step_up()?,
             accounts: file.accounts.clone(),
             address_pools: checked_pools(file.address_pools.clone())?,
             log_json: s.log_json()?,
@@ -570,6 +592,39 @@ impl Settings<'_> {
         Ok(out)
     }
 
+    fn step_up(&self) -> Result<StepUpPolicy, ConfigError> {
+        let f = self.file;
+        let max_age_seconds =
+            self.number("STEP_UP_MAX_AGE_SECONDS", &f.step_up_max_age_seconds, 900)?;
+        if !(1..=STEP_UP_MAX_AGE_LIMIT).contains(&max_age_seconds) {
+            return Err(err(
+                "STACKGATE_STEP_UP_MAX_AGE_SECONDS",
+                format!("{max_age_seconds} is outside 1 to {STEP_UP_MAX_AGE_LIMIT} seconds"),
+            ));
+        }
+        let amr = self.list("STEP_UP_AMR", &f.step_up_amr, "");
+        if let Some(bad) = amr.iter().find(|m| !valid_claim_value(m)) {
+            return Err(err(
+                "STACKGATE_STEP_UP_AMR",
+                format!("'{bad}' is not an authentication method name (letters, digits, -_.:/)"),
+            ));
+        }
+        let acr = self
+            .pick("STEP_UP_ACR", &f.step_up_acr)
+            .map(|a| a.trim().to_string());
+        if let Some(bad) = acr.as_deref().filter(|a| !valid_claim_value(a)) {
+            return Err(err(
+                "STACKGATE_STEP_UP_ACR",
+                format!("'{bad}' is not an assurance level (letters, digits, -_.:/)"),
+            ));
+        }
+        Ok(StepUpPolicy {
+            max_age_seconds,
+            amr,
+            acr,
+        })
+    }
+
     fn log_json(&self) -> Result<bool, ConfigError> {
         match self
             .pick("LOG_FORMAT", &self.file.log_format)
@@ -581,6 +636,15 @@ impl Settings<'_> {
             _ => Err(err("STACKGATE_LOG_FORMAT", "use json or pretty")),
         }
     }
+}
+
+/// An `amr` or `acr` value as IdPs write them (`mfa`, `urn:…:loa:2`, a URL): it goes into a
+/// header and a URL, so nothing else.
+fn valid_claim_value(v: &str) -> bool {
+    !v.is_empty()
+        && v.len() <= 200
+        && v.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.:/".contains(c))
 }
 
 /// A configuration for unit tests: the required settings and one team, `payments`, whose
@@ -670,6 +734,41 @@ mod tests {
         assert!(!c.secure_cookies());
         assert_eq!(c.approvals_for(EnvClass::Prod), 2);
         assert!(!format!("{c:?}").contains("s3cret"));
+        Ok(())
+    }
+
+    #[test]
+    fn step_up_defaults_to_fifteen_minutes_and_bad_values_name_the_setting()
+    -> Result<(), ConfigError> {
+        let c = Config::from_vars(&base())?;
+        assert_eq!(c.step_up.max_age_seconds, 900);
+        assert!(c.step_up.amr.is_empty() && c.step_up.acr.is_none());
+        let mut v = base();
+        v.insert("STACKGATE_STEP_UP_AMR".into(), "mfa, hwk".into());
+        v.insert(
+            "STACKGATE_STEP_UP_ACR".into(),
+            "urn:stackgate:acr:mfa".into(),
+        );
+        v.insert("STACKGATE_STEP_UP_MAX_AGE_SECONDS".into(), "300".into());
+        let c = Config::from_vars(&v)?;
+        assert_eq!(c.step_up.amr, vec!["mfa".to_string(), "hwk".to_string()]);
+        assert_eq!(c.step_up.acr.as_deref(), Some("urn:stackgate:acr:mfa"));
+        assert_eq!(c.step_up.max_age_seconds, 300);
+        for (name, value) in [
+            ("STACKGATE_STEP_UP_MAX_AGE_SECONDS", "0"),
+            ("STACKGATE_STEP_UP_MAX_AGE_SECONDS", "90000"),
+            ("STACKGATE_STEP_UP_MAX_AGE_SECONDS", "soon"),
+            ("STACKGATE_STEP_UP_AMR", "mfa,a b"),
+            ("STACKGATE_STEP_UP_ACR", "level\"2"),
+        ] {
+            let mut v = base();
+            v.insert(name.into(), value.into());
+            let e = Config::from_vars(&v)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(e.contains(name), "{name}={value}: {e}");
+        }
         Ok(())
     }
 

@@ -41,6 +41,19 @@ pub enum AppError {
     /// Not signed in: pages redirect to the sign-in page, the API answers 401.
     #[error("sign in first")]
     Unauthenticated { return_to: String },
+    /// The decision needs a more recent or stronger sign-in at the IdP (step-up, bar B9). Pages
+    /// send the user to `login_url` (a fresh sign-in, then back) unless `needs` says what a
+    /// fresh sign-in alone cannot give (e.g. MFA); the API answers 401 with
+    /// `WWW-Authenticate: Bearer error="insufficient_user_authentication"` (RFC 9470).
+    #[error("{}", needs.clone().unwrap_or_else(|| format!(
+        "Sign in again to confirm it is you: this decision needs a sign-in within the last {}.",
+        crate::auth::step_up::age_words(*max_age)
+    )))]
+    StepUpRequired {
+        login_url: String,
+        max_age: i64,
+        needs: Option<String>,
+    },
     #[error("{0}")]
     Forbidden(String),
     #[error("{0}")]
@@ -83,7 +96,9 @@ impl AppError {
     pub fn status(&self) -> StatusCode {
         match self {
             AppError::NotFound => StatusCode::NOT_FOUND,
-            AppError::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
+            AppError::Unauthenticated { .. } | AppError::StepUpRequired { .. } => {
+                StatusCode::UNAUTHORIZED
+            }
             AppError::Forbidden(_) => StatusCode::FORBIDDEN,
             AppError::Conflict(_) => StatusCode::CONFLICT,
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
@@ -129,6 +144,8 @@ impl AppError {
 struct ErrorPage {
     title: String,
     message: String,
+    /// A way forward besides the home page: (address, words).
+    link: Option<(String, String)>,
 }
 
 impl IntoResponse for AppError {
@@ -137,11 +154,25 @@ impl IntoResponse for AppError {
             let target = format!("/login?return_to={}", urlencode(return_to));
             return Redirect::to(&target).into_response();
         }
+        let mut link = None;
+        if let AppError::StepUpRequired {
+            login_url, needs, ..
+        } = &self
+        {
+            if needs.is_none() {
+                return Redirect::to(login_url).into_response();
+            }
+            link = Some((login_url.clone(), "Sign in again".to_string()));
+        }
         let reference = self.log();
         let status = self.status();
         let page = ErrorPage {
-            title: status.canonical_reason().unwrap_or("Error").to_string(),
+            title: match &self {
+                AppError::StepUpRequired { .. } => "Stronger sign-in needed".to_string(),
+                _ => status.canonical_reason().unwrap_or("Error").to_string(),
+            },
             message: self.public_message(&reference),
+            link,
         };
         let mut response = match askama::Template::render(&page) {
             Ok(html) => (status, Html(html)).into_response(),
@@ -168,6 +199,12 @@ impl<E: Into<AppError>> From<E> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        if let AppError::StepUpRequired {
+            login_url, max_age, ..
+        } = &self.0
+        {
+            return step_up_response(&self.0, login_url, *max_age);
+        }
         let reference = self.0.log();
         let status = self.0.status();
         let fields = match &self.0 {
@@ -183,6 +220,29 @@ impl IntoResponse for ApiError {
         });
         (status, Json(body)).into_response()
     }
+}
+
+/// 401 for the API when a decision needs a fresher or stronger sign-in, in RFC 9470's terms: the
+/// client sends the user through `login_url` and retries.
+fn step_up_response(error: &AppError, login_url: &str, max_age: i64) -> Response {
+    let body = serde_json::json!({
+        "error": "step_up_required",
+        "message": error.to_string(),
+        "login_url": login_url,
+        "max_age": max_age,
+        "fields": [],
+    });
+    let challenge = format!(
+        "Bearer error=\"insufficient_user_authentication\", \
+         error_description=\"A more recent or stronger sign-in is required\", max_age=\"{max_age}\""
+    );
+    let mut response = (StatusCode::UNAUTHORIZED, Json(body)).into_response();
+    if let Ok(v) = axum::http::HeaderValue::from_str(&challenge) {
+        response
+            .headers_mut()
+            .insert(axum::http::header::WWW_AUTHENTICATE, v);
+    }
+    response
 }
 
 /// Percent-encodes a query value.
@@ -278,5 +338,58 @@ mod tests {
         );
         let body = body_text(response).await;
         assert!(!body.contains("unexpected message"), "{body}");
+    }
+
+    #[tokio::test]
+    async fn a_step_up_redirects_pages_and_challenges_the_api() {
+        let stale = || AppError::StepUpRequired {
+            login_url: "/auth/login?max_age=900&return_to=%2Frequests%2Fr%23decision".into(),
+            max_age: 900,
+            needs: None,
+        };
+        let page = stale().into_response();
+        assert_eq!(page.status(), StatusCode::SEE_OTHER);
+        assert_eq!(
+            page.headers()["location"],
+            "/auth/login?max_age=900&return_to=%2Frequests%2Fr%23decision"
+        );
+        let api = ApiError(stale()).into_response();
+        assert_eq!(api.status(), StatusCode::UNAUTHORIZED);
+        let challenge = api.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        assert!(
+            challenge.starts_with("Bearer error=\"insufficient_user_authentication\"")
+                && challenge.contains("max_age=\"900\""),
+            "{challenge}"
+        );
+        let body: serde_json::Value = serde_json::from_str(&body_text(api).await).unwrap();
+        assert_eq!(body["error"], "step_up_required");
+        assert_eq!(
+            body["login_url"],
+            "/auth/login?max_age=900&return_to=%2Frequests%2Fr%23decision"
+        );
+        assert!(
+            body["message"]
+                .as_str()
+                .unwrap()
+                .contains("within the last 15 minutes"),
+            "{body}"
+        );
+        // What a fresh sign-in alone cannot give is said on the page, with the way to sign in.
+        let mfa = AppError::StepUpRequired {
+            login_url: "/auth/login?max_age=900&return_to=%2F".into(),
+            max_age: 900,
+            needs: Some("This decision needs MFA (multi-factor authentication).".into()),
+        }
+        .into_response();
+        assert_eq!(mfa.status(), StatusCode::UNAUTHORIZED);
+        let html = body_text(mfa).await;
+        assert!(html.contains("This decision needs MFA"), "{html}");
+        assert!(
+            html.contains("href=\"/auth/login?max_age=900&#38;return_to=%2F\""),
+            "{html}"
+        );
     }
 }

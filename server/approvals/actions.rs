@@ -6,10 +6,12 @@
 use super::store::{self, NewDecision};
 use super::{Decision, DecisionOutcome, approval_hash, quorum, refusal};
 use crate::audit::{self, Actor, Entry};
+use crate::auth::step_up;
 use crate::change::window;
 use crate::db::{Db, Tx, now_ms};
 use crate::deployments::{self, Deployment, DeploymentStatus};
 use crate::error::{AppError, FieldError};
+use crate::ids::EnvClass;
 use crate::requests::{self, Emergency, RequestStatus, ServiceRequest, Transition};
 use crate::state::AppState;
 use crate::web::CurrentUser;
@@ -50,6 +52,20 @@ async fn locked(
         .await?
         .filter(|r| user.can_view_team(&r.team))
         .ok_or(AppError::NotFound)
+}
+
+/// A decision on a production request needs a recent (and, by policy, strong) sign-in at the
+/// IdP: otherwise the decider signs in again and comes back to the decision (step-up, B9).
+fn stepped_up(
+    state: &AppState,
+    user: &CurrentUser,
+    request: &ServiceRequest,
+) -> Result<(), AppError> {
+    if request.env_class != EnvClass::Prod {
+        return Ok(());
+    }
+    step_up::check(user, &state.config, now_ms())
+        .map_err(|s| s.into_error(&format!("/requests/{}#decision", request.id)))
 }
 
 /// The change set waiting for review, and that the one the decision names is it (bar C3).
@@ -114,6 +130,7 @@ pub async fn decide(
         .map_err(|e| AppError::Conflict(format!("{e}.")))?;
     let current = deployments::store::current(&mut tx, &request.id).await?;
     let arn = reviewed_change_set(&request, current.as_ref(), input.change_set_arn)?;
+    stepped_up(state, user, &request)?;
     store::insert(
         &mut tx,
         &request,
@@ -281,6 +298,7 @@ pub async fn release_emergency(
         .map_err(|e| AppError::Conflict(format!("{e}.")))?;
     let current = deployments::store::current(&mut tx, &request.id).await?;
     let arn = reviewed_change_set(&request, current.as_ref(), change_set_arn)?;
+    stepped_up(state, user, &request)?;
     let now = now_ms();
     let emergency = Emergency {
         released_by: user.id.clone(),
@@ -355,6 +373,7 @@ pub async fn review_emergency(
                 .into(),
         ));
     }
+    stepped_up(state, user, &request)?;
     let now = now_ms();
     emergency.reviewed_by = Some(user.id.clone());
     emergency.reviewed_by_name = Some(user.name.clone());

@@ -314,6 +314,8 @@ mod tests {
             source_ip: None,
             groups_checked_at: 0,
             auth_time: None,
+            amr: Vec::new(),
+            acr: None,
             session: None,
         }
     }

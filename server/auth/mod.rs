@@ -10,6 +10,7 @@ pub mod oidc;
 pub mod routes;
 pub mod seal;
 pub mod sessions;
+pub mod step_up;
 pub mod store;
 pub mod throttle;
 pub mod views;

@@ -64,6 +64,35 @@ struct ReturnTo {
     return_to: Option<String>,
 }
 
+/// `/auth/login`'s query: where to go afterwards and, for a step-up, how recent the sign-in at
+/// the IdP must be (`max_age`, seconds).
+#[derive(Deserialize)]
+struct LoginQuery {
+    return_to: Option<String>,
+    max_age: Option<String>,
+}
+
+/// Largest `max_age` a sign-in may ask for: a year (the IdP's session is shorter anyway).
+const MAX_AGE_LIMIT: u64 = 366 * 86_400;
+
+/// The `max_age` of `/auth/login`, if any: whole seconds, 0 to [`MAX_AGE_LIMIT`].
+fn max_age(raw: Option<&str>) -> Result<Option<std::time::Duration>, AppError> {
+    match raw.map(str::trim).filter(|s| !s.is_empty()) {
+        None => Ok(None),
+        Some(s) => s
+            .parse::<u64>()
+            .ok()
+            .filter(|n| *n <= MAX_AGE_LIMIT)
+            .map(|n| Some(std::time::Duration::from_secs(n)))
+            .ok_or_else(|| {
+                AppError::BadRequest(format!(
+                    "max_age must be a whole number of seconds up to {MAX_AGE_LIMIT}; start \
+                     signing in again from the page you came from."
+                ))
+            }),
+    }
+}
+
 async fn login_page(Query(q): Query<ReturnTo>) -> Result<Html<String>, AppError> {
     let page = LoginPage {
         return_to: safe_return_to(q.return_to.as_deref()),
@@ -72,12 +101,15 @@ async fn login_page(Query(q): Query<ReturnTo>) -> Result<Html<String>, AppError>
     Ok(Html(page.render().map_err(anyhow::Error::from)?))
 }
 
-/// Leaves for the IdP with a fresh state, nonce and PKCE challenge bound to this browser.
+/// Leaves for the IdP with a fresh state, nonce and PKCE challenge bound to this browser; with
+/// `max_age`, the IdP must have authenticated the user within that many seconds (it asks them
+/// again otherwise) and the callback refuses an older `auth_time` (step-up, B9).
 async fn start_login(
     State(auth): State<Arc<Auth>>,
     parts: Parts,
-    Query(q): Query<ReturnTo>,
+    Query(q): Query<LoginQuery>,
 ) -> Result<Response, AppError> {
+    let max_age = max_age(q.max_age.as_deref())?;
     let ip = client_ip(&parts);
     if !auth.guard.allow(ip.as_deref().unwrap_or("unknown")) {
         return too_many(&auth, ip).await;
@@ -93,7 +125,10 @@ async fn start_login(
             );
         }
     };
-    let (url, pending) = client.begin();
+    let (url, pending) = client.begin_with(&super::oidc::BeginOptions {
+        max_age,
+        ..Default::default()
+    });
     let pending_json = serde_json::to_vec(&pending).map_err(anyhow::Error::from)?;
     let token = store::new_token();
     let return_to = safe_return_to(q.return_to.as_deref());
@@ -237,7 +272,11 @@ async fn callback(
         &mut tx,
         &user_id,
         auth.config.session_absolute_hours,
-        identity.auth_time.map(|t| t.timestamp_millis()),
+        &store::Authentication {
+            auth_time: identity.auth_time.map(|t| t.timestamp_millis()),
+            amr: identity.amr.clone(),
+            acr: identity.acr.clone(),
+        },
         Some(&grant),
     )
     .await?;
@@ -255,7 +294,9 @@ async fn callback(
         "user",
         user_id,
     )
-    .detail(serde_json::json!({ "groups": identity.groups, "roles": roles }))
+    .detail(serde_json::json!({
+        "groups": identity.groups, "roles": roles, "amr": identity.amr, "acr": identity.acr,
+    }))
     .source_ip(ip);
     audit::store::append(&mut tx, entry).await?;
     tx.commit().await?;
@@ -300,7 +341,7 @@ async fn logout(
 
 #[cfg(test)]
 mod tests {
-    use super::safe_return_to;
+    use super::{AppError, max_age, safe_return_to};
 
     #[test]
     fn only_same_origin_paths_are_honoured() {
@@ -315,5 +356,27 @@ mod tests {
             assert_eq!(safe_return_to(Some(bad)), "/", "{bad}");
         }
         assert_eq!(safe_return_to(None), "/");
+        assert_eq!(
+            safe_return_to(Some("/requests/1#decision")),
+            "/requests/1#decision"
+        );
+    }
+
+    #[test]
+    fn max_age_is_whole_seconds_within_a_year() {
+        use std::time::Duration;
+        assert_eq!(max_age(None).ok(), Some(None));
+        assert_eq!(max_age(Some("")).ok(), Some(None));
+        assert_eq!(
+            max_age(Some("900")).ok(),
+            Some(Some(Duration::from_secs(900)))
+        );
+        assert_eq!(max_age(Some("0")).ok(), Some(Some(Duration::ZERO)));
+        for bad in ["-1", "15m", "1e3", "99999999999"] {
+            assert!(
+                matches!(max_age(Some(bad)), Err(AppError::BadRequest(_))),
+                "{bad}"
+            );
+        }
     }
 }

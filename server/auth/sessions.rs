@@ -142,6 +142,8 @@ fn user_of(auth: &Auth, row: SessionRow, token: &str, parts: &Parts) -> CurrentU
         source_ip: client_ip(parts),
         groups_checked_at: row.groups_checked_at,
         auth_time: row.auth_time,
+        amr: row.amr,
+        acr: row.acr,
         session: Some(SessionKey {
             id_hash: row.id_hash,
             token: token.to_string(),

@@ -110,13 +110,24 @@ struct SealedGrant {
     expires_at: Option<i64>,
 }
 
+/// How the user authenticated at the IdP for a session, as the ID token said.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Authentication {
+    /// `auth_time`, in milliseconds since the epoch.
+    pub auth_time: Option<i64>,
+    /// `amr`: the methods used (e.g. `pwd`, `mfa`); empty when not said.
+    pub amr: Vec<String>,
+    /// `acr`: the assurance level, when said.
+    pub acr: Option<String>,
+}
+
 /// Creates a session for the user in the caller's transaction, keeping the login's access token
 /// sealed under the new session token; returns that token (for the browser's cookie).
 pub async fn create_session(
     tx: &mut Tx,
     user_id: &str,
     absolute_hours: i64,
-    auth_time: Option<i64>,
+    authn: &Authentication,
     grant: Option<&AccessGrant>,
 ) -> Result<String, sqlx::Error> {
     let token = new_token();
@@ -132,16 +143,22 @@ pub async fn create_session(
     });
     sqlx::query(
         "insert into sessions (id_hash, user_id, csrf_token, created_at, last_seen_at, expires_at, \
-         auth_time, groups_checked_at, access_token_sealed) \
-         values ($1, $2, $3, $4, $4, $5, $6, $4, $7)",
+         auth_time, groups_checked_at, access_token_sealed, amr_json, acr) \
+         values ($1, $2, $3, $4, $4, $5, $6, $4, $7, $8, $9)",
     )
     .bind(id_hash)
     .bind(user_id.to_string())
     .bind(new_token())
     .bind(now)
     .bind(now + absolute_hours * 3_600_000)
-    .bind(auth_time)
+    .bind(authn.auth_time)
     .bind(sealed)
+    .bind(if authn.amr.is_empty() {
+        None
+    } else {
+        serde_json::to_string(&authn.amr).ok()
+    })
+    .bind(authn.acr.clone())
     .execute(&mut **tx)
     .await?;
     Ok(token)
@@ -183,13 +200,18 @@ pub struct SessionRow {
     /// When the user last authenticated at the IdP (`auth_time`), if known.
     pub auth_time: Option<i64>,
     pub access_token_sealed: Option<String>,
+    /// How the user authenticated (`amr`); empty when the IdP did not say.
+    pub amr: Vec<String>,
+    /// The assurance level of the authentication (`acr`), if the IdP said.
+    pub acr: Option<String>,
 }
 
 pub async fn find_session(db: &Db, token: &str) -> Result<Option<SessionRow>, sqlx::Error> {
     let row = sqlx::query(
         "select s.id_hash, s.user_id, s.csrf_token, s.last_seen_at, s.expires_at, \
          u.issuer, u.subject, coalesce(u.name, u.subject), u.email, u.groups_json, u.disabled, \
-         coalesce(s.groups_checked_at, s.created_at), s.auth_time, s.access_token_sealed \
+         coalesce(s.groups_checked_at, s.created_at), s.auth_time, s.access_token_sealed, \
+         s.amr_json, s.acr \
          from sessions s join users u on u.id = s.user_id where s.id_hash = $1",
     )
     .bind(token_hash("session", token))
@@ -197,6 +219,7 @@ pub async fn find_session(db: &Db, token: &str) -> Result<Option<SessionRow>, sq
     .await?;
     let Some(row) = row else { return Ok(None) };
     let groups: String = row.try_get(9)?;
+    let amr: Option<String> = row.try_get(14)?;
     Ok(Some(SessionRow {
         id_hash: row.try_get(0)?,
         user_id: row.try_get(1)?,
@@ -212,6 +235,11 @@ pub async fn find_session(db: &Db, token: &str) -> Result<Option<SessionRow>, sq
         groups_checked_at: row.try_get(11)?,
         auth_time: row.try_get(12)?,
         access_token_sealed: row.try_get(13)?,
+        // Unreadable methods count as none: a step-up check then asks for them again.
+        amr: amr
+            .and_then(|a| serde_json::from_str(&a).ok())
+            .unwrap_or_default(),
+        acr: row.try_get(15)?,
     }))
 }
 

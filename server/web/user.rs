@@ -69,8 +69,12 @@ pub struct CurrentUser {
     pub source_ip: Option<String>,
     /// When the IdP last confirmed the groups the roles come from (ms since the epoch).
     pub groups_checked_at: i64,
-    /// When the user last authenticated at the IdP, if it said.
+    /// When the user last authenticated at the IdP, if it said (ms since the epoch).
     pub auth_time: Option<i64>,
+    /// How the user authenticated at the IdP (`amr`, e.g. `pwd`, `mfa`); empty if it did not say.
+    pub amr: Vec<String>,
+    /// The assurance level of that authentication (`acr`), if the IdP said.
+    pub acr: Option<String>,
     /// The session this request runs in (absent for users made up by tests and the worker).
     #[serde(skip)]
     pub session: Option<SessionKey>,

@@ -74,7 +74,8 @@ function fail(message) {
 // Users
 // ---------------------------------------------------------------------------------------------
 
-/** @type {{login: string, sub: string, email?: string, name?: string, groups?: string[]}[]} */
+/** @type {{login: string, sub: string, email?: string, name?: string, groups?: string[],
+ *           amr?: string[], acr?: string}[]} */
 let users;
 try {
   const parsed = JSON.parse(fs.readFileSync(usersFile, 'utf8'));
@@ -125,6 +126,16 @@ const registeredRedirectUris = [
   ...extraRedirectUris,
 ];
 
+// What a user's sign-in reports: `amr` from the users file (default `["pwd"]`), and `acr` from
+// the file or else derived from `amr`.
+const ACR_PWD = 'urn:stackgate:acr:pwd';
+const ACR_MFA = 'urn:stackgate:acr:mfa';
+function authMethods(user) {
+  const amr = Array.isArray(user.amr) && user.amr.length ? user.amr : ['pwd'];
+  const acr = typeof user.acr === 'string' ? user.acr : (amr.includes('mfa') ? ACR_MFA : ACR_PWD);
+  return { amr, acr };
+}
+
 const configuration = {
   clients: [{
     client_id: clientId,
@@ -144,8 +155,10 @@ const configuration = {
   // PKCE for every authorization request; oidc-provider 9 supports S256 only (plain is refused).
   pkce: { required: () => true },
   scopes: ['openid', 'email', 'profile', 'groups'],
+  // `amr` and `acr` in every ID token (not only when the client asks with the claims parameter
+  // or acr_values), as IdPs that do MFA commonly send them: the portal's step-up checks read them.
   claims: {
-    openid: ['sub'],
+    openid: ['sub', 'amr', 'acr'],
     email: ['email', 'email_verified'],
     profile: ['name', 'preferred_username'],
     groups: ['groups'],
@@ -191,6 +204,8 @@ const configuration = {
     revocation: { enabled: false },
     userinfo: { enabled: true },
   },
+  // Assurance levels the IdP reports in `acr`: level 2 for a sign-in with MFA, 1 otherwise.
+  acrValues: [ACR_PWD, ACR_MFA],
   enabledJWA: { idTokenSigningAlgValues: ['RS256'] },
   jwks: { keys: [signingJwk] },
   cookies: { keys: [crypto.randomBytes(32).toString('base64url')] },
@@ -320,7 +335,7 @@ async function interaction(req, res) {
 
 async function finishLogin(req, res, user) {
   await provider.interactionFinished(req, res, {
-    login: { accountId: user.sub, amr: ['pwd'] },
+    login: { accountId: user.sub, ...authMethods(user) },
   }, { mergeWithLastSubmission: false });
 }
 

@@ -23,5 +23,6 @@ mod registry;
 mod requests;
 mod security;
 mod sessions;
+mod step_up;
 mod support;
 mod workloads;

@@ -49,7 +49,10 @@ async fn user(app: &TestApp, login: &str, roles: Roles) -> CurrentUser {
         csrf_token: String::new(),
         source_ip: None,
         groups_checked_at: 0,
-        auth_time: None,
+        // Signed in just now: prod decisions need a recent sign-in (step-up, B9).
+        auth_time: Some(stackgate::db::now_ms()),
+        amr: Vec::new(),
+        acr: None,
         session: None,
     }
 }

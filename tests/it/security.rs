@@ -391,9 +391,15 @@ async fn session_for(app: &TestApp, login: &str, groups: &[&str]) -> String {
     )
     .await
     .unwrap();
-    let token = stackgate::auth::store::create_session(&mut tx, &user, 12, None, None)
-        .await
-        .unwrap();
+    let token = stackgate::auth::store::create_session(
+        &mut tx,
+        &user,
+        12,
+        &stackgate::auth::store::Authentication::default(),
+        None,
+    )
+    .await
+    .unwrap();
     tx.commit().await.unwrap();
     token
 }

@@ -154,6 +154,12 @@ pub struct Identity {
     pub groups: Vec<String>,
     /// When the user last authenticated at the IdP (`auth_time`), if sent.
     pub auth_time: Option<DateTime<Utc>>,
+    /// How the user authenticated (`amr`, e.g. `pwd`, `mfa`, `otp`); empty if not sent.
+    #[serde(default)]
+    pub amr: Vec<String>,
+    /// The assurance level of that authentication (`acr`), if sent.
+    #[serde(default)]
+    pub acr: Option<String>,
 }
 
 impl Identity {

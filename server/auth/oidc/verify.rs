@@ -227,5 +227,10 @@ fn identity_from(issuer: &IssuerUrl, claims: &RpIdTokenClaims) -> Identity {
             .map(|n| n.as_str().to_owned()),
         groups: claims.additional_claims().groups.clone(),
         auth_time: claims.auth_time(),
+        amr: claims
+            .auth_method_refs()
+            .map(|methods| methods.iter().map(|m| m.as_str().to_owned()).collect())
+            .unwrap_or_default(),
+        acr: claims.auth_context_ref().map(|a| a.as_str().to_owned()),
     }
 }

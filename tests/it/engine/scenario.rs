@@ -66,6 +66,8 @@ pub(super) async fn insert_user(db: &Db, name: &str, groups: &[&str], roles: Rol
         source_ip: Some("192.0.2.10".into()),
         groups_checked_at: 0,
         auth_time: None,
+        amr: Vec::new(),
+        acr: None,
         session: None,
     }
 }
