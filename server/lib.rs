@@ -23,6 +23,7 @@ pub mod error;
 pub mod home;
 pub mod http;
 pub mod ids;
+pub mod notify;
 pub mod requests;
 pub mod state;
 pub mod telemetry;
@@ -114,6 +115,13 @@ pub async fn run(
     } else {
         None
     };
+    // Notifications run beside the worker, and only when some team has a webhook.
+    let notifier = if state.config.worker_enabled && state.config.notifications_enabled() {
+        let notifier = notify::Notifier::new(state.db.clone(), state.config.clone())?;
+        Some(tokio::spawn(notifier.run(stop_rx.clone())))
+    } else {
+        None
+    };
     let summaries = tokio::spawn(flush_refusals(state.clone(), stop_rx.clone()));
     let addr = listener.local_addr()?;
     tracing::info!(listen = %addr, "stackgate is listening.");
@@ -130,6 +138,9 @@ pub async fn run(
     signal.abort();
     if let Some(w) = worker {
         let _ = w.await;
+    }
+    if let Some(n) = notifier {
+        let _ = n.await;
     }
     let _ = summaries.await;
     state.db.close().await;
