@@ -868,7 +868,10 @@ mod tests {
         ] {
             let e = with(bad).err().map(|e| e.to_string()).unwrap_or_default();
             assert!(e.contains("webhook_url"), "{bad}: {e}");
-            assert!(!e.contains("XSECRETTOKEN"), "the error repeats the URL: {e}");
+            assert!(
+                !e.contains("XSECRETTOKEN"),
+                "the error repeats the URL: {e}"
+            );
         }
         assert!(!Config::from_vars(&base())?.notifications_enabled());
         let _ = std::fs::remove_dir_all(&dir);

@@ -181,7 +181,10 @@ mod tests {
     fn escaping_neutralises_slack_control_characters_line_breaks_and_length() {
         assert_eq!(escape("a & b <c> ", 100), "a &amp; b &lt;c&gt; ");
         assert_eq!(escape("<!channel>", 100), "&lt;!channel&gt;");
-        assert_eq!(escape("<http://evil|click>", 100), "&lt;http://evil|click&gt;");
+        assert_eq!(
+            escape("<http://evil|click>", 100),
+            "&lt;http://evil|click&gt;"
+        );
         assert_eq!(escape("one\ntwo\rthree", 100), "one two three");
         assert_eq!(escape("abcdef", 3), "abc…");
         assert_eq!(escape("&&", 1), "&amp;…");
@@ -198,15 +201,26 @@ mod tests {
         );
         let text = p["text"].as_str().unwrap_or_default();
         assert!(text.starts_with("[payments] Request #12"), "{text}");
-        assert!(text.contains("was submitted by Alice &lt;script&gt;"), "{text}");
+        assert!(
+            text.contains("was submitted by Alice &lt;script&gt;"),
+            "{text}"
+        );
         assert!(text.contains("Ledger &lt;!channel&gt; &amp; co"), "{text}");
         assert!(!p.to_string().contains("<!channel>"), "{p}");
         let blocks = p["blocks"].as_array().cloned().unwrap_or_default();
         assert_eq!(blocks.len(), 3, "{p}");
         let head = blocks[0]["text"]["text"].as_str().unwrap_or_default();
-        assert!(head.starts_with("*<https://portal.example/requests/r1|Request #12>*"), "{head}");
+        assert!(
+            head.starts_with("*<https://portal.example/requests/r1|Request #12>*"),
+            "{head}"
+        );
         let fields = blocks[1]["fields"].to_string();
-        for shown in ["dev · ledger (dev) · eu-west-2", "payments", "Alice &lt;a@x&gt;", ":warning: iam_change"] {
+        for shown in [
+            "dev · ledger (dev) · eu-west-2",
+            "payments",
+            "Alice &lt;a@x&gt;",
+            ":warning: iam_change",
+        ] {
             assert!(fields.contains(shown), "{shown} in {fields}");
         }
         assert_eq!(blocks[0]["text"]["type"], "mrkdwn");
@@ -216,13 +230,20 @@ mod tests {
     fn an_emergency_release_is_flagged_and_a_rejection_carries_its_reason() {
         let p = payload(
             Event::Approved,
-            &record("request.emergency_released", "Dave", json!({"reason": "outage <now>"})),
+            &record(
+                "request.emergency_released",
+                "Dave",
+                json!({"reason": "outage <now>"}),
+            ),
             &subject(),
             "https://p/requests/r1",
             None,
         );
         let text = p["text"].as_str().unwrap_or_default();
-        assert!(text.contains("EMERGENCY RELEASE") && text.contains("by Dave"), "{text}");
+        assert!(
+            text.contains("EMERGENCY RELEASE") && text.contains("by Dave"),
+            "{text}"
+        );
         assert!(text.contains("Reason: outage &lt;now&gt;"), "{text}");
         let p = payload(
             Event::Rejected,
@@ -232,7 +253,10 @@ mod tests {
             Some("too big > wanted"),
         );
         let text = p["text"].as_str().unwrap_or_default();
-        assert!(text.contains("was rejected by Bob. Reason: too big &gt; wanted"), "{text}");
+        assert!(
+            text.contains("was rejected by Bob. Reason: too big &gt; wanted"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -249,17 +273,32 @@ mod tests {
             None,
         );
         let fields = p["blocks"][1]["fields"].to_string();
-        assert!(fields.contains("stateful_replacement") && !fields.contains("iam_change"), "{fields}");
-        assert!(p["text"].as_str().unwrap_or_default().contains("needs your review"));
+        assert!(
+            fields.contains("stateful_replacement") && !fields.contains("iam_change"),
+            "{fields}"
+        );
+        assert!(
+            p["text"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("needs your review")
+        );
         let p = payload(
             Event::Failed,
-            &record("change_set.failed", "stackgate-worker", json!({"error": "Template <bad>"})),
+            &record(
+                "change_set.failed",
+                "stackgate-worker",
+                json!({"error": "Template <bad>"}),
+            ),
             &subject(),
             "https://p/requests/r1",
             None,
         );
         let text = p["text"].as_str().unwrap_or_default();
-        assert!(text.contains("change set could not be created (Template &lt;bad&gt;)"), "{text}");
+        assert!(
+            text.contains("change set could not be created (Template &lt;bad&gt;)"),
+            "{text}"
+        );
         let p = payload(
             Event::Failed,
             &record("deploy.needs_attention", "stackgate-worker", json!({})),
@@ -271,7 +310,12 @@ mod tests {
             "https://p/requests/r1",
             None,
         );
-        assert!(p["text"].as_str().unwrap_or_default().contains("needs attention"));
+        assert!(
+            p["text"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("needs attention")
+        );
         assert!(p["blocks"][1]["fields"].to_string().contains("none"));
     }
 }

@@ -56,13 +56,12 @@ pub async fn enqueue(
     fresh: &[Fresh],
 ) -> Result<Option<usize>, StoreError> {
     let mut tx = db.begin().await?;
-    let moved = sqlx::query(
-        "update notify_cursor set audit_seq = $1 where id = 1 and audit_seq = $2",
-    )
-    .bind(to)
-    .bind(from)
-    .execute(&mut *tx)
-    .await?;
+    let moved =
+        sqlx::query("update notify_cursor set audit_seq = $1 where id = 1 and audit_seq = $2")
+            .bind(to)
+            .bind(from)
+            .execute(&mut *tx)
+            .await?;
     if moved.rows_affected() != 1 {
         tx.rollback().await?;
         return Ok(None);

@@ -16,6 +16,7 @@ mod emulator;
 mod engine;
 mod input_limits;
 mod journey;
+mod notify;
 mod oidc;
 mod races;
 mod registry;
