@@ -28,6 +28,8 @@ enum Mode {
     FailFirst(usize),
     /// No answer at all to the first n tries of each message.
     HangFirst(usize),
+    /// This status to every try.
+    Always(u16),
 }
 
 #[derive(Debug, Clone)]
@@ -66,10 +68,12 @@ async fn hook(State(s): State<Arc<Shared>>, axum::Json(body): axum::Json<Value>)
     let accepted = match s.mode {
         Mode::Accept => true,
         Mode::FailFirst(k) | Mode::HangFirst(k) => n > k,
+        Mode::Always(_) => false,
     };
     s.hits.lock().unwrap().push(Hit { body, accepted });
     match (accepted, s.mode) {
         (true, _) => StatusCode::OK,
+        (false, Mode::Always(code)) => StatusCode::from_u16(code).unwrap(),
         (false, Mode::HangFirst(_)) => {
             tokio::time::sleep(Duration::from_secs(120)).await;
             StatusCode::OK
@@ -419,4 +423,58 @@ async fn a_team_without_a_webhook_gets_nothing() {
     );
     assert!(!hook.hits_with("[payments]").is_empty());
     app.stop().await;
+}
+
+/// A receiver answering with `code` every time; the first notification of a submission, once
+/// the notifier is done with it, and the audit page as an auditor sees it.
+async fn given_up(code: u16, extra: &[(&str, &str)]) -> (Row_, usize, String) {
+    let hook = Receiver::start(Mode::Always(code)).await;
+    let app = spawn(Backend::Sqlite, &hook, extra).await;
+    let alice = app.login("alice").await;
+    let id = alice.submit("network", DEV, &unique("ng")).await;
+    let stored = wait_rows(&app, &id, Duration::from_secs(30), |r| {
+        r.first().is_some_and(|n| n.status != "queued")
+    })
+    .await;
+    let tries = hook.hits_with("was submitted by Alice").len();
+    let erin = app.login("erin").await;
+    let page = erin.get("/audit").await.text().await.unwrap();
+    app.stop().await;
+    (stored[0].clone(), tries, page)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_error_is_final_at_once_and_the_audit_page_counts_it() {
+    let (n, tries, page) = given_up(404, &[]).await;
+    assert_eq!(
+        (n.status.as_str(), n.attempts, tries),
+        ("failed", 1, 1),
+        "{n:?}"
+    );
+    let error = n.last_error.unwrap_or_default();
+    assert!(
+        error.contains("404") && !error.contains("SECRET"),
+        "{error}"
+    );
+    // The submission's, and perhaps already the review's.
+    assert!(
+        page.contains("1 team notification could not be delivered")
+            || page.contains("2 team notifications could not be delivered"),
+        "{page}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_errors_are_retried_up_to_the_maximum_then_given_up() {
+    let (n, tries, _) = given_up(503, &[("STACKGATE_NOTIFY_MAX_ATTEMPTS", "2")]).await;
+    assert_eq!(
+        (n.status.as_str(), n.attempts, tries),
+        ("failed", 2, 2),
+        "{n:?}"
+    );
+    let error = n.last_error.unwrap_or_default();
+    assert!(
+        error.contains("gave up after 2 attempt(s)") && error.contains("503"),
+        "{error}"
+    );
 }
