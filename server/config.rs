@@ -45,6 +45,70 @@ pub struct TeamConfig {
     /// Cost centre the team's resources are tagged with.
     #[serde(default)]
     pub cost_centre: Option<String>,
+    /// Where the team's notifications go (a Slack-compatible incoming webhook). A secret: Slack's
+    /// URLs carry a token, so it is never logged, stored or shown; only its host is logged.
+    #[serde(default)]
+    pub webhook_url: Option<WebhookUrl>,
+}
+
+/// A team's webhook URL, checked at start (https, or http to a loopback address only). Redacted
+/// in `Debug`; [`WebhookUrl::host`] is the only part that may be logged.
+#[derive(Clone)]
+pub struct WebhookUrl(Secret);
+
+impl WebhookUrl {
+    /// The URL, for the one place that sends to it.
+    pub fn expose(&self) -> &str {
+        use secrecy::ExposeSecret;
+        self.0.expose_secret()
+    }
+
+    /// The host, which is all a log line may say about the URL.
+    pub fn host(&self) -> String {
+        url::Url::parse(self.expose())
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_string))
+            .unwrap_or_else(|| "?".into())
+    }
+
+    /// Https, or http only to a loopback address (tests, a local relay). The message never
+    /// repeats the URL.
+    fn check(&self) -> Result<(), &'static str> {
+        let url = url::Url::parse(self.expose()).map_err(|_| "is not a URL")?;
+        let loopback = match url.host() {
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            Some(url::Host::Domain(d)) => d == "localhost",
+            None => false,
+        };
+        match url.scheme() {
+            _ if url.host().is_none() => Err("names no host"),
+            "https" => Ok(()),
+            "http" if loopback => Ok(()),
+            "http" => Err("must use https:// (http:// only to a loopback address)"),
+            _ => Err("must be an https:// URL"),
+        }
+    }
+}
+
+impl std::fmt::Debug for WebhookUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "WebhookUrl({}, path redacted)", self.host())
+    }
+}
+
+impl PartialEq for WebhookUrl {
+    fn eq(&self, other: &Self) -> bool {
+        self.expose() == other.expose()
+    }
+}
+
+impl Eq for WebhookUrl {}
+
+impl<'de> Deserialize<'de> for WebhookUrl {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(|s| WebhookUrl(Secret::from(s)))
+    }
 }
 
 /// The whole configuration.
@@ -122,6 +186,13 @@ pub struct Config {
     pub login_rate_per_minute: u32,
     /// What a decision on a production request needs of the decider's sign-in (step-up, B9).
     pub step_up: StepUpPolicy,
+    /// `STACKGATE_NOTIFY_POLL_MS`: how often the notifier looks for new audit records and due
+    /// deliveries; retries back off from ten times this.
+    pub notify_poll_ms: u64,
+    /// `STACKGATE_NOTIFY_MAX_ATTEMPTS`: deliveries tried before a notification is given up.
+    pub notify_max_attempts: i64,
+    /// `STACKGATE_NOTIFY_TIMEOUT_MS`: the limit on one webhook call, connection included.
+    pub notify_timeout_ms: u64,
     /// `[[accounts]]` in the config file: the account registry, upserted at start.
     pub accounts: Vec<AccountSeed>,
     /// `[[address_pools]]` in the config file: where new networks' blocks come from, per class
@@ -172,6 +243,9 @@ struct FileConfig {
     step_up_max_age_seconds: Option<String>,
     step_up_amr: Option<String>,
     step_up_acr: Option<String>,
+    notify_poll_ms: Option<String>,
+    notify_max_attempts: Option<String>,
+    notify_timeout_ms: Option<String>,
     log_format: Option<String>,
     #[serde(default)]
     teams: Vec<TeamConfig>,
@@ -291,6 +365,9 @@ fn checked_teams(teams: Vec<TeamConfig>) -> Result<Vec<TeamConfig>, ConfigError>
                 "name its requester_groups or approver_groups (IdP group names)",
             ));
         }
+        if let Some(Err(why)) = t.webhook_url.as_ref().map(WebhookUrl::check) {
+            return Err(err(&format!("{setting}: webhook_url"), why));
+        }
     }
     Ok(teams)
 }
@@ -304,6 +381,19 @@ impl Config {
             .find(|t| t.name == team)
             .and_then(|t| t.cost_centre.clone())
             .unwrap_or_else(|| "unassigned".into())
+    }
+
+    /// The webhook a team's notifications go to, if it has one.
+    pub fn webhook(&self, team: &str) -> Option<&WebhookUrl> {
+        self.teams
+            .iter()
+            .find(|t| t.name == team)
+            .and_then(|t| t.webhook_url.as_ref())
+    }
+
+    /// Whether any team has a webhook: without one, the notifier does not run at all.
+    pub fn notifications_enabled(&self) -> bool {
+        self.teams.iter().any(|t| t.webhook_url.is_some())
     }
 
     /// Loads from the process environment (and the file `STACKGATE_CONFIG` names, if any).
@@ -388,6 +478,15 @@ impl Config {
                 .number("LOGIN_RATE_PER_MINUTE", &f.login_rate_per_minute, 20)?
                 .clamp(1, 100_000) as u32,
             step_up: s.step_up()?,
+            notify_poll_ms: s
+                .number("NOTIFY_POLL_MS", &f.notify_poll_ms, 1000)?
+                .clamp(10, 600_000) as u64,
+            notify_max_attempts: s
+                .number("NOTIFY_MAX_ATTEMPTS", &f.notify_max_attempts, 8)?
+                .clamp(1, 100),
+            notify_timeout_ms: s
+                .number("NOTIFY_TIMEOUT_MS", &f.notify_timeout_ms, 10_000)?
+                .clamp(100, 120_000) as u64,
             accounts: file.accounts.clone(),
             address_pools: checked_pools(file.address_pools.clone())?,
             log_json: s.log_json()?,
@@ -668,6 +767,7 @@ pub fn for_tests() -> Config {
         requester_groups: vec!["payments-requesters".into()],
         approver_groups: vec!["payments-approvers".into(), "pay-leads".into()],
         cost_centre: Some("CC-1042".into()),
+        webhook_url: None,
     });
     c
 }
@@ -828,6 +928,52 @@ mod tests {
             "{e}"
         );
         std::fs::remove_dir_all(&dir).map_err(|e| err("test", e.to_string()))?;
+        Ok(())
+    }
+
+    #[test]
+    fn a_webhook_must_be_https_or_loopback_and_never_shows_in_errors_or_debug()
+    -> Result<(), ConfigError> {
+        let dir = std::env::temp_dir().join(format!("sg-cfg-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).map_err(|e| err("test", e.to_string()))?;
+        let file = dir.join("c.toml");
+        let with = |url: &str| -> Result<Config, ConfigError> {
+            std::fs::write(
+                &file,
+                format!(
+                    "[[teams]]\nname = \"payments\"\nrequester_groups = [\"p\"]\n\
+                     webhook_url = \"{url}\"\n"
+                ),
+            )
+            .map_err(|e| err("test", e.to_string()))?;
+            let mut v = base();
+            v.insert("STACKGATE_CONFIG".into(), file.display().to_string());
+            Config::from_vars(&v)
+        };
+        let secret = "https://hooks.example.com/services/T0/B0/XSECRETTOKEN";
+        let c = with(secret)?;
+        assert!(c.notifications_enabled());
+        let hook = c.webhook("payments").map(WebhookUrl::host);
+        assert_eq!(hook.as_deref(), Some("hooks.example.com"));
+        assert!(!format!("{c:?}").contains("XSECRETTOKEN"), "{c:?}");
+        assert!(c.webhook("lending").is_none());
+        assert!(with("http://127.0.0.1:9/hook").is_ok());
+        assert!(with("http://[::1]:9/hook").is_ok());
+        assert!(with("http://localhost:9/hook").is_ok());
+        for bad in [
+            "http://hooks.example.com/services/XSECRETTOKEN",
+            "ftp://hooks.example.com/XSECRETTOKEN",
+            "hooks.example.com/XSECRETTOKEN",
+        ] {
+            let e = with(bad).err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(e.contains("webhook_url"), "{bad}: {e}");
+            assert!(
+                !e.contains("XSECRETTOKEN"),
+                "the error repeats the URL: {e}"
+            );
+        }
+        assert!(!Config::from_vars(&base())?.notifications_enabled());
+        let _ = std::fs::remove_dir_all(&dir);
         Ok(())
     }
 }

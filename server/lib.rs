@@ -23,6 +23,7 @@ pub mod error;
 pub mod home;
 pub mod http;
 pub mod ids;
+pub mod notify;
 pub mod requests;
 pub mod state;
 pub mod telemetry;
@@ -95,14 +96,21 @@ async fn flush_refusals(state: AppState, mut stop: tokio::sync::watch::Receiver<
     }
 }
 
-/// Serves the portal on `listener` (and runs the worker, if enabled) until `shutdown` resolves;
-/// then stops claiming work, finishes in-flight requests and returns.
+/// Serves the portal on `listener` (and runs the worker and the notifier, if enabled) until
+/// `shutdown` resolves; then stops claiming work, finishes in-flight requests and returns.
 pub async fn run(
     state: AppState,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    // Notifications run beside the worker, and only when some team has a webhook.
+    let notifier = if state.config.worker_enabled && state.config.notifications_enabled() {
+        let notifier = notify::Notifier::new(state.db.clone(), state.config.clone())?;
+        Some(tokio::spawn(notifier.run(stop_rx.clone())))
+    } else {
+        None
+    };
     let worker = if state.config.worker_enabled {
         let connector = AwsConnector::new(AwsSettings {
             endpoint_url: state.config.aws_endpoint_url.clone(),
@@ -130,6 +138,9 @@ pub async fn run(
     signal.abort();
     if let Some(w) = worker {
         let _ = w.await;
+    }
+    if let Some(n) = notifier {
+        let _ = n.await;
     }
     let _ = summaries.await;
     state.db.close().await;

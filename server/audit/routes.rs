@@ -79,6 +79,7 @@ async fn page(
         chain,
         filter: f.action,
         next,
+        undelivered: store::undelivered_notifications(&db).await?,
     };
     Ok(Html(page.render().map_err(anyhow::Error::from)?))
 }

@@ -193,6 +193,15 @@ pub struct Verified {
     pub actor_name: String,
 }
 
+/// How many team notifications were given up (the notifier's outbox rows that failed): the
+/// audit page shows it, since those teams did not hear of a change the log records.
+pub async fn undelivered_notifications(db: &Db) -> Result<i64, sqlx::Error> {
+    sqlx::query("select count(*) from notifications where status = 'failed'")
+        .fetch_one(db.pool())
+        .await?
+        .try_get(0)
+}
+
 /// The most recent recorded verification.
 pub async fn last_verification(db: &Db) -> Result<Option<Verified>, sqlx::Error> {
     let row = sqlx::query(

@@ -30,4 +30,6 @@ pub struct AuditPage {
     pub chain: Option<ChainStatus>,
     pub filter: String,
     pub next: Option<i64>,
+    /// Team notifications given up after their retries.
+    pub undelivered: i64,
 }

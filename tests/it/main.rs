@@ -17,6 +17,7 @@ mod emulator;
 mod engine;
 mod input_limits;
 mod journey;
+mod notify;
 mod oidc;
 mod races;
 mod registry;
