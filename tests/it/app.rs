@@ -301,7 +301,12 @@ impl UserClient {
         comment: &str,
     ) -> reqwest::Response {
         self.review_arn(id).await;
-        let page = self.get(&format!("/requests/{id}")).await.text().await.unwrap();
+        let page = self
+            .get(&format!("/requests/{id}"))
+            .await
+            .text()
+            .await
+            .unwrap();
         let arn = extract(&page, "name=\"change_set_arn\" value=\"", "\"")
             .unwrap_or_else(|| panic!("the page offers no decision form: {page}"));
         self.post_form(

@@ -70,7 +70,8 @@ async fn a_prod_request_needs_two_distinct_approvers_and_the_same_approver_canno
         .api(Method::GET, &format!("/requests/{id}"), None)
         .await;
     assert!(
-        ["approved", "deploying", "deployed"].contains(&shown["request"]["status"].as_str().unwrap()),
+        ["approved", "deploying", "deployed"]
+            .contains(&shown["request"]["status"].as_str().unwrap()),
         "{shown}"
     );
     let approvers: Vec<&str> = shown["approvals"]

@@ -99,9 +99,16 @@ async fn update_is_reviewed_and_a_change_outside_the_portal_returns_it_to_review
     let note = |v: &str| json!({ "note": v });
 
     // A first version, deployed.
-    let first = submit(&alice, submit_body("settings-note", DEV, &name, note("first note"))).await;
+    let first = submit(
+        &alice,
+        submit_body("settings-note", DEV, &name, note("first note")),
+    )
+    .await;
     let shown = drive(&w, &alice, &first, &["pending_approval"]).await;
-    assert_eq!(shown["change_set"]["changes"][0]["action"], "Add", "{shown}");
+    assert_eq!(
+        shown["change_set"]["changes"][0]["action"], "Add",
+        "{shown}"
+    );
     let arn = shown["change_set"]["arn"].as_str().unwrap().to_string();
     let (code, body) = decide_with(&bob, &first, "approve", &arn).await;
     assert_eq!(code, StatusCode::OK, "{body}");
@@ -110,7 +117,11 @@ async fn update_is_reviewed_and_a_change_outside_the_portal_returns_it_to_review
 
     // An update: the change set is an UPDATE that modifies the parameter in place, and the page
     // shows the parameter and template diff against what is deployed.
-    let update = submit(&alice, submit_body("settings-note", DEV, &name, note("second note"))).await;
+    let update = submit(
+        &alice,
+        submit_body("settings-note", DEV, &name, note("second note")),
+    )
+    .await;
     let shown = drive(&w, &alice, &update, &["pending_approval"]).await;
     let cs = &shown["change_set"];
     let changes = cs["changes"].as_array().unwrap();
@@ -128,7 +139,10 @@ async fn update_is_reviewed_and_a_change_outside_the_portal_returns_it_to_review
         .text()
         .await
         .unwrap();
-    assert!(page.contains("Template diff against what is deployed"), "{page}");
+    assert!(
+        page.contains("Template diff against what is deployed"),
+        "{page}"
+    );
     assert!(
         page.contains("first note") && page.contains("second note"),
         "the diff shows the deployed and the requested value"
@@ -146,14 +160,26 @@ async fn update_is_reviewed_and_a_change_outside_the_portal_returns_it_to_review
 
     // The worker refuses to execute the approved change set: the request returns to review with
     // a fresh one, and bob's approval no longer counts.
-    let back = drive(&w, &alice, &update, &["pending_approval", "deployed", "failed"]).await;
+    let back = drive(
+        &w,
+        &alice,
+        &update,
+        &["pending_approval", "deployed", "failed"],
+    )
+    .await;
     assert_eq!(back["request"]["status"], "pending_approval", "{back}");
     let fresh = back["change_set"]["arn"].as_str().unwrap().to_string();
     assert_ne!(fresh, approved_arn, "a fresh change set");
     assert_eq!(back["quorum"]["approvals"], 0, "{back}");
-    assert_eq!(back["approvals"][0]["change_set_arn"], approved_arn.as_str());
+    assert_eq!(
+        back["approvals"][0]["change_set_arn"],
+        approved_arn.as_str()
+    );
     let actions = audit_actions(&app, &update).await;
-    assert!(actions.contains(&"change_set.superseded".to_string()), "{actions:?}");
+    assert!(
+        actions.contains(&"change_set.superseded".to_string()),
+        "{actions:?}"
+    );
     let executed_note = crate::emulator::stack(DEV, &stack).await.unwrap();
     assert_eq!(executed_note.status, "UPDATE_COMPLETE");
 
@@ -162,14 +188,26 @@ async fn update_is_reviewed_and_a_change_outside_the_portal_returns_it_to_review
     let (code, body) = decide_with(&bob, &update, "approve", &approved_arn).await;
     assert_eq!(code, StatusCode::CONFLICT, "{body}");
     assert!(
-        body["error"].as_str().unwrap_or_default().contains("change set"),
+        body["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("change set"),
         "{body}"
     );
     assert_eq!(crate::support::audit_log(&app.state.db).await.len(), before);
-    assert_eq!(show(&alice, &update).await["request"]["status"], "pending_approval");
+    assert_eq!(
+        show(&alice, &update).await["request"]["status"],
+        "pending_approval"
+    );
     let (code, body) = decide_with(&bob, &update, "approve", &fresh).await;
     assert_eq!(code, StatusCode::OK, "{body}");
-    let done = drive(&w, &alice, &update, &["deployed", "failed", "needs_attention"]).await;
+    let done = drive(
+        &w,
+        &alice,
+        &update,
+        &["deployed", "failed", "needs_attention"],
+    )
+    .await;
     assert_eq!(done["request"]["status"], "deployed", "{done}");
 
     // A deployed request takes no more decisions.
@@ -289,11 +327,16 @@ async fn risk_flags_route_to_an_extra_group_and_a_flagless_dev_change_is_approve
         "{shown}"
     );
     assert!(
-        shown["risk_flags"][0]["label"].as_str().is_some_and(|l| !l.is_empty()),
+        shown["risk_flags"][0]["label"]
+            .as_str()
+            .is_some_and(|l| !l.is_empty()),
         "{shown}"
     );
     let inbox = bob.get("/approvals").await.text().await.unwrap();
-    assert!(inbox.contains("flag-network_widening"), "the inbox shows the flags");
+    assert!(
+        inbox.contains("flag-network_widening"),
+        "the inbox shows the flags"
+    );
     // The team's approver is not enough: one of security-approvers must be among them.
     let (code, body) = decide_with(&bob, &net, "approve", &arn).await;
     assert_eq!(code, StatusCode::OK, "{body}");
@@ -306,12 +349,23 @@ async fn risk_flags_route_to_an_extra_group_and_a_flagless_dev_change_is_approve
             .contains("security-approvers"),
         "{shown}"
     );
-    let page = alice.get(&format!("/requests/{net}")).await.text().await.unwrap();
-    assert!(page.contains("security-approvers"), "the page says who is still needed");
+    let page = alice
+        .get(&format!("/requests/{net}"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("security-approvers"),
+        "the page says who is still needed"
+    );
     let (code, body) = decide_with(&carol, &net, "approve", &arn).await;
     assert_eq!(code, StatusCode::OK, "{body}");
     assert_ne!(body["status"], "pending_approval", "{body}");
-    assert_eq!(show(&alice, &net).await["request"]["approval_mode"], "approvals");
+    assert_eq!(
+        show(&alice, &net).await["request"]["approval_mode"],
+        "approvals"
+    );
 
     // A dev change with no flags: approved automatically, recorded as such, and deployed.
     let note = submit(
@@ -320,14 +374,20 @@ async fn risk_flags_route_to_an_extra_group_and_a_flagless_dev_change_is_approve
     )
     .await;
     let done = alice
-        .wait_for_status(&note, &["deployed", "failed", "pending_approval"], Duration::from_secs(60))
+        .wait_for_status(
+            &note,
+            &["deployed", "failed", "pending_approval"],
+            Duration::from_secs(60),
+        )
         .await;
     assert_eq!(done["request"]["status"], "deployed", "{done}");
     assert_eq!(done["request"]["approval_mode"], "auto", "{done}");
     assert!(done["approvals"].as_array().unwrap().is_empty());
-    assert!(audit_actions(&app, &note)
-        .await
-        .contains(&"request.auto_approved".to_string()));
+    assert!(
+        audit_actions(&app, &note)
+            .await
+            .contains(&"request.auto_approved".to_string())
+    );
     // The same change in prod still waits for people.
     let prod = submit(
         &alice,
@@ -335,14 +395,19 @@ async fn risk_flags_route_to_an_extra_group_and_a_flagless_dev_change_is_approve
     )
     .await;
     alice.review_arn(&prod).await;
-    assert_eq!(show(&alice, &prod).await["request"]["approval_mode"], "approvals");
+    assert_eq!(
+        show(&alice, &prod).await["request"]["approval_mode"],
+        "approvals"
+    );
     app.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_prod_change_approved_outside_its_change_window_is_held_until_the_window_opens() {
     // The only prod window is two days from now.
-    let day = (chrono::Utc::now() + chrono::Duration::days(2)).format("%a").to_string();
+    let day = (chrono::Utc::now() + chrono::Duration::days(2))
+        .format("%a")
+        .to_string();
     let windows = format!("prod={day} 10:00-11:00");
     let app = TestApp::spawn_with(Backend::Sqlite, &[("STACKGATE_CHANGE_WINDOWS", &windows)]).await;
     let alice = app.login("alice").await;
@@ -360,8 +425,16 @@ async fn a_prod_change_approved_outside_its_change_window_is_held_until_the_wind
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
     let shown = show(&alice, &id).await;
-    assert_eq!(shown["request"]["status"], "approved", "held, not deployed: {shown}");
-    let page = alice.get(&format!("/requests/{id}")).await.text().await.unwrap();
+    assert_eq!(
+        shown["request"]["status"], "approved",
+        "held, not deployed: {shown}"
+    );
+    let page = alice
+        .get(&format!("/requests/{id}"))
+        .await
+        .text()
+        .await
+        .unwrap();
     assert!(page.contains("held until"), "the page says when: {page}");
     assert!(
         crate::emulator::stack(PROD, shown["request"]["stack_name"].as_str().unwrap())
@@ -404,32 +477,62 @@ async fn an_emergency_release_needs_a_reason_is_flagged_and_stays_unreviewed_unt
     let (code, body) = release("dave", "urgent").await;
     assert!(code.is_client_error(), "{code}: {body}");
     assert!(body.to_string().contains("reason"), "{body}");
-    assert_eq!(show(&alice, &id).await["request"]["status"], "pending_approval");
+    assert_eq!(
+        show(&alice, &id).await["request"]["status"],
+        "pending_approval"
+    );
 
-    let (code, body) = release("dave", "INC-4711: payments are failing, fix must go out now").await;
+    let (code, body) = release(
+        "dave",
+        "INC-4711: payments are failing, fix must go out now",
+    )
+    .await;
     assert_eq!(code, StatusCode::OK, "{body}");
     let done = alice
         .wait_for_status(&id, &["deployed", "failed"], Duration::from_secs(60))
         .await;
     assert_eq!(done["request"]["status"], "deployed", "{done}");
     assert_eq!(done["request"]["approval_mode"], "emergency");
-    assert!(done["emergency"]["reviewed_by"].is_null(), "unreviewed: {done}");
-    let page = alice.get(&format!("/requests/{id}")).await.text().await.unwrap();
-    assert!(page.contains("Emergency release") && page.contains("Unreviewed"), "{page}");
-    assert!(audit_actions(&app, &id)
+    assert!(
+        done["emergency"]["reviewed_by"].is_null(),
+        "unreviewed: {done}"
+    );
+    let page = alice
+        .get(&format!("/requests/{id}"))
         .await
-        .contains(&"request.emergency_released".to_string()));
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("Emergency release") && page.contains("Unreviewed"),
+        "{page}"
+    );
+    assert!(
+        audit_actions(&app, &id)
+            .await
+            .contains(&"request.emergency_released".to_string())
+    );
 
     // Whoever released it cannot sign it off; a second person can, once.
     let sign_off = format!("/requests/{id}/emergency-review");
     let comment = json!({ "comment": "Checked the change against INC-4711." });
-    let (code, body) = dave.api(Method::POST, &sign_off, Some(comment.clone())).await;
+    let (code, body) = dave
+        .api(Method::POST, &sign_off, Some(comment.clone()))
+        .await;
     assert_eq!(code, StatusCode::FORBIDDEN, "{body}");
-    let (code, body) = carol.api(Method::POST, &sign_off, Some(comment.clone())).await;
+    let (code, body) = carol
+        .api(Method::POST, &sign_off, Some(comment.clone()))
+        .await;
     assert_eq!(code, StatusCode::NO_CONTENT, "{body}");
     let shown = show(&alice, &id).await;
-    assert_eq!(shown["emergency"]["reviewed_by_name"], "Carol Castro", "{shown}");
-    assert_ne!(shown["emergency"]["reviewed_by"], shown["emergency"]["released_by"]);
+    assert_eq!(
+        shown["emergency"]["reviewed_by_name"], "Carol Castro",
+        "{shown}"
+    );
+    assert_ne!(
+        shown["emergency"]["reviewed_by"],
+        shown["emergency"]["released_by"]
+    );
     let (code, _) = carol.api(Method::POST, &sign_off, Some(comment)).await;
     assert_eq!(code, StatusCode::CONFLICT, "signed off once");
     app.stop().await;

@@ -37,7 +37,10 @@ async fn a_template_cloudformation_rejects_fails_the_request_with_cloudformation
     );
     assert!(done["approvals"].as_array().unwrap().is_empty());
     let inbox = bob.get("/approvals").await.text().await.unwrap();
-    assert!(!inbox.contains(&format!("/requests/{id}")), "not in the inbox");
+    assert!(
+        !inbox.contains(&format!("/requests/{id}")),
+        "not in the inbox"
+    );
     let deployment = &done["deployments"][0];
     assert_eq!(deployment["status"], "failed", "{deployment}");
     assert_eq!(deployment["error"], reason, "{deployment}");

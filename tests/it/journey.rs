@@ -108,15 +108,22 @@ async fn journey(backend: Backend) {
         .await;
     let change_set = &body["change_set"];
     assert!(
-        change_set["arn"].as_str().is_some_and(|a| a.starts_with("arn:aws:cloudformation:")),
+        change_set["arn"]
+            .as_str()
+            .is_some_and(|a| a.starts_with("arn:aws:cloudformation:")),
         "{body}"
     );
     let changes = change_set["changes"].as_array().expect("changes");
-    assert!(changes.len() > 10, "every resource of a new network: {body}");
+    assert!(
+        changes.len() > 10,
+        "every resource of a new network: {body}"
+    );
     assert!(
         changes.iter().all(|c| c["action"] == "Add"
             && c["logical_id"].is_string()
-            && c["resource_type"].as_str().is_some_and(|t| t.starts_with("AWS::"))),
+            && c["resource_type"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("AWS::"))),
         "{body}"
     );
     assert!(body["risk_flags"].is_array(), "{body}");
@@ -171,7 +178,10 @@ async fn journey(backend: Backend) {
         .await
         .unwrap();
     assert!(page.contains("AWS::EC2::FlowLog") && page.contains(">Approve<"));
-    assert!(page.contains("AWS::EC2::VPC") && page.contains("Add"), "the change set is shown");
+    assert!(
+        page.contains("AWS::EC2::VPC") && page.contains("Add"),
+        "the change set is shown"
+    );
     let approved = bob
         .decide_on_page(&id, "approve", "Looks right for dev.")
         .await;
@@ -470,7 +480,9 @@ async fn a_rejection_needs_a_reason_and_ends_the_request() {
     let no_reason = bob.decide_on_page(&id, "reject", "  ").await;
     assert_eq!(no_reason.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let arn = bob.review_arn(&id).await;
-    let rejected = bob.decide_on_page(&id, "reject", "Use the shared VPC.").await;
+    let rejected = bob
+        .decide_on_page(&id, "reject", "Use the shared VPC.")
+        .await;
     assert_eq!(rejected.status(), StatusCode::SEE_OTHER);
     let (_, body) = alice
         .api(Method::GET, &format!("/requests/{id}"), None)

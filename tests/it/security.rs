@@ -780,7 +780,10 @@ async fn a_deploy_role_that_cannot_be_assumed_fails_the_request_with_a_clear_mes
     assert_eq!(done["deployments"][0]["status"], "failed");
     assert!(done["approvals"].as_array().unwrap().is_empty());
     let inbox = bob.get("/approvals").await.text().await.unwrap();
-    assert!(!inbox.contains(&format!("/requests/{id}")), "not in the inbox");
+    assert!(
+        !inbox.contains(&format!("/requests/{id}")),
+        "not in the inbox"
+    );
     app.stop().await;
 }
 

@@ -75,12 +75,19 @@ async fn a_request_no_longer_approved_as_queued_is_not_deployed_when_the_job_is_
     let d = s.deployment().await;
     assert_eq!(d.status, DeploymentStatus::Cancelled);
     assert!(
-        d.error.clone().unwrap_or_default().contains("nothing was deployed"),
+        d.error
+            .clone()
+            .unwrap_or_default()
+            .contains("nothing was deployed"),
         "{:?}",
         d.error
     );
     assert_eq!(s.request().await.status, RequestStatus::Cancelled);
-    assert!(s.audit_actions().await.contains(&"change_set.deleted".into()));
+    assert!(
+        s.audit_actions()
+            .await
+            .contains(&"change_set.deleted".into())
+    );
     s.check_invariants().await;
 }
 

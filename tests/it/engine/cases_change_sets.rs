@@ -1,8 +1,8 @@
 //! Change sets someone else changed or removed between creation and execution: nothing is
 //! executed, and the request is not reported deployed.
 
-use stackgate::aws::ChangeSetKind;
 use stackgate::approvals;
+use stackgate::aws::ChangeSetKind;
 use stackgate::deployments::{self, DeploymentStatus};
 use stackgate::requests::RequestStatus;
 
@@ -16,7 +16,12 @@ async fn returns_to_review(how: &str, s: &Scenario) {
     assert!(s.worker().run_once().await.unwrap(), "{how}");
     assert_eq!(s.fake.count(Op::ExecuteChangeSet), 0, "{how}: no execute");
     let d = s.deployment().await;
-    assert_eq!(d.status, DeploymentStatus::Cancelled, "{how}: {:?}", d.error);
+    assert_eq!(
+        d.status,
+        DeploymentStatus::Cancelled,
+        "{how}: {:?}",
+        d.error
+    );
     assert!(
         d.error.as_deref().unwrap_or("").starts_with("Superseded"),
         "{how}: {:?}",
@@ -24,7 +29,10 @@ async fn returns_to_review(how: &str, s: &Scenario) {
     );
     // The request is back in preparation; the next run makes a fresh change set.
     assert_eq!(s.request().await.status, RequestStatus::Preparing, "{how}");
-    assert!(s.worker().run_once().await.unwrap(), "{how}: prepares again");
+    assert!(
+        s.worker().run_once().await.unwrap(),
+        "{how}: prepares again"
+    );
     let request = s.request().await;
     assert_eq!(request.status, RequestStatus::PendingApproval, "{how}");
     let all = deployments::store::for_request(s.db(), &s.request_id)
@@ -46,9 +54,15 @@ async fn returns_to_review(how: &str, s: &Scenario) {
     .unwrap();
     assert!(shown.is_empty(), "{how}: earlier approvals are void");
     let actions = s.audit_actions().await;
-    assert!(actions.contains(&"change_set.superseded".into()), "{how}: {actions:?}");
+    assert!(
+        actions.contains(&"change_set.superseded".into()),
+        "{how}: {actions:?}"
+    );
     assert_eq!(
-        actions.iter().filter(|a| *a == "request.review_ready").count(),
+        actions
+            .iter()
+            .filter(|a| *a == "request.review_ready")
+            .count(),
         2,
         "{how}: {actions:?}"
     );

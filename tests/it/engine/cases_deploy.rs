@@ -17,7 +17,10 @@ async fn a_deployment_assumes_the_role_once_creates_one_change_set_executes_it_o
     let s = Scenario::submitted().await;
     let worker = s.worker();
     s.prepare().await;
-    assert!(!worker.run_once().await.unwrap(), "nothing to do before approval");
+    assert!(
+        !worker.run_once().await.unwrap(),
+        "nothing to do before approval"
+    );
     assert_eq!(s.fake.count(Op::CreateChangeSet), 1);
     assert_eq!(s.fake.count(Op::ExecuteChangeSet), 0, "not before approval");
     // Approved: the worker executes exactly that change set.
@@ -202,7 +205,11 @@ async fn a_create_that_rolled_back_reports_the_failing_resource_and_its_reason()
         "{events:?}"
     );
     assert_eq!(s.fake.count(Op::ExecuteChangeSet), 1);
-    assert_eq!(s.fake.count(Op::CreateChangeSet), 0, "the reviewed one, no other");
+    assert_eq!(
+        s.fake.count(Op::CreateChangeSet),
+        0,
+        "the reviewed one, no other"
+    );
     assert!(s.audit_actions().await.contains(&"deploy.failed".into()));
     s.check_invariants().await;
 }
@@ -343,7 +350,11 @@ async fn a_stack_this_request_does_not_own_is_never_touched_and_no_other_team_is
         assert_eq!(s.fake.count(Op::CreateChangeSet), 0, "{what}");
         assert_eq!(s.fake.count(Op::ExecuteChangeSet), 0, "{what}");
         let request = s.request().await;
-        assert_eq!(request.status, RequestStatus::Failed, "{what}: nothing reaches approvers");
+        assert_eq!(
+            request.status,
+            RequestStatus::Failed,
+            "{what}: nothing reaches approvers"
+        );
         s.check_invariants().await;
     }
 }

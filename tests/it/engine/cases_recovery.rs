@@ -34,7 +34,12 @@ async fn a_change_set_created_but_whose_answer_was_lost_is_found_again_and_not_c
     s.make_due().await;
     assert!(worker.run_once().await.unwrap());
     let d = s.deployment().await;
-    assert_eq!(d.status, DeploymentStatus::AwaitingApproval, "{:?}", d.error);
+    assert_eq!(
+        d.status,
+        DeploymentStatus::AwaitingApproval,
+        "{:?}",
+        d.error
+    );
     assert_eq!(d.epoch, 2);
     assert_eq!(s.request().await.status, RequestStatus::PendingApproval);
     s.approve().await;
@@ -97,7 +102,11 @@ async fn an_execute_whose_answer_was_lost_is_reconciled_from_aws_and_not_sent_ag
     assert_eq!(d.status, DeploymentStatus::Succeeded, "{:?}", d.error);
     assert_eq!(d.epoch, 3, "prepare, execute, recovery");
     assert_eq!(s.fake.count(Op::ExecuteChangeSet), 1, "exactly one execute");
-    assert_eq!(s.fake.count(Op::CreateChangeSet), 0, "only the reviewed one");
+    assert_eq!(
+        s.fake.count(Op::CreateChangeSet),
+        0,
+        "only the reviewed one"
+    );
 
     // The recovered job read AWS first (the change set, then the stack) and sent nothing.
     let recovery: Vec<Op> = s.fake.calls()[before..].iter().map(|c| c.op).collect();

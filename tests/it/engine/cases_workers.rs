@@ -85,7 +85,11 @@ async fn a_worker_that_died_before_its_execute_reached_aws_is_replaced_by_one_th
     assert_eq!(executions.len(), 1, "executed once, by the new owner");
     assert_eq!(executions[0].1, format!("dep-{}-execute-3", d.id));
     assert_eq!(executions[0].0, d.change_set_arn.clone().unwrap());
-    assert_eq!(s.fake.count(Op::CreateChangeSet), 0, "only the reviewed one");
+    assert_eq!(
+        s.fake.count(Op::CreateChangeSet),
+        0,
+        "only the reviewed one"
+    );
     s.check_invariants().await;
 }
 
@@ -221,7 +225,13 @@ const KILL_POINTS: [(bool, Op, usize, bool, &str); 9] = [
         false,
         "in ExecuteChangeSet, before it reached AWS",
     ),
-    (false, Op::ExecuteChangeSet, 0, true, "after ExecuteChangeSet"),
+    (
+        false,
+        Op::ExecuteChangeSet,
+        0,
+        true,
+        "after ExecuteChangeSet",
+    ),
     (false, Op::DescribeStack, 1, true, "while polling"),
     (
         false,
@@ -359,7 +369,10 @@ async fn an_aws_call_slower_than_the_lease_keeps_the_job_with_its_worker() {
     assert!(running.await.unwrap().unwrap());
     let d = s.deployment().await;
     assert_eq!(d.status, DeploymentStatus::Succeeded, "{:?}", d.error);
-    assert_eq!(d.epoch, 2, "one claim to execute (after the one that prepared)");
+    assert_eq!(
+        d.epoch, 2,
+        "one claim to execute (after the one that prepared)"
+    );
     assert_eq!(s.fake.count(Op::ExecuteChangeSet), 1);
     s.check_invariants().await;
 }
