@@ -127,6 +127,12 @@ pub struct Config {
     pub address_pools: Vec<AddressPool>,
     /// `STACKGATE_LOG_FORMAT`: `json` (default) or `pretty`.
     pub log_json: bool,
+    /// `STACKGATE_AUDIT_SIGNING_KEY` (PKCS#8 PEM or base64 of the 32-byte seed) or
+    /// `STACKGATE_AUDIT_SIGNING_KEY_FILE`: the Ed25519 key that signs audit checkpoints and
+    /// evidence packs. Unset: no checkpoints, unsigned packs (a warning at start).
+    pub audit_signing_key: Option<crate::audit::keys::AuditKey>,
+    /// `STACKGATE_AUDIT_CHECKPOINT_SECONDS`: how often the chain's head is signed (default 300).
+    pub audit_checkpoint_seconds: u64,
 }
 
 /// The config file: the same settings in snake_case, plus `[[accounts]]`.
@@ -168,6 +174,8 @@ struct FileConfig {
     session_cache_ms: Option<String>,
     login_rate_per_minute: Option<String>,
     log_format: Option<String>,
+    audit_signing_key_file: Option<String>,
+    audit_checkpoint_seconds: Option<String>,
     #[serde(default)]
     teams: Vec<TeamConfig>,
     #[serde(default)]
@@ -369,6 +377,20 @@ impl Config {
             accounts: file.accounts.clone(),
             address_pools: checked_pools(file.address_pools.clone())?,
             log_json: s.log_json()?,
+            audit_signing_key: s.audit_signing_key()?,
+            audit_checkpoint_seconds: match s.number(
+                "AUDIT_CHECKPOINT_SECONDS",
+                &f.audit_checkpoint_seconds,
+                300,
+            )? {
+                n @ 1..=86_400 => n as u64,
+                n => {
+                    return Err(err(
+                        "STACKGATE_AUDIT_CHECKPOINT_SECONDS",
+                        format!("{n} is not between 1 and 86400 seconds"),
+                    ));
+                }
+            },
         })
     }
 
@@ -440,6 +462,30 @@ impl Settings<'_> {
                 )
             }),
         }
+    }
+
+    /// The audit signing key, from the variable or the file it names (not both).
+    fn audit_signing_key(&self) -> Result<Option<crate::audit::keys::AuditKey>, ConfigError> {
+        let inline = self.pick("AUDIT_SIGNING_KEY", &None);
+        let file = self.pick("AUDIT_SIGNING_KEY_FILE", &self.file.audit_signing_key_file);
+        let (setting, text) = match (inline, file) {
+            (None, None) => return Ok(None),
+            (Some(_), Some(_)) => {
+                return Err(err(
+                    "STACKGATE_AUDIT_SIGNING_KEY",
+                    "set it or STACKGATE_AUDIT_SIGNING_KEY_FILE, not both",
+                ));
+            }
+            (Some(text), None) => ("STACKGATE_AUDIT_SIGNING_KEY", text),
+            (None, Some(path)) => (
+                "STACKGATE_AUDIT_SIGNING_KEY_FILE",
+                std::fs::read_to_string(&path)
+                    .map_err(|e| err("STACKGATE_AUDIT_SIGNING_KEY_FILE", format!("cannot read {path}: {e}")))?,
+            ),
+        };
+        crate::audit::keys::AuditKey::parse(&text)
+            .map(Some)
+            .map_err(|e| err(setting, e.to_string()))
     }
 
     /// A comma-separated list.
