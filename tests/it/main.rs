@@ -10,6 +10,7 @@ mod approvals;
 mod audit;
 mod aws;
 mod blueprints;
+mod checkpoints;
 mod cli;
 mod deployments;
 mod emulator;
