@@ -15,6 +15,7 @@ mod cli;
 mod deployments;
 mod emulator;
 mod engine;
+mod evidence;
 mod input_limits;
 mod journey;
 mod oidc;
