@@ -479,8 +479,12 @@ impl Settings<'_> {
             (Some(text), None) => ("STACKGATE_AUDIT_SIGNING_KEY", text),
             (None, Some(path)) => (
                 "STACKGATE_AUDIT_SIGNING_KEY_FILE",
-                std::fs::read_to_string(&path)
-                    .map_err(|e| err("STACKGATE_AUDIT_SIGNING_KEY_FILE", format!("cannot read {path}: {e}")))?,
+                std::fs::read_to_string(&path).map_err(|e| {
+                    err(
+                        "STACKGATE_AUDIT_SIGNING_KEY_FILE",
+                        format!("cannot read {path}: {e}"),
+                    )
+                })?,
             ),
         };
         crate::audit::keys::AuditKey::parse(&text)
@@ -584,9 +588,8 @@ impl Settings<'_> {
                 let (flag, group) = pair
                     .split_once('=')
                     .ok_or_else(|| err(name, format!("'{pair}': write flag=group")))?;
-                let flag = RiskFlag::parse(flag.trim()).ok_or_else(|| {
-                    err(name, format!("'{}' is not a risk flag", flag.trim()))
-                })?;
+                let flag = RiskFlag::parse(flag.trim())
+                    .ok_or_else(|| err(name, format!("'{}' is not a risk flag", flag.trim())))?;
                 let group = group.trim();
                 if group.is_empty() {
                     return Err(err(name, format!("'{pair}': name the approver group")));
@@ -606,10 +609,12 @@ impl Settings<'_> {
             let (class, window) = part
                 .split_once('=')
                 .ok_or_else(|| err(name, format!("'{part}': write class=Mon-Thu 09:00-16:00")))?;
-            let class: EnvClass = class
-                .trim()
-                .parse()
-                .map_err(|_| err(name, format!("'{}' is not an environment class", class.trim())))?;
+            let class: EnvClass = class.trim().parse().map_err(|_| {
+                err(
+                    name,
+                    format!("'{}' is not an environment class", class.trim()),
+                )
+            })?;
             let window = ChangeWindow::parse(window).map_err(|e| err(name, e))?;
             out.entry(class).or_default().push(window);
         }

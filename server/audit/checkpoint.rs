@@ -117,9 +117,7 @@ pub async fn checkpoint_once(db: &Db, key: &AuditKey) -> anyhow::Result<Outcome>
         .await
         .context("verifying the audit chain before a checkpoint")?;
     if let Some((seq, why)) = v.broken_at {
-        return Ok(Outcome::Refused(format!(
-            "audit record seq {seq}: {why}"
-        )));
+        return Ok(Outcome::Refused(format!("audit record seq {seq}: {why}")));
     }
     if v.verified_up_to <= last.as_ref().map_or(0, |c| c.seq) {
         return Ok(Outcome::UpToDate);
@@ -162,16 +160,18 @@ pub async fn checkpoint_once(db: &Db, key: &AuditKey) -> anyhow::Result<Outcome>
     })
 }
 
-/// The periodic task: a checkpoint every `every`, and a last one at stop.
+/// The periodic task: a checkpoint at start, then every `every`, and a last one at stop.
 pub async fn run(
     db: Db,
     key: AuditKey,
     every: std::time::Duration,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let stopping = tokio::select! {
-            _ = tokio::time::sleep(every) => false,
+            _ = ticks.tick() => false,
             _ = stop.changed() => true,
         };
         match checkpoint_once(&db, &key).await {

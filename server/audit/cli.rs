@@ -42,14 +42,20 @@ pub fn keygen(out: &Path) -> anyhow::Result<ExitCode> {
     let mut file = match options.open(out) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            return usage(format!("{} exists already; it is never overwritten", out.display()));
+            return usage(format!(
+                "{} exists already; it is never overwritten",
+                out.display()
+            ));
         }
         Err(e) => return Err(e).with_context(|| format!("creating {}", out.display())),
     };
     file.write_all(pem.as_bytes())
         .and_then(|()| file.sync_all())
         .with_context(|| format!("writing {}", out.display()))?;
-    println!("wrote the private key to {} (keep it outside the database)", out.display());
+    println!(
+        "wrote the private key to {} (keep it outside the database)",
+        out.display()
+    );
     println!("public key: {}", key.public().encoded());
     println!("key id: {}", key.key_id());
     Ok(ExitCode::SUCCESS)

@@ -92,14 +92,11 @@ async fn events(db: &Db, request_id: &str) -> Result<BTreeMap<String, Vec<Value>
     .await?;
     let mut by_deployment: BTreeMap<String, Vec<Value>> = BTreeMap::new();
     for r in &rows {
-        by_deployment
-            .entry(r.try_get(0)?)
-            .or_default()
-            .push(json!({
-                "at": r.try_get::<i64, _>(1)?, "logical_id": r.try_get::<String, _>(2)?,
-                "resource_type": r.try_get::<String, _>(3)?, "status": r.try_get::<String, _>(4)?,
-                "reason": r.try_get::<Option<String>, _>(5)?,
-            }));
+        by_deployment.entry(r.try_get(0)?).or_default().push(json!({
+            "at": r.try_get::<i64, _>(1)?, "logical_id": r.try_get::<String, _>(2)?,
+            "resource_type": r.try_get::<String, _>(3)?, "status": r.try_get::<String, _>(4)?,
+            "reason": r.try_get::<Option<String>, _>(5)?,
+        }));
     }
     Ok(by_deployment)
 }
@@ -119,7 +116,8 @@ async fn audit_part(db: &Db, request_id: &str) -> Result<Value, StoreError> {
             Some(c) => {
                 groups.entry(c.seq).or_insert(r.seq);
             }
-            None => unproven.push(json!({ "seq": r.seq, "why": "not yet covered by a signed checkpoint" })),
+            None => unproven
+                .push(json!({ "seq": r.seq, "why": "not yet covered by a signed checkpoint" })),
         }
     }
     let mut budget = MAX_PROOF;
@@ -127,8 +125,13 @@ async fn audit_part(db: &Db, request_id: &str) -> Result<Value, StoreError> {
     for (cp_seq, from) in &groups {
         let len = cp_seq - from + 1;
         if len > MAX_SEGMENT || len > budget {
-            for r in records.iter().filter(|r| r.seq >= *from && r.seq <= *cp_seq) {
-                unproven.push(json!({ "seq": r.seq, "why": "its proof would be too long for the pack" }));
+            for r in records
+                .iter()
+                .filter(|r| r.seq >= *from && r.seq <= *cp_seq)
+            {
+                unproven.push(
+                    json!({ "seq": r.seq, "why": "its proof would be too long for the pack" }),
+                );
             }
             continue;
         }
@@ -208,10 +211,10 @@ mod tests {
 
     #[test]
     fn canonical_json_sorts_keys_at_every_level_whatever_the_insertion_order() {
-        let a: Value = serde_json::from_str(r#"{"b":1,"a":{"y":[{"d":"x","c":null}],"x":2.5}}"#)
-            .unwrap();
-        let b: Value = serde_json::from_str(r#"{"a":{"x":2.5,"y":[{"c":null,"d":"x"}]},"b":1}"#)
-            .unwrap();
+        let a: Value =
+            serde_json::from_str(r#"{"b":1,"a":{"y":[{"d":"x","c":null}],"x":2.5}}"#).unwrap();
+        let b: Value =
+            serde_json::from_str(r#"{"a":{"x":2.5,"y":[{"c":null,"d":"x"}]},"b":1}"#).unwrap();
         assert_eq!(canonical_json(&a), canonical_json(&b));
         assert_eq!(
             canonical_json(&a),

@@ -19,11 +19,7 @@ pub fn router() -> Router<AppState> {
 }
 
 /// Records the read, then builds the pack (signed when a key is configured) as JSON bytes.
-async fn pack(
-    state: &AppState,
-    user: &CurrentUser,
-    id: &str,
-) -> Result<(i64, Vec<u8>), AppError> {
+async fn pack(state: &AppState, user: &CurrentUser, id: &str) -> Result<(i64, Vec<u8>), AppError> {
     let r = requests::visible(&state.db, user, id).await?;
     let actor = Actor::of(user);
     store::append_alone(

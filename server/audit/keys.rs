@@ -18,7 +18,11 @@ pub struct AuditKey(SigningKey);
 
 impl fmt::Debug for AuditKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "AuditKey(key id {}, private part redacted)", self.key_id())
+        write!(
+            f,
+            "AuditKey(key id {}, private part redacted)",
+            self.key_id()
+        )
     }
 }
 
@@ -39,9 +43,9 @@ impl AuditKey {
     pub fn parse(text: &str) -> Result<AuditKey, KeyError> {
         let text = text.trim();
         if text.starts_with("-----BEGIN") {
-            return SigningKey::from_pkcs8_pem(text).map(AuditKey).map_err(|e| {
-                KeyError(format!("not an Ed25519 PKCS#8 PEM private key ({e})"))
-            });
+            return SigningKey::from_pkcs8_pem(text)
+                .map(AuditKey)
+                .map_err(|e| KeyError(format!("not an Ed25519 PKCS#8 PEM private key ({e})")));
         }
         let bytes = B64
             .decode(text)

@@ -100,7 +100,8 @@ fn check_audit(pack: &Value, key: &PublicKey, rep: &mut PackReport) {
         let cp: Checkpoint = match serde_json::from_value(seg["checkpoint"].clone()) {
             Ok(c) => c,
             Err(e) => {
-                rep.problems.push(format!("a proof's checkpoint is unreadable: {e}"));
+                rep.problems
+                    .push(format!("a proof's checkpoint is unreadable: {e}"));
                 continue;
             }
         };
@@ -112,14 +113,18 @@ fn check_audit(pack: &Value, key: &PublicKey, rep: &mut PackReport) {
         let recs = match records(seg.get("records")) {
             Ok(r) => r,
             Err(e) => {
-                rep.problems
-                    .push(format!("checkpoint seq {}: proof records unreadable: {e}", cp.seq));
+                rep.problems.push(format!(
+                    "checkpoint seq {}: proof records unreadable: {e}",
+                    cp.seq
+                ));
                 continue;
             }
         };
         let Some(first) = recs.first() else {
-            rep.problems
-                .push(format!("checkpoint seq {}: the proof has no records", cp.seq));
+            rep.problems.push(format!(
+                "checkpoint seq {}: the proof has no records",
+                cp.seq
+            ));
             continue;
         };
         let mut w = Walker::after(first.seq - 1, first.prev_hash.clone());
@@ -150,8 +155,10 @@ fn check_audit(pack: &Value, key: &PublicKey, rep: &mut PackReport) {
                 r.seq
             ));
         } else if r.object_type != "request" || r.object_id != request_id {
-            rep.problems
-                .push(format!("audit record seq {}: is not about this request", r.seq));
+            rep.problems.push(format!(
+                "audit record seq {}: is not about this request",
+                r.seq
+            ));
         } else if let Some(p) = proven.iter().find(|p| p.seq == r.seq) {
             if p.hash != r.hash {
                 rep.problems.push(format!(

@@ -262,7 +262,11 @@ pub async fn verify_and_record(
 }
 
 /// A request's records, oldest first, at most `limit` (the evidence pack's cap).
-pub async fn for_request(db: &Db, request_id: &str, limit: i64) -> Result<Vec<Record>, sqlx::Error> {
+pub async fn for_request(
+    db: &Db,
+    request_id: &str,
+    limit: i64,
+) -> Result<Vec<Record>, sqlx::Error> {
     let sql = sqlx::AssertSqlSafe(format!(
         "{SELECT} where object_type = 'request' and object_id = $1 order by seq limit {}",
         limit.clamp(1, 10_000)
@@ -296,13 +300,21 @@ pub async fn covering_checkpoints(
 }
 
 /// The records in the given inclusive `seq` ranges, oldest first, at most `limit`.
-pub async fn ranges(db: &Db, ranges: &[(i64, i64)], limit: i64) -> Result<Vec<Record>, sqlx::Error> {
+pub async fn ranges(
+    db: &Db,
+    ranges: &[(i64, i64)],
+    limit: i64,
+) -> Result<Vec<Record>, sqlx::Error> {
     if ranges.is_empty() {
         return Ok(Vec::new());
     }
     let mut sql = Sql::new(SELECT);
     for (i, (from, to)) in ranges.iter().enumerate() {
-        sql.push(if i == 0 { " where (seq >= " } else { " or (seq >= " });
+        sql.push(if i == 0 {
+            " where (seq >= "
+        } else {
+            " or (seq >= "
+        });
         sql.int(*from).push(" and seq <= ").int(*to).push(")");
     }
     sql.push(&format!(" order by seq limit {}", limit.clamp(1, 100_000)));

@@ -56,7 +56,9 @@ impl DeploymentStatus {
     pub fn is_terminal(self) -> bool {
         !matches!(
             self,
-            DeploymentStatus::Queued | DeploymentStatus::Running | DeploymentStatus::AwaitingApproval
+            DeploymentStatus::Queued
+                | DeploymentStatus::Running
+                | DeploymentStatus::AwaitingApproval
         )
     }
 }

@@ -20,8 +20,13 @@ struct Chain {
 
 async fn append(db: &Db, from: i64, to: i64) {
     for i in from..=to {
-        let entry = Entry::new(&Actor::system("test"), "request.created", "request", format!("r{i}"))
-            .detail(serde_json::json!({ "n": i, "title": format!("record {i}") }));
+        let entry = Entry::new(
+            &Actor::system("test"),
+            "request.created",
+            "request",
+            format!("r{i}"),
+        )
+        .detail(serde_json::json!({ "n": i, "title": format!("record {i}") }));
         store::append_alone(db, entry).await.unwrap();
     }
 }
@@ -35,14 +40,20 @@ async fn chain(backend: Backend) -> Chain {
     append(&db, 1, 10).await;
     assert_eq!(
         checkpoint_once(&db, &key).await.unwrap(),
-        Outcome::Signed { seq: 10, verified: 10 }
+        Outcome::Signed {
+            seq: 10,
+            verified: 10
+        }
     );
     assert_eq!(checkpoint_once(&db, &key).await.unwrap(), Outcome::UpToDate);
     append(&db, 11, 20).await;
     // Incremental: only the ten records since the last checkpoint are walked.
     assert_eq!(
         checkpoint_once(&db, &key).await.unwrap(),
-        Outcome::Signed { seq: 20, verified: 10 }
+        Outcome::Signed {
+            seq: 20,
+            verified: 10
+        }
     );
     append(&db, 21, 25).await;
     Chain { url, db, key }
@@ -88,9 +99,13 @@ fn audit_verify(url: &str, key: Option<&AuditKey>) -> (Option<i32>, String) {
         c.arg("--public-key").arg(k.public().encoded());
     }
     let out = c.output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     (out.status.code(), text)
 }
+
+/// A tampering: its name, the SQL it takes (given the chain's records), what audit-verify says.
+type Case = (&'static str, fn(&[Record]) -> Vec<String>, &'static str);
 
 fn update(r: &Record) -> String {
     format!(
@@ -105,7 +120,10 @@ async fn tampering_is_found_by_audit_verify(backend: Backend) {
     let (code, out) = audit_verify(&c.url, Some(&c.key));
     assert_eq!(code, Some(0), "{out}");
     assert!(out.starts_with("audit chain verified up to #25 "), "{out}");
-    assert!(out.contains("2 signed checkpoints, the last at #20"), "{out}");
+    assert!(
+        out.contains("2 signed checkpoints, the last at #20"),
+        "{out}"
+    );
     assert!(
         out.contains("warning: records #21 to #25 are not yet covered by a signed checkpoint"),
         "{out}"
@@ -113,15 +131,21 @@ async fn tampering_is_found_by_audit_verify(backend: Backend) {
     // Without the public key the signatures cannot be checked: that is a failure.
     let (code, out) = audit_verify(&c.url, None);
     assert_eq!(code, Some(1), "{out}");
-    assert!(out.contains("cannot check 2 checkpoint signatures"), "{out}");
+    assert!(
+        out.contains("cannot check 2 checkpoint signatures"),
+        "{out}"
+    );
     // Signed by another key: refused.
     let (code, out) = audit_verify(&c.url, Some(&AuditKey::generate()));
     assert_eq!(code, Some(1), "{out}");
-    assert!(out.contains("audit chain broken at #10: checkpoint signed by key "), "{out}");
+    assert!(
+        out.contains("audit chain broken at #10: checkpoint signed by key "),
+        "{out}"
+    );
     c.db.close().await;
 
     let shift = |by: i64| format!("update audit_log set seq = seq + {by} where seq >= 7");
-    let cases: Vec<(&str, fn(&[Record]) -> Vec<String>, &str)> = vec![
+    let cases: Vec<Case> = vec![
         (
             "edit a field",
             |_| vec!["update audit_log set actor_name = 'mallory' where seq = 7".into()],
@@ -171,7 +195,9 @@ async fn tampering_is_found_by_audit_verify(backend: Backend) {
         ),
         (
             "forge a checkpoint",
-            |_| vec!["update audit_checkpoints set signed_at = signed_at + 1 where seq = 10".into()],
+            |_| {
+                vec!["update audit_checkpoints set signed_at = signed_at + 1 where seq = 10".into()]
+            },
             "audit chain broken at #10: checkpoint signature invalid",
         ),
     ];
@@ -236,4 +262,101 @@ async fn audit_verify_finds_each_tampering_of_the_chain_on_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn audit_verify_finds_each_tampering_of_the_chain_on_postgres() {
     tampering_is_found_by_audit_verify(Backend::Postgres).await;
+}
+
+/// Writes `n` well-chained records straight into the table, 500 a statement.
+async fn bulk_chain(db: &Db, n: i64) {
+    let mut prev = stackgate::audit::GENESIS_HASH.to_string();
+    let mut tx = db.begin().await.unwrap();
+    for start in (1..=n).step_by(500) {
+        let mut values = Vec::new();
+        for seq in start..(start + 500).min(n + 1) {
+            let mut r = Record {
+                seq,
+                at: 1_800_000_000_000 + seq,
+                actor_id: Some("u1".into()),
+                actor_name: "Alice Anders".into(),
+                action: "request.submitted".into(),
+                object_type: "request".into(),
+                object_id: format!("r{}", seq % 997),
+                outcome: "success".into(),
+                detail: serde_json::json!({ "number": seq, "team": "payments", "region": "eu-west-2" }),
+                correlation_id: None,
+                source_ip: Some("127.0.0.1".into()),
+                prev_hash: prev.clone(),
+                hash: String::new(),
+            };
+            r.hash = r.compute_hash();
+            prev = r.hash.clone();
+            values.push(format!(
+                "({}, {}, 'u1', 'Alice Anders', 'request.submitted', 'request', '{}', 'success', \
+                 '{}', null, '127.0.0.1', '{}', '{}')",
+                r.seq, r.at, r.object_id, r.detail, r.prev_hash, r.hash
+            ));
+        }
+        let sql = format!(
+            "insert into audit_log (seq, at, actor_id, actor_name, action, object_type, object_id, \
+             outcome, detail_json, correlation_id, source_ip, prev_hash, hash) values {}",
+            values.join(", ")
+        );
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+    }
+    tx.commit().await.unwrap();
+}
+
+/// Not a test of the suite: the times of a first checkpoint, an incremental one and a full
+/// verification over 100,000 records. `cargo test --test it checkpoint_times -- --ignored --nocapture`
+async fn checkpoint_times(backend: Backend) {
+    let url = fresh_database(backend).await;
+    let db = Db::connect(&url).await.unwrap();
+    db.migrate().await.unwrap();
+    let key = AuditKey::generate();
+    bulk_chain(&db, 100_000).await;
+    let t = std::time::Instant::now();
+    let first = checkpoint_once(&db, &key).await.unwrap();
+    let first_time = t.elapsed();
+    assert_eq!(
+        first,
+        Outcome::Signed {
+            seq: 100_000,
+            verified: 100_000
+        }
+    );
+    append(&db, 100_001, 101_000).await;
+    let t = std::time::Instant::now();
+    let next = checkpoint_once(&db, &key).await.unwrap();
+    let next_time = t.elapsed();
+    assert_eq!(
+        next,
+        Outcome::Signed {
+            seq: 101_000,
+            verified: 1_000
+        }
+    );
+    let t = std::time::Instant::now();
+    let report = stackgate::audit::verify::verify_all(&db, &[key.public()])
+        .await
+        .unwrap();
+    let verify_time = t.elapsed();
+    assert!(!report.failed(), "{:?}", report.problems);
+    println!(
+        "{backend:?}: first checkpoint over 100000 records {first_time:?}, incremental over 1000 \
+         {next_time:?}, full verification of 101000 records and 2 checkpoints {verify_time:?}"
+    );
+    db.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement, run by hand"]
+async fn checkpoint_times_over_100k_records_on_sqlite() {
+    checkpoint_times(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement, run by hand"]
+async fn checkpoint_times_over_100k_records_on_postgres() {
+    checkpoint_times(Backend::Postgres).await;
 }

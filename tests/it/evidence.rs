@@ -43,7 +43,10 @@ fn flip(pack: &Value, pointer: &str) -> Value {
     let s = pack
         .pointer_mut(pointer)
         .unwrap_or_else(|| panic!("{pointer} in the pack"));
-    let mut text = s.as_str().unwrap_or_else(|| panic!("{pointer} is text")).to_string();
+    let mut text = s
+        .as_str()
+        .unwrap_or_else(|| panic!("{pointer} is text"))
+        .to_string();
     let last = text.pop().unwrap();
     text.push(if last == 'a' { 'b' } else { 'a' });
     *s = Value::String(text);
@@ -87,27 +90,62 @@ async fn a_deployed_requests_evidence_pack_verifies_offline(backend: Backend) {
     ));
 
     // The page links to it; the download is an attachment of JSON.
-    let page = alice.get(&format!("/requests/{id}")).await.text().await.unwrap();
-    assert!(page.contains(&format!("href=\"/requests/{id}/evidence\"")), "{page}");
+    let page = alice
+        .get(&format!("/requests/{id}"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains(&format!("href=\"/requests/{id}/evidence\"")),
+        "{page}"
+    );
     let resp = alice.get(&format!("/requests/{id}/evidence")).await;
     assert_eq!(resp.status(), StatusCode::OK);
-    let disposition = resp.headers()["content-disposition"].to_str().unwrap().to_string();
-    assert!(disposition.starts_with("attachment; filename=\"evidence-request-"), "{disposition}");
+    let disposition = resp.headers()["content-disposition"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        disposition.starts_with("attachment; filename=\"evidence-request-"),
+        "{disposition}"
+    );
     let pack: Value = resp.json().await.unwrap();
     assert_eq!(pack["request"]["id"], id.as_str());
     assert_eq!(pack["request"]["account_id"], DEV);
     assert_eq!(pack["request"]["region"], "eu-west-2");
     assert!(pack["request"]["params"].is_object());
-    assert!(pack["template"]["body"].as_str().is_some_and(|b| b.contains("AWS::EC2::VPC")));
+    assert!(
+        pack["template"]["body"]
+            .as_str()
+            .is_some_and(|b| b.contains("AWS::EC2::VPC"))
+    );
     let approval = &pack["approvals"][0]["approval"];
     assert_eq!(approval["approver_name"], "Bob Brandt", "{pack}");
-    assert!(approval["change_set_arn"].as_str().is_some_and(|a| a.contains(":changeSet/")));
+    assert!(
+        approval["change_set_arn"]
+            .as_str()
+            .is_some_and(|a| a.contains(":changeSet/"))
+    );
     assert!(approval["auth_time"].is_i64(), "{approval}");
-    assert!(pack["change_set"]["arn"].is_string(), "{}", pack["change_set"]);
+    assert!(
+        pack["change_set"]["arn"].is_string(),
+        "{}",
+        pack["change_set"]
+    );
     assert!(!pack["change_set"]["changes"].as_array().unwrap().is_empty());
     assert_eq!(pack["deployments"][0]["deployment"]["status"], "succeeded");
-    assert!(!pack["deployments"][0]["events"].as_array().unwrap().is_empty());
-    assert!(!pack["audit"]["proof"].as_array().unwrap().is_empty(), "{}", pack["audit"]);
+    assert!(
+        !pack["deployments"][0]["events"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        !pack["audit"]["proof"].as_array().unwrap().is_empty(),
+        "{}",
+        pack["audit"]
+    );
     assert_eq!(pack["signature"]["key_id"], key.key_id().as_str());
 
     // The API gives the same pack; someone of another team gets nothing; reads are audited.
@@ -118,7 +156,10 @@ async fn a_deployed_requests_evidence_pack_verifies_offline(backend: Backend) {
     assert_eq!(api["request"], pack["request"]);
     let grace = app.login("grace").await;
     assert_eq!(
-        grace.get(&format!("/requests/{id}/evidence")).await.status(),
+        grace
+            .get(&format!("/requests/{id}/evidence"))
+            .await
+            .status(),
         StatusCode::NOT_FOUND
     );
     let reads = stackgate::audit::store::for_object(&app.state.db, "request", &id)
@@ -133,7 +174,10 @@ async fn a_deployed_requests_evidence_pack_verifies_offline(backend: Backend) {
     let (code, out) = verify_pack(&pack, &key);
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("evidence pack verified"), "{out}");
-    assert!(out.contains("not yet covered by a signed checkpoint"), "{out}");
+    assert!(
+        out.contains("not yet covered by a signed checkpoint"),
+        "{out}"
+    );
     let (code, out) = verify_pack(&pack, &AuditKey::generate());
     assert_eq!(code, Some(1), "{out}");
     assert!(out.contains("pack signed by key "), "{out}");
@@ -142,10 +186,15 @@ async fn a_deployed_requests_evidence_pack_verifies_offline(backend: Backend) {
     let proof = pack["audit"]["proof"][0]["records"].as_array().unwrap();
     let last = proof.len() - 1;
     let last_seq = proof[last]["seq"].as_i64().unwrap();
-    let cp_seq = pack["audit"]["proof"][0]["checkpoint"]["seq"].as_i64().unwrap();
+    let cp_seq = pack["audit"]["proof"][0]["checkpoint"]["seq"]
+        .as_i64()
+        .unwrap();
     let cases = [
         ("/template/body", "template digest mismatch".to_string()),
-        ("/approvals/0/approval/content_hash", "approval 1: content hash mismatch".into()),
+        (
+            "/approvals/0/approval/content_hash",
+            "approval 1: content hash mismatch".into(),
+        ),
         (
             "/audit/records/0/actor_name",
             format!("audit record seq {first}: content does not match its hash"),
@@ -165,7 +214,10 @@ async fn a_deployed_requests_evidence_pack_verifies_offline(backend: Backend) {
         let (code, out) = verify_pack(&flip(&pack, pointer), &key);
         assert_eq!(code, Some(1), "{pointer}: {out}");
         assert!(out.contains("evidence pack invalid"), "{pointer}: {out}");
-        assert!(out.contains(&expected), "{pointer}: expected {expected:?}: {out}");
+        assert!(
+            out.contains(&expected),
+            "{pointer}: expected {expected:?}: {out}"
+        );
         assert!(out.contains("pack signature invalid"), "{pointer}: {out}");
     }
     app.stop().await;
@@ -179,6 +231,6 @@ async fn a_deployed_requests_evidence_pack_verifies_offline_and_names_each_tampe
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deployed_requests_evidence_pack_verifies_offline_and_names_each_tampered_part_on_postgres()
-{
+ {
     a_deployed_requests_evidence_pack_verifies_offline(Backend::Postgres).await;
 }
