@@ -133,6 +133,9 @@ pub struct Config {
     pub audit_signing_key: Option<crate::audit::keys::AuditKey>,
     /// `STACKGATE_AUDIT_CHECKPOINT_SECONDS`: how often the chain's head is signed (default 300).
     pub audit_checkpoint_seconds: u64,
+    /// `STACKGATE_AUDIT_EXPORT_BUCKET`: an S3 bucket with Object Lock (compliance mode) that
+    /// receives the checkpointed records and the checkpoints; needs the signing key.
+    pub audit_export_bucket: Option<String>,
 }
 
 /// The config file: the same settings in snake_case, plus `[[accounts]]`.
@@ -176,6 +179,7 @@ struct FileConfig {
     log_format: Option<String>,
     audit_signing_key_file: Option<String>,
     audit_checkpoint_seconds: Option<String>,
+    audit_export_bucket: Option<String>,
     #[serde(default)]
     teams: Vec<TeamConfig>,
     #[serde(default)]
@@ -377,6 +381,7 @@ impl Config {
             accounts: file.accounts.clone(),
             address_pools: checked_pools(file.address_pools.clone())?,
             log_json: s.log_json()?,
+            audit_export_bucket: s.audit_export_bucket()?,
             audit_signing_key: s.audit_signing_key()?,
             audit_checkpoint_seconds: match s.number(
                 "AUDIT_CHECKPOINT_SECONDS",
@@ -461,6 +466,23 @@ impl Settings<'_> {
                     format!("'{s}' is not a whole number"),
                 )
             }),
+        }
+    }
+
+    /// The export bucket, which exports only what signed checkpoints cover.
+    fn audit_export_bucket(&self) -> Result<Option<String>, ConfigError> {
+        let bucket = self.pick("AUDIT_EXPORT_BUCKET", &self.file.audit_export_bucket);
+        let keyed = self.pick("AUDIT_SIGNING_KEY", &None).is_some()
+            || self
+                .pick("AUDIT_SIGNING_KEY_FILE", &self.file.audit_signing_key_file)
+                .is_some();
+        match bucket {
+            Some(_) if !keyed => Err(err(
+                "STACKGATE_AUDIT_EXPORT_BUCKET",
+                "needs STACKGATE_AUDIT_SIGNING_KEY or STACKGATE_AUDIT_SIGNING_KEY_FILE: only \
+                 records covered by a signed checkpoint are exported",
+            )),
+            other => Ok(other),
         }
     }
 

@@ -122,10 +122,22 @@ pub async fn run(
                 every_seconds = state.config.audit_checkpoint_seconds,
                 "Audit checkpoints will be signed with this key."
             );
+            let exporter = match &state.config.audit_export_bucket {
+                Some(bucket) => Some(
+                    audit::export::Exporter::new(
+                        bucket,
+                        state.config.aws_endpoint_url.as_deref(),
+                        state.config.aws_region.as_deref(),
+                    )
+                    .await,
+                ),
+                None => None,
+            };
             Some(tokio::spawn(audit::checkpoint::run(
                 state.db.clone(),
                 key.clone(),
                 std::time::Duration::from_secs(state.config.audit_checkpoint_seconds),
+                exporter,
                 stop_rx.clone(),
             )))
         }

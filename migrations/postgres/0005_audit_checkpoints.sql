@@ -18,3 +18,11 @@ CREATE TRIGGER audit_checkpoints_no_update BEFORE UPDATE OR DELETE ON audit_chec
     FOR EACH ROW EXECUTE FUNCTION audit_checkpoints_append_only();
 CREATE TRIGGER audit_checkpoints_no_truncate BEFORE TRUNCATE ON audit_checkpoints
     FOR EACH STATEMENT EXECUTE FUNCTION audit_checkpoints_append_only();
+
+-- How far the audit export to the Object Lock bucket has been acknowledged (bar D5): one row
+-- per stream ('records', 'checkpoints'), the last seq written.
+CREATE TABLE audit_exports (
+    stream TEXT PRIMARY KEY,
+    acked_seq BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL
+);

@@ -16,3 +16,11 @@ CREATE TRIGGER audit_checkpoints_no_delete BEFORE DELETE ON audit_checkpoints
 BEGIN
     SELECT RAISE(ABORT, 'audit_checkpoints is append-only');
 END;
+
+-- How far the audit export to the Object Lock bucket has been acknowledged (bar D5): one row
+-- per stream ('records', 'checkpoints'), the last seq written.
+CREATE TABLE audit_exports (
+    stream TEXT PRIMARY KEY,
+    acked_seq INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+);

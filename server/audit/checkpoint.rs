@@ -160,11 +160,13 @@ pub async fn checkpoint_once(db: &Db, key: &AuditKey) -> anyhow::Result<Outcome>
     })
 }
 
-/// The periodic task: a checkpoint at start, then every `every`, and a last one at stop.
+/// The periodic task: a checkpoint at start, then every `every`, and a last one at stop; each
+/// followed by the export of what it covers, if a bucket is configured.
 pub async fn run(
     db: Db,
     key: AuditKey,
     every: std::time::Duration,
+    exporter: Option<super::export::Exporter>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let mut ticks = tokio::time::interval(every);
@@ -189,6 +191,21 @@ pub async fn run(
                 error = format!("{e:#}"),
                 "Could not write an audit checkpoint."
             ),
+        }
+        if let Some(x) = &exporter {
+            match x.export_once(&db, 100).await {
+                Ok(done) if done.objects > 0 => tracing::info!(
+                    audit.exported_up_to = done.records_acked,
+                    objects = done.objects,
+                    "Exported audit records to the Object Lock bucket."
+                ),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(
+                    error = format!("{e:#}"),
+                    "Could not export the audit log; the next pass resumes from the last \
+                     acknowledged record."
+                ),
+            }
         }
         if stopping {
             return;

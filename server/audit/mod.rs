@@ -6,6 +6,7 @@ pub mod checkpoint;
 pub mod cli;
 pub mod evidence;
 pub mod evidence_routes;
+pub mod export;
 pub mod keys;
 pub mod pack_verify;
 pub mod routes;

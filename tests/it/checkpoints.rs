@@ -360,3 +360,176 @@ async fn checkpoint_times_over_100k_records_on_sqlite() {
 async fn checkpoint_times_over_100k_records_on_postgres() {
     checkpoint_times(Backend::Postgres).await;
 }
+
+/// A bucket with Object Lock and a default retention in compliance mode, as production has.
+async fn locked_bucket(x: &stackgate::audit::export::Exporter) {
+    use aws_sdk_s3::types::{
+        DefaultRetention, ObjectLockConfiguration, ObjectLockEnabled, ObjectLockRetentionMode,
+        ObjectLockRule,
+    };
+    x.client
+        .create_bucket()
+        .bucket(&x.bucket)
+        .object_lock_enabled_for_bucket(true)
+        .send()
+        .await
+        .unwrap();
+    let retention = DefaultRetention::builder()
+        .mode(ObjectLockRetentionMode::Compliance)
+        .days(365)
+        .build();
+    x.client
+        .put_object_lock_configuration()
+        .bucket(&x.bucket)
+        .object_lock_configuration(
+            ObjectLockConfiguration::builder()
+                .object_lock_enabled(ObjectLockEnabled::Enabled)
+                .rule(
+                    ObjectLockRule::builder()
+                        .default_retention(retention)
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_export_resumes_after_a_lost_acknowledgement_with_no_gap_or_overlap_and_locked_objects_cannot_be_deleted()
+ {
+    use stackgate::audit::export::{Exporter, acked};
+    let endpoint = crate::support::harness_env("STACKGATE_TEST_AWS_ENDPOINT");
+    let url = fresh_database(Backend::Sqlite).await;
+    let db = Db::connect(&url).await.unwrap();
+    db.migrate().await.unwrap();
+    let key = AuditKey::generate();
+    bulk_chain(&db, 2500).await;
+    checkpoint_once(&db, &key).await.unwrap();
+    append(&db, 2501, 2510).await;
+    checkpoint_once(&db, &key).await.unwrap();
+    // Not yet under a checkpoint: not exported.
+    append(&db, 2511, 2515).await;
+    let bucket = format!(
+        "sg-audit-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    );
+    let x = Exporter::new(&bucket, Some(&endpoint), Some("us-east-1")).await;
+    locked_bucket(&x).await;
+
+    // A first pass is stopped after two objects, and the second one's acknowledgement is lost
+    // (as if the process was killed between the upload and the database commit).
+    let first = x.export_once(&db, 2).await.unwrap();
+    assert_eq!((first.objects, first.records_acked), (2, 2000));
+    sqlx::query("update audit_exports set acked_seq = 1000 where stream = 'records'")
+        .execute(db.pool())
+        .await
+        .unwrap();
+    let again = x.export_once(&db, 100).await.unwrap();
+    assert_eq!((again.records_acked, again.checkpoints_acked), (2510, 2510));
+    assert_eq!(acked(&db, "records").await.unwrap(), 2510);
+    assert_eq!(
+        x.export_once(&db, 100).await.unwrap().objects,
+        0,
+        "nothing new"
+    );
+
+    let listed = x
+        .client
+        .list_objects_v2()
+        .bucket(&bucket)
+        .send()
+        .await
+        .unwrap();
+    let keys: Vec<String> = listed
+        .contents()
+        .iter()
+        .filter_map(|o| o.key().map(String::from))
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "audit/000000000001-000000001000.jsonl",
+            "audit/000000001001-000000002000.jsonl",
+            "audit/000000002001-000000002500.jsonl",
+            "audit/000000002501-000000002510.jsonl",
+            "checkpoints/000000002500.json",
+            "checkpoints/000000002510.json",
+        ]
+    );
+    // Together the objects are the chain, once, in order, and it verifies.
+    let mut exported: Vec<Record> = Vec::new();
+    for k in keys.iter().filter(|k| k.starts_with("audit/")) {
+        let body = x
+            .client
+            .get_object()
+            .bucket(&bucket)
+            .key(k)
+            .send()
+            .await
+            .unwrap();
+        let bytes = body.body.collect().await.unwrap().into_bytes();
+        for line in std::str::from_utf8(&bytes).unwrap().lines() {
+            exported.push(serde_json::from_str(line).unwrap());
+        }
+    }
+    let v = stackgate::audit::verify_records(&exported);
+    assert_eq!(
+        (v.records, v.verified_up_to, v.broken_at),
+        (2510, 2510, None)
+    );
+    // The rewritten object is a second version with the same bytes.
+    let versions = x
+        .client
+        .list_object_versions()
+        .bucket(&bucket)
+        .prefix("audit/000000001001-")
+        .send()
+        .await
+        .unwrap();
+    let etags: Vec<&str> = versions
+        .versions()
+        .iter()
+        .filter_map(|v| v.e_tag())
+        .collect();
+    assert_eq!(etags.len(), 2, "{versions:?}");
+    assert_eq!(etags[0], etags[1]);
+
+    // A locked version cannot be deleted, and is still there.
+    let first_key = "audit/000000000001-000000001000.jsonl";
+    let head = x
+        .client
+        .head_object()
+        .bucket(&bucket)
+        .key(first_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        head.object_lock_mode().map(|m| m.as_str()),
+        Some("COMPLIANCE")
+    );
+    let denied = x
+        .client
+        .delete_object()
+        .bucket(&bucket)
+        .key(first_key)
+        .version_id(head.version_id().unwrap())
+        .send()
+        .await;
+    let code = denied
+        .err()
+        .and_then(|e| e.into_service_error().meta().code().map(String::from));
+    assert_eq!(code.as_deref(), Some("AccessDenied"));
+    assert!(
+        x.client
+            .get_object()
+            .bucket(&bucket)
+            .key(first_key)
+            .send()
+            .await
+            .is_ok()
+    );
+    db.close().await;
+}
