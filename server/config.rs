@@ -697,6 +697,70 @@ mod tests {
     }
 
     #[test]
+    fn the_audit_key_comes_from_the_variable_or_a_file_and_bad_settings_name_themselves() {
+        let key = crate::audit::keys::AuditKey::generate();
+        let pem = key.to_pem().unwrap_or_default();
+        let file = std::env::temp_dir().join(format!("sg-key-{}", uuid::Uuid::new_v4().simple()));
+        let _ = std::fs::write(&file, &pem);
+        let with = |pairs: &[(&str, &str)]| {
+            let mut vars = base();
+            for (k, v) in pairs {
+                vars.insert(k.to_string(), v.to_string());
+            }
+            Config::from_vars(&vars)
+        };
+        let id = |c: Result<Config, ConfigError>| c.ok()?.audit_signing_key.map(|k| k.key_id());
+        assert_eq!(id(with(&[])), None);
+        assert_eq!(
+            id(with(&[("STACKGATE_AUDIT_SIGNING_KEY", &pem)])),
+            Some(key.key_id())
+        );
+        let path = file.display().to_string();
+        assert_eq!(
+            id(with(&[("STACKGATE_AUDIT_SIGNING_KEY_FILE", &path)])),
+            Some(key.key_id())
+        );
+        for (pairs, setting, says) in [
+            (
+                vec![("STACKGATE_AUDIT_SIGNING_KEY", "bm90IGEga2V5")],
+                "STACKGATE_AUDIT_SIGNING_KEY",
+                "32 bytes",
+            ),
+            (
+                vec![
+                    ("STACKGATE_AUDIT_SIGNING_KEY", pem.as_str()),
+                    ("STACKGATE_AUDIT_SIGNING_KEY_FILE", path.as_str()),
+                ],
+                "STACKGATE_AUDIT_SIGNING_KEY",
+                "not both",
+            ),
+            (
+                vec![("STACKGATE_AUDIT_SIGNING_KEY_FILE", "/nonexistent/key.pem")],
+                "STACKGATE_AUDIT_SIGNING_KEY_FILE",
+                "cannot read",
+            ),
+            (
+                vec![("STACKGATE_AUDIT_EXPORT_BUCKET", "audit-archive")],
+                "STACKGATE_AUDIT_EXPORT_BUCKET",
+                "needs STACKGATE_AUDIT_SIGNING_KEY",
+            ),
+            (
+                vec![("STACKGATE_AUDIT_CHECKPOINT_SECONDS", "0")],
+                "STACKGATE_AUDIT_CHECKPOINT_SECONDS",
+                "between 1 and 86400",
+            ),
+        ] {
+            let e = with(&pairs).err().map(|e| (e.setting, e.message));
+            assert!(
+                e.as_ref()
+                    .is_some_and(|(s, m)| s == setting && m.contains(says)),
+                "{pairs:?}: {e:?}"
+            );
+        }
+        let _ = std::fs::remove_file(&file);
+    }
+
+    #[test]
     fn address_pools_default_per_class_and_bad_ones_name_the_setting() -> Result<(), ConfigError> {
         let pools = Config::from_vars(&base())?.address_pools;
         assert_eq!(pools, AddressPool::defaults());
