@@ -89,6 +89,12 @@ fn check_audit(pack: &Value, key: &PublicKey, rep: &mut PackReport) {
             return;
         }
     };
+    if pack.pointer("/audit/truncated") == Some(&Value::Bool(true)) {
+        rep.warnings.push(format!(
+            "the pack holds only the request's first {} audit records",
+            listed.len()
+        ));
+    }
     // Every proof segment: a signed checkpoint, and records that chain up to its head.
     let mut proven: Vec<Record> = Vec::new();
     let segments = pack
