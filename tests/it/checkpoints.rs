@@ -407,7 +407,21 @@ async fn the_export_resumes_after_a_lost_acknowledgement_with_no_gap_or_overlap_
     let key = AuditKey::generate();
     bulk_chain(&db, 2500).await;
     checkpoint_once(&db, &key).await.unwrap();
-    append(&db, 2501, 2510).await;
+    append(&db, 2501, 2505).await;
+    // Hostile text in records (bar D6): line breaks, an ANSI escape, quotes, bidi overrides,
+    // a megabyte. Each record must stay one JSON line in the export.
+    let hostile = [
+        "line\r\nbreak".to_string(),
+        "\u{1b}[31mred\u{1b}[0m".to_string(),
+        "\"},{\"forged\":true".to_string(),
+        "\u{202e}txt.exe\u{202c}".to_string(),
+        "x".repeat(1 << 20),
+    ];
+    for h in &hostile {
+        let entry = Entry::new(&Actor::system(h), "request.submitted", "request", h.clone())
+            .detail(serde_json::json!({ "title": h }));
+        store::append_alone(&db, entry).await.unwrap();
+    }
     checkpoint_once(&db, &key).await.unwrap();
     // Not yet under a checkpoint: not exported.
     append(&db, 2511, 2515).await;
@@ -470,10 +484,22 @@ async fn the_export_resumes_after_a_lost_acknowledgement_with_no_gap_or_overlap_
             .await
             .unwrap();
         let bytes = body.body.collect().await.unwrap().into_bytes();
-        for line in std::str::from_utf8(&bytes).unwrap().lines() {
+        let lines: Vec<&str> = std::str::from_utf8(&bytes).unwrap().lines().collect();
+        let (from, to) = k[6..k.len() - 6].split_once('-').unwrap();
+        let expected = to.parse::<usize>().unwrap() - from.parse::<usize>().unwrap() + 1;
+        assert_eq!(lines.len(), expected, "{k}: one record a line");
+        for line in lines {
             exported.push(serde_json::from_str(line).unwrap());
         }
     }
+    let titles: Vec<&str> = exported[2505..]
+        .iter()
+        .filter_map(|r| r.detail["title"].as_str())
+        .collect();
+    assert_eq!(
+        titles,
+        hostile.iter().map(String::as_str).collect::<Vec<_>>()
+    );
     let v = stackgate::audit::verify_records(&exported);
     assert_eq!(
         (v.records, v.verified_up_to, v.broken_at),
