@@ -559,3 +559,78 @@ async fn the_export_resumes_after_a_lost_acknowledgement_with_no_gap_or_overlap_
     );
     db.close().await;
 }
+
+#[test]
+fn audit_keygen_writes_a_private_key_file_once_and_prints_the_public_key() {
+    let dir = std::env::temp_dir().join(format!("sg-keygen-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("audit.pem");
+    let keygen = || {
+        Command::new(env!("CARGO_BIN_EXE_stackgate"))
+            .args(["audit-keygen", "--out"])
+            .arg(&file)
+            .output()
+            .unwrap()
+    };
+    let out = keygen();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    let key = AuditKey::parse(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    assert!(
+        text.contains(&format!("public key: {}\n", key.public().encoded())),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("key id: {}", key.key_id())),
+        "{text}"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    // Never overwritten: the key that signed checkpoints is not lost by a second run.
+    let again = keygen();
+    assert_eq!(again.status.code(), Some(2));
+    assert!(
+        String::from_utf8(again.stderr)
+            .unwrap()
+            .contains("exists already")
+    );
+    let same = AuditKey::parse(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    assert_eq!(same.key_id(), key.key_id());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_checkpointing_at_once_on_postgres_sign_the_head_once() {
+    let c = chain(Backend::Postgres).await;
+    let replicas: Vec<Db> = futures_util::future::join_all((0..3).map(|_| Db::connect(&c.url)))
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    let outcomes =
+        futures_util::future::join_all(replicas.iter().map(|db| checkpoint_once(db, &c.key))).await;
+    let signed = outcomes
+        .iter()
+        .filter(|o| matches!(o, Ok(Outcome::Signed { seq: 25, .. })))
+        .count();
+    assert_eq!(signed, 1, "{outcomes:?}");
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| matches!(o, Ok(Outcome::Signed { .. } | Outcome::UpToDate)))
+    );
+    let seqs: Vec<i64> = stackgate::audit::checkpoint::after(&c.db, 0, 100)
+        .await
+        .unwrap()
+        .iter()
+        .map(|cp| cp.seq)
+        .collect();
+    assert_eq!(seqs, [10, 20, 25]);
+    for db in replicas {
+        db.close().await;
+    }
+    c.db.close().await;
+}
