@@ -610,8 +610,9 @@ impl Settings<'_> {
                 let (flag, group) = pair
                     .split_once('=')
                     .ok_or_else(|| err(name, format!("'{pair}': write flag=group")))?;
-                let flag = RiskFlag::parse(flag.trim())
-                    .ok_or_else(|| err(name, format!("'{}' is not a risk flag", flag.trim())))?;
+                let flag = RiskFlag::parse(flag.trim()).ok_or_else(|| {
+                    err(name, format!("'{}' is not a risk flag", flag.trim()))
+                })?;
                 let group = group.trim();
                 if group.is_empty() {
                     return Err(err(name, format!("'{pair}': name the approver group")));
@@ -631,12 +632,10 @@ impl Settings<'_> {
             let (class, window) = part
                 .split_once('=')
                 .ok_or_else(|| err(name, format!("'{part}': write class=Mon-Thu 09:00-16:00")))?;
-            let class: EnvClass = class.trim().parse().map_err(|_| {
-                err(
-                    name,
-                    format!("'{}' is not an environment class", class.trim()),
-                )
-            })?;
+            let class: EnvClass = class
+                .trim()
+                .parse()
+                .map_err(|_| err(name, format!("'{}' is not an environment class", class.trim())))?;
             let window = ChangeWindow::parse(window).map_err(|e| err(name, e))?;
             out.entry(class).or_default().push(window);
         }

@@ -346,7 +346,8 @@ pub async fn review_emergency(
         ));
     }
     let groups = store::groups_of(&mut *tx, &user.id).await?;
-    if emergency.released_by == user.id || refusal(user, &groups, &request, &state.config).is_some()
+    if emergency.released_by == user.id
+        || refusal(user, &groups, &request, &state.config).is_some()
     {
         return Err(AppError::Forbidden(
             "A second person, an approver for the team who neither requested nor released the \

@@ -157,12 +157,7 @@ impl Quorum {
 /// Counts the approvals of a request as its rules say: distinct people, not the requester, not
 /// disabled, still approvers of the team (or of a group its flags call for), approving no longer
 /// ago than the configured age; and one from each group the flags call for (bars C4, C8).
-pub fn quorum(
-    request: &ServiceRequest,
-    approvers: &[Approver],
-    config: &Config,
-    now: i64,
-) -> Quorum {
+pub fn quorum(request: &ServiceRequest, approvers: &[Approver], config: &Config, now: i64) -> Quorum {
     let routed = routed_groups(&request.risk_flags, config);
     let mut eligible: Vec<&Approver> = Vec::new();
     let mut problems = Vec::new();
@@ -207,11 +202,7 @@ pub fn auto_approvable(request: &ServiceRequest, config: &Config) -> bool {
     config.auto_approve_dev
         && request.env_class == crate::ids::EnvClass::Dev
         && request.risk_flags.is_empty()
-        && request
-            .policy
-            .get("passed")
-            .and_then(serde_json::Value::as_bool)
-            == Some(true)
+        && request.policy.get("passed").and_then(serde_json::Value::as_bool) == Some(true)
 }
 
 #[cfg(test)]
@@ -241,28 +232,10 @@ mod tests {
 
     #[test]
     fn the_approval_hash_binds_the_change_set() {
-        let a = approval_hash(
-            "content",
-            "arn:aws:cloudformation:eu-west-2:1:changeSet/a/1",
-        );
-        assert_eq!(
-            a,
-            approval_hash(
-                "content",
-                "arn:aws:cloudformation:eu-west-2:1:changeSet/a/1"
-            )
-        );
-        assert_ne!(
-            a,
-            approval_hash(
-                "content",
-                "arn:aws:cloudformation:eu-west-2:1:changeSet/b/2"
-            )
-        );
-        assert_ne!(
-            a,
-            approval_hash("other", "arn:aws:cloudformation:eu-west-2:1:changeSet/a/1")
-        );
+        let a = approval_hash("content", "arn:aws:cloudformation:eu-west-2:1:changeSet/a/1");
+        assert_eq!(a, approval_hash("content", "arn:aws:cloudformation:eu-west-2:1:changeSet/a/1"));
+        assert_ne!(a, approval_hash("content", "arn:aws:cloudformation:eu-west-2:1:changeSet/b/2"));
+        assert_ne!(a, approval_hash("other", "arn:aws:cloudformation:eu-west-2:1:changeSet/a/1"));
         assert_eq!(a.len(), 64);
     }
 
@@ -274,20 +247,10 @@ mod tests {
         r.env_class = EnvClass::Prod;
         let team = ["payments-approvers"];
         // (a) the same approver twice counts once (C4).
-        let q = quorum(
-            &r,
-            &[approver("bob", &team, now), approver("bob", &team, now)],
-            &c,
-            now,
-        );
+        let q = quorum(&r, &[approver("bob", &team, now), approver("bob", &team, now)], &c, now);
         assert_eq!((q.have, q.need, q.met()), (1, 2, false));
         assert_eq!(q.needs(), "1 more approval");
-        let q = quorum(
-            &r,
-            &[approver("bob", &team, now), approver("ben", &team, now)],
-            &c,
-            now,
-        );
+        let q = quorum(&r, &[approver("bob", &team, now), approver("ben", &team, now)], &c, now);
         assert!(q.met(), "{q:?}");
         // The requester, a disabled user, an expired approval and an outsider do not count.
         let mut off = approver("dan", &team, now);
@@ -295,12 +258,7 @@ mod tests {
         let old = approver("old", &team, now - c.approval_max_age_ms - 1);
         let q = quorum(
             &r,
-            &[
-                approver("alice", &team, now),
-                off,
-                old,
-                approver("lena", &["lending-approvers"], now),
-            ],
+            &[approver("alice", &team, now), off, old, approver("lena", &["lending-approvers"], now)],
             &c,
             now,
         );
@@ -308,27 +266,11 @@ mod tests {
         assert_eq!(q.problems.len(), 4, "{q:?}");
         // A stateful replacement needs one of dba-approvers among them.
         r.risk_flags = vec![RiskFlag::StatefulReplacement];
-        let q = quorum(
-            &r,
-            &[approver("bob", &team, now), approver("ben", &team, now)],
-            &c,
-            now,
-        );
+        let q = quorum(&r, &[approver("bob", &team, now), approver("ben", &team, now)], &c, now);
         assert!(!q.met());
         assert_eq!(q.needs(), "1 of dba-approvers");
-        let q = quorum(
-            &r,
-            &[
-                approver("bob", &team, now),
-                approver("dora", &["dba-approvers"], now),
-            ],
-            &c,
-            now,
-        );
-        assert!(
-            q.met(),
-            "a member of the routed group counts towards both: {q:?}"
-        );
+        let q = quorum(&r, &[approver("bob", &team, now), approver("dora", &["dba-approvers"], now)], &c, now);
+        assert!(q.met(), "a member of the routed group counts towards both: {q:?}");
     }
 
     #[test]
@@ -337,10 +279,7 @@ mod tests {
         let dora = user("dora", Roles::default());
         let dba = vec!["dba-approvers".to_string()];
         let mut r = request("alice");
-        assert_eq!(
-            refusal(&dora, &dba, &r, &c).map(|x| x.0),
-            Some("approval.denied_role")
-        );
+        assert_eq!(refusal(&dora, &dba, &r, &c).map(|x| x.0), Some("approval.denied_role"));
         r.risk_flags = vec![RiskFlag::StatefulReplacement];
         assert_eq!(refusal(&dora, &dba, &r, &c), None);
     }

@@ -13,8 +13,8 @@ use serde::Deserialize;
 
 use super::actions::DecisionInput;
 use super::views::{
-    ApprovalView, ChangeSetPanel, EmergencyView, InboxPage, ShowPage, TimelineItem, display_value,
-    resource_summary, stored_policy_rows, timeline_text,
+    ApprovalView, ChangeSetPanel, EmergencyView, InboxPage, ShowPage, TimelineItem,
+    display_value, resource_summary, stored_policy_rows, timeline_text,
 };
 use super::{Decision, DecisionOutcome, actions, approval_hash, quorum, refusal, store};
 use crate::auth::sessions::confirm_groups;
@@ -39,10 +39,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/requests/{id}", get(show_api))
         .route("/api/v1/requests/{id}/cancel", post(cancel_api))
         .route("/api/v1/requests/{id}/emergency", post(emergency_api))
-        .route(
-            "/api/v1/requests/{id}/emergency-review",
-            post(emergency_review_api),
-        )
+        .route("/api/v1/requests/{id}/emergency-review", post(emergency_review_api))
         .route("/api/v1/requests/{id}/{decision}", post(decide_api))
 }
 
@@ -158,10 +155,9 @@ async fn show_page(
         reviewed_by: e.reviewed_by_name.clone(),
         review_comment: e.review_comment.clone().unwrap_or_default(),
     });
-    let can_review_emergency = r
-        .emergency
-        .as_ref()
-        .is_some_and(|e| e.reviewed_at.is_none() && e.released_by != user.id && refusal.is_none());
+    let can_review_emergency = r.emergency.as_ref().is_some_and(|e| {
+        e.reviewed_at.is_none() && e.released_by != user.id && refusal.is_none()
+    });
     Ok(ShowPage {
         layout: Layout::new(state.gate.as_ref(), user, "home").await?,
         environment,
@@ -386,12 +382,8 @@ async fn show_api(
     let arn = latest
         .and_then(|d| d.change_set_arn.clone())
         .unwrap_or_default();
-    let approvers = store::approvers(
-        state.db.pool(),
-        &r.id,
-        &approval_hash(&r.content_hash, &arn),
-    )
-    .await?;
+    let approvers =
+        store::approvers(state.db.pool(), &r.id, &approval_hash(&r.content_hash, &arn)).await?;
     let q = quorum(&r, &approvers, &state.config, crate::db::now_ms());
     let change_set = latest
         .filter(|d| d.change_set_arn.is_some())

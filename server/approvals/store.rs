@@ -31,10 +31,7 @@ pub async fn insert(
     .bind(d.approver_id.to_string())
     .bind(d.decision.as_str())
     .bind(d.comment.to_string())
-    .bind(super::approval_hash(
-        &request.content_hash,
-        d.change_set_arn,
-    ))
+    .bind(super::approval_hash(&request.content_hash, d.change_set_arn))
     .bind(d.change_set_arn.to_string())
     .bind(d.auth_time)
     .bind(now_ms())

@@ -130,17 +130,10 @@ pub fn flags(
     }
     let base_resources = base.map(resources).unwrap_or_default();
     let new_resources = resources(new);
-    let before = |id: &str| {
-        base_resources
-            .iter()
-            .find(|(k, _)| k == id)
-            .map(|(_, v)| *v)
-    };
+    let before = |id: &str| base_resources.iter().find(|(k, _)| k == id).map(|(_, v)| *v);
     if new_resources.iter().any(|(id, r)| {
         let old_rules = before(id).map(world_open_rules).unwrap_or_default();
-        world_open_rules(r)
-            .iter()
-            .any(|rule| !old_rules.contains(rule))
+        world_open_rules(r).iter().any(|rule| !old_rules.contains(rule))
     }) {
         out.push(RiskFlag::NetworkWidening);
     }
@@ -239,9 +232,9 @@ fn protection_removed(old: &Value, new: &Value) -> bool {
         return false;
     };
     let new_has = |k: &str| np.and_then(|m| m.get(k));
-    let flag_dropped = PROTECTING_FLAGS
-        .iter()
-        .any(|k| op.get(*k).is_some_and(truthy) && !new_has(k).is_some_and(truthy));
+    let flag_dropped = PROTECTING_FLAGS.iter().any(|k| {
+        op.get(*k).is_some_and(truthy) && !new_has(k).is_some_and(truthy)
+    });
     let block_dropped = PROTECTING_BLOCKS
         .iter()
         .any(|k| op.contains_key(*k) && new_has(k).is_none());
@@ -270,24 +263,11 @@ mod tests {
     #[test]
     fn replacing_or_removing_a_stateful_resource_is_flagged_but_modifying_in_place_is_not() {
         let t = template(json!({}));
-        for (action, replacement) in [
-            ("Modify", Some("True")),
-            ("Modify", Some("Conditional")),
-            ("Remove", None),
-        ] {
+        for (action, replacement) in [("Modify", Some("True")), ("Modify", Some("Conditional")), ("Remove", None)] {
             let c = [change("Db", "AWS::RDS::DBInstance", action, replacement)];
-            assert_eq!(
-                flags(&c, Some(&t), &t, 50),
-                vec![RiskFlag::StatefulReplacement],
-                "{action} {replacement:?}"
-            );
+            assert_eq!(flags(&c, Some(&t), &t, 50), vec![RiskFlag::StatefulReplacement], "{action} {replacement:?}");
         }
-        let in_place = [change(
-            "Db",
-            "AWS::RDS::DBInstance",
-            "Modify",
-            Some("False"),
-        )];
+        let in_place = [change("Db", "AWS::RDS::DBInstance", "Modify", Some("False"))];
         assert!(flags(&in_place, Some(&t), &t, 50).is_empty());
         let stateless = [change("Sg", "AWS::EC2::SecurityGroup", "Remove", None)];
         assert!(flags(&stateless, Some(&t), &t, 50).is_empty());
@@ -296,124 +276,61 @@ mod tests {
     #[test]
     fn a_new_world_open_rule_is_flagged_and_an_unchanged_one_is_not() {
         let sg = |cidr: &str| {
-            template(
-                json!({ "Sg": { "Type": "AWS::EC2::SecurityGroup", "Properties": {
-                    "SecurityGroupIngress": [{ "IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "CidrIp": cidr }]
-                }}}),
-            )
+            template(json!({ "Sg": { "Type": "AWS::EC2::SecurityGroup", "Properties": {
+                "SecurityGroupIngress": [{ "IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "CidrIp": cidr }]
+            }}}))
         };
         let closed = sg("10.0.0.0/16");
         let open = sg("0.0.0.0/0");
-        assert_eq!(
-            flags(&[], Some(&closed), &open, 50),
-            vec![RiskFlag::NetworkWidening]
-        );
-        assert_eq!(
-            flags(&[], None, &open, 50),
-            vec![RiskFlag::NetworkWidening],
-            "a new stack"
-        );
-        assert!(
-            flags(&[], Some(&open), &open, 50).is_empty(),
-            "already open"
-        );
-        let v6 = template(
-            json!({ "In": { "Type": "AWS::EC2::SecurityGroupIngress", "Properties": {
-            "GroupId": "sg-1", "IpProtocol": "-1", "CidrIpv6": "::/0" }}}),
-        );
-        assert_eq!(
-            flags(&[], Some(&closed), &v6, 50),
-            vec![RiskFlag::NetworkWidening]
-        );
-        let acl = |egress: bool, action: &str| {
-            template(
-                json!({ "E": { "Type": "AWS::EC2::NetworkAclEntry", "Properties": {
-            "CidrBlock": "0.0.0.0/0", "Egress": egress, "RuleAction": action, "RuleNumber": 100, "Protocol": 6 }}}),
-            )
-        };
-        assert_eq!(
-            flags(&[], None, &acl(false, "allow"), 50),
-            vec![RiskFlag::NetworkWidening]
-        );
-        assert!(
-            flags(&[], None, &acl(true, "allow"), 50).is_empty(),
-            "egress"
-        );
-        assert!(
-            flags(&[], None, &acl(false, "deny"), 50).is_empty(),
-            "a deny"
-        );
+        assert_eq!(flags(&[], Some(&closed), &open, 50), vec![RiskFlag::NetworkWidening]);
+        assert_eq!(flags(&[], None, &open, 50), vec![RiskFlag::NetworkWidening], "a new stack");
+        assert!(flags(&[], Some(&open), &open, 50).is_empty(), "already open");
+        let v6 = template(json!({ "In": { "Type": "AWS::EC2::SecurityGroupIngress", "Properties": {
+            "GroupId": "sg-1", "IpProtocol": "-1", "CidrIpv6": "::/0" }}}));
+        assert_eq!(flags(&[], Some(&closed), &v6, 50), vec![RiskFlag::NetworkWidening]);
+        let acl = |egress: bool, action: &str| template(json!({ "E": { "Type": "AWS::EC2::NetworkAclEntry", "Properties": {
+            "CidrBlock": "0.0.0.0/0", "Egress": egress, "RuleAction": action, "RuleNumber": 100, "Protocol": 6 }}}));
+        assert_eq!(flags(&[], None, &acl(false, "allow"), 50), vec![RiskFlag::NetworkWidening]);
+        assert!(flags(&[], None, &acl(true, "allow"), 50).is_empty(), "egress");
+        assert!(flags(&[], None, &acl(false, "deny"), 50).is_empty(), "a deny");
     }
 
     #[test]
     fn iam_changes_are_flagged_from_the_change_set_or_the_template() {
-        let role = |policy: &str| {
-            template(
-                json!({ "R": { "Type": "AWS::IAM::Role", "Properties": { "Description": policy }}}),
-            )
-        };
+        let role = |policy: &str| template(json!({ "R": { "Type": "AWS::IAM::Role", "Properties": { "Description": policy }}}));
         let a = role("a");
         assert!(flags(&[], Some(&a), &a, 50).is_empty());
-        assert_eq!(
-            flags(&[], Some(&a), &role("b"), 50),
-            vec![RiskFlag::IamChange]
-        );
+        assert_eq!(flags(&[], Some(&a), &role("b"), 50), vec![RiskFlag::IamChange]);
         let empty = template(json!({}));
-        assert_eq!(
-            flags(&[], Some(&a), &empty, 50),
-            vec![RiskFlag::IamChange],
-            "removed"
-        );
+        assert_eq!(flags(&[], Some(&a), &empty, 50), vec![RiskFlag::IamChange], "removed");
         let c = [change("P", "AWS::IAM::ManagedPolicy", "Add", None)];
-        assert_eq!(
-            flags(&c, Some(&empty), &empty, 50),
-            vec![RiskFlag::IamChange]
-        );
+        assert_eq!(flags(&c, Some(&empty), &empty, 50), vec![RiskFlag::IamChange]);
     }
 
     #[test]
     fn turning_protection_encryption_or_logging_off_is_flagged() {
-        let db = |p: Value| {
-            template(json!({ "Db": { "Type": "AWS::RDS::DBInstance", "Properties": p }}))
-        };
-        let protected =
-            db(json!({ "DeletionProtection": true, "StorageEncrypted": true, "KmsKeyId": "k" }));
+        let db = |p: Value| template(json!({ "Db": { "Type": "AWS::RDS::DBInstance", "Properties": p }}));
+        let protected = db(json!({ "DeletionProtection": true, "StorageEncrypted": true, "KmsKeyId": "k" }));
         for weaker in [
             db(json!({ "DeletionProtection": false, "StorageEncrypted": true, "KmsKeyId": "k" })),
             db(json!({ "StorageEncrypted": true, "KmsKeyId": "k" })),
             db(json!({ "DeletionProtection": true, "StorageEncrypted": "false", "KmsKeyId": "k" })),
             db(json!({ "DeletionProtection": true, "StorageEncrypted": true })),
         ] {
-            assert_eq!(
-                flags(&[], Some(&protected), &weaker, 50),
-                vec![RiskFlag::ProtectionOff],
-                "{weaker}"
-            );
+            assert_eq!(flags(&[], Some(&protected), &weaker, 50), vec![RiskFlag::ProtectionOff], "{weaker}");
         }
         assert!(flags(&[], Some(&protected), &protected, 50).is_empty());
-        let trail = template(
-            json!({ "T": { "Type": "AWS::CloudTrail::Trail", "Properties": { "IsLogging": true }}}),
-        );
-        assert_eq!(
-            flags(&[], Some(&trail), &template(json!({})), 50),
-            vec![RiskFlag::ProtectionOff]
-        );
-        let retained = template(
-            json!({ "B": { "Type": "AWS::S3::Bucket", "DeletionPolicy": "Retain", "Properties": {} }}),
-        );
+        let trail = template(json!({ "T": { "Type": "AWS::CloudTrail::Trail", "Properties": { "IsLogging": true }}}));
+        assert_eq!(flags(&[], Some(&trail), &template(json!({})), 50), vec![RiskFlag::ProtectionOff]);
+        let retained = template(json!({ "B": { "Type": "AWS::S3::Bucket", "DeletionPolicy": "Retain", "Properties": {} }}));
         let deletable = template(json!({ "B": { "Type": "AWS::S3::Bucket", "Properties": {} }}));
-        assert_eq!(
-            flags(&[], Some(&retained), &deletable, 50),
-            vec![RiskFlag::ProtectionOff]
-        );
+        assert_eq!(flags(&[], Some(&retained), &deletable, 50), vec![RiskFlag::ProtectionOff]);
     }
 
     #[test]
     fn more_changes_than_the_threshold_is_a_large_change() {
         let t = template(json!({}));
-        let many: Vec<Change> = (0..3)
-            .map(|i| change(&format!("S{i}"), "AWS::SNS::Topic", "Add", None))
-            .collect();
+        let many: Vec<Change> = (0..3).map(|i| change(&format!("S{i}"), "AWS::SNS::Topic", "Add", None)).collect();
         assert!(flags(&many, None, &t, 3).is_empty());
         assert_eq!(flags(&many, None, &t, 2), vec![RiskFlag::LargeChange]);
     }

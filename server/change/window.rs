@@ -118,21 +118,12 @@ mod tests {
     #[test]
     fn windows_parse_ranges_lists_and_wrapping_days() {
         let w = ChangeWindow::parse("Mon-Thu 09:00-16:00").unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(
-            w.days,
-            vec![Weekday::Mon, Weekday::Tue, Weekday::Wed, Weekday::Thu]
-        );
+        assert_eq!(w.days, vec![Weekday::Mon, Weekday::Tue, Weekday::Wed, Weekday::Thu]);
         let w = ChangeWindow::parse("Sat-Mon 22:00-23:30").unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(w.days, vec![Weekday::Sat, Weekday::Sun, Weekday::Mon]);
         let w = ChangeWindow::parse("tuesday,Fri 08:00-09:00").unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(w.days, vec![Weekday::Tue, Weekday::Fri]);
-        for bad in [
-            "Mon",
-            "Mon 9-16",
-            "Funday 09:00-10:00",
-            "Mon 16:00-09:00",
-            "Mon 09:00",
-        ] {
+        for bad in ["Mon", "Mon 9-16", "Funday 09:00-10:00", "Mon 16:00-09:00", "Mon 09:00"] {
             assert!(ChangeWindow::parse(bad).is_err(), "{bad}");
         }
     }
@@ -143,29 +134,14 @@ mod tests {
         // 2026-12-01 is a Tuesday.
         let inside = at("2026-12-01T10:00:00Z");
         assert_eq!(next_opening(&w, inside), inside);
-        assert_eq!(
-            next_opening(&w, at("2026-12-01T07:30:00Z")),
-            at("2026-12-01T09:00:00Z")
-        );
-        assert_eq!(
-            next_opening(&w, at("2026-12-01T16:00:00Z")),
-            at("2026-12-02T09:00:00Z"),
-            "the end is excluded"
-        );
-        assert_eq!(
-            next_opening(&w, at("2026-12-03T17:00:00Z")),
-            at("2026-12-07T09:00:00Z"),
-            "Thursday evening → Monday"
-        );
+        assert_eq!(next_opening(&w, at("2026-12-01T07:30:00Z")), at("2026-12-01T09:00:00Z"));
+        assert_eq!(next_opening(&w, at("2026-12-01T16:00:00Z")), at("2026-12-02T09:00:00Z"), "the end is excluded");
+        assert_eq!(next_opening(&w, at("2026-12-03T17:00:00Z")), at("2026-12-07T09:00:00Z"), "Thursday evening → Monday");
         assert_eq!(next_opening(&[], inside), inside, "no window: at once");
         let two = [
             w[0].clone(),
             ChangeWindow::parse("Sat 08:00-10:00").unwrap_or_else(|e| panic!("{e}")),
         ];
-        assert_eq!(
-            next_opening(&two, at("2026-12-03T17:00:00Z")),
-            at("2026-12-05T08:00:00Z"),
-            "the earliest of several"
-        );
+        assert_eq!(next_opening(&two, at("2026-12-03T17:00:00Z")), at("2026-12-05T08:00:00Z"), "the earliest of several");
     }
 }

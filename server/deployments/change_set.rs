@@ -19,11 +19,7 @@ pub fn status(d: &Deployment) -> &'static str {
         (S::Queued | S::Running, Step::Discard) => "deleting",
         (S::Succeeded, _) if d.change_set_ready_at.is_none() => "no_changes",
         (S::Succeeded, _) => "executed",
-        (S::Cancelled, _)
-            if d.error
-                .as_deref()
-                .is_some_and(|e| e.starts_with("Superseded")) =>
-        {
+        (S::Cancelled, _) if d.error.as_deref().is_some_and(|e| e.starts_with("Superseded")) => {
             "superseded"
         }
         (S::Cancelled, _) => "deleted",
@@ -96,12 +92,10 @@ mod tests {
 
     #[test]
     fn only_changed_parameters_are_listed_with_both_sides() {
-        let deployed: BTreeMap<String, String> = [("a", "1"), ("b", "2"), ("gone", "x")]
-            .map(|(k, v)| (k.into(), v.into()))
-            .into();
-        let requested: BTreeMap<String, String> = [("a", "1"), ("b", "3"), ("new", "y")]
-            .map(|(k, v)| (k.into(), v.into()))
-            .into();
+        let deployed: BTreeMap<String, String> =
+            [("a", "1"), ("b", "2"), ("gone", "x")].map(|(k, v)| (k.into(), v.into())).into();
+        let requested: BTreeMap<String, String> =
+            [("a", "1"), ("b", "3"), ("new", "y")].map(|(k, v)| (k.into(), v.into())).into();
         let changes = param_changes(&deployed, &requested);
         let names: Vec<&str> = changes.iter().map(|c| c.name.as_str()).collect();
         assert_eq!(names, ["b", "gone", "new"]);

@@ -56,9 +56,7 @@ impl DeploymentStatus {
     pub fn is_terminal(self) -> bool {
         !matches!(
             self,
-            DeploymentStatus::Queued
-                | DeploymentStatus::Running
-                | DeploymentStatus::AwaitingApproval
+            DeploymentStatus::Queued | DeploymentStatus::Running | DeploymentStatus::AwaitingApproval
         )
     }
 }

@@ -405,10 +405,7 @@ mod tests {
             T::Refresh => 10,
             T::Expire => 11,
         };
-        assert_eq!(
-            T::ALL.map(transition),
-            [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]
-        );
+        assert_eq!(T::ALL.map(transition), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
     }
 
     /// The whole table, every cell written out: for each status (a row), where each transition

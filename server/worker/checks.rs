@@ -112,9 +112,9 @@ pub(super) fn verdict(f: &Facts<'_>) -> Verdict {
             {
                 Verdict::Go
             }
-            _ => {
-                Verdict::Flag("the emergency release is no longer held by an enabled admin".into())
-            }
+            _ => Verdict::Flag(
+                "the emergency release is no longer held by an enabled admin".into(),
+            ),
         },
         _ => {
             let q = quorum(r, f.approvers, f.config, f.now);
@@ -386,16 +386,10 @@ mod tests {
         c.request.status = RequestStatus::Preparing;
         assert_eq!(verdict(&c.facts(&cfg)), Verdict::Go);
         c.request.status = RequestStatus::Approved;
-        assert!(
-            matches!(verdict(&c.facts(&cfg)), Verdict::Cancel(_)),
-            "not preparing"
-        );
+        assert!(matches!(verdict(&c.facts(&cfg)), Verdict::Cancel(_)), "not preparing");
         c.request.status = RequestStatus::Preparing;
         c.request.template_body.push(' ');
-        assert!(
-            matches!(verdict(&c.facts(&cfg)), Verdict::Flag(_)),
-            "edited content"
-        );
+        assert!(matches!(verdict(&c.facts(&cfg)), Verdict::Flag(_)), "edited content");
     }
 
     #[test]
@@ -432,27 +426,12 @@ mod tests {
         };
         c.releaser = Some(dave.clone());
         assert_eq!(verdict(&c.facts(&cfg)), Verdict::Go);
-        c.releaser = Some(Approver {
-            groups: vec![],
-            ..dave.clone()
-        });
-        assert!(
-            matches!(verdict(&c.facts(&cfg)), Verdict::Flag(_)),
-            "no longer an admin"
-        );
-        c.releaser = Some(Approver {
-            disabled: true,
-            ..dave
-        });
-        assert!(
-            matches!(verdict(&c.facts(&cfg)), Verdict::Flag(_)),
-            "disabled"
-        );
+        c.releaser = Some(Approver { groups: vec![], ..dave.clone() });
+        assert!(matches!(verdict(&c.facts(&cfg)), Verdict::Flag(_)), "no longer an admin");
+        c.releaser = Some(Approver { disabled: true, ..dave });
+        assert!(matches!(verdict(&c.facts(&cfg)), Verdict::Flag(_)), "disabled");
         c.releaser = None;
-        assert!(
-            matches!(verdict(&c.facts(&cfg)), Verdict::Flag(_)),
-            "missing"
-        );
+        assert!(matches!(verdict(&c.facts(&cfg)), Verdict::Flag(_)), "missing");
     }
 
     #[test]

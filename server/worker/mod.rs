@@ -25,8 +25,8 @@ use outcome::{Outcome, done};
 use crate::accounts::{self, Account};
 use crate::approvals::{self, approval_hash};
 use crate::audit::{self, Actor, Entry};
-use crate::aws::{AssumeSpec, AwsConnector, CfnSession, DeployError, StackOps};
 use crate::change::window::next_opening;
+use crate::aws::{AssumeSpec, AwsConnector, CfnSession, DeployError, StackOps};
 use crate::config::Config;
 use crate::db::{self, Db, StoreError};
 use crate::deployments::store::{self, Patch};
@@ -170,22 +170,12 @@ impl<C: Connect> Worker<C> {
             }
             if last_sweep.is_none_or(|t| t.elapsed() >= SWEEP_EVERY) {
                 last_sweep = Some(tokio::time::Instant::now());
-                match approvals::actions::expire_waiting(
-                    &self.db,
-                    self.config.review_expiry_ms,
-                    100,
-                )
-                .await
+                match approvals::actions::expire_waiting(&self.db, self.config.review_expiry_ms, 100)
+                    .await
                 {
                     Ok(0) => {}
-                    Ok(n) => tracing::info!(
-                        expired = n,
-                        "Requests that waited too long for review expired."
-                    ),
-                    Err(e) => tracing::warn!(
-                        error = format!("{e:#}"),
-                        "Could not expire requests waiting for review."
-                    ),
+                    Ok(n) => tracing::info!(expired = n, "Requests that waited too long for review expired."),
+                    Err(e) => tracing::warn!(error = format!("{e:#}"), "Could not expire requests waiting for review."),
                 }
             }
             let worked = match self.run_once().await {
@@ -279,15 +269,9 @@ impl<C: Connect> Worker<C> {
 
     /// Expires a request whose approvals aged out before its change could run; its job goes on
     /// to delete the change set.
-    async fn expire(
-        &self,
-        job: &Deployment,
-        request: &ServiceRequest,
-        why: &str,
-    ) -> anyhow::Result<()> {
+    async fn expire(&self, job: &Deployment, request: &ServiceRequest, why: &str) -> anyhow::Result<()> {
         let mut tx = self.db.begin().await?;
-        if let Some(current) =
-            requests::store::lock(&mut tx, self.db.backend(), &request.id).await?
+        if let Some(current) = requests::store::lock(&mut tx, self.db.backend(), &request.id).await?
             && let Ok(next) = current.status.apply(Transition::Expire)
         {
             let reason = format!("The approvals expired before the change could run: {why}.");

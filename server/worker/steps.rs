@@ -10,17 +10,17 @@ use super::{Connect, Worker};
 use crate::accounts::Account;
 use crate::approvals::{approval_hash, auto_approvable};
 use crate::audit::{self, Actor, Entry};
+use crate::change::risk;
+use crate::change::window::next_opening;
+use crate::db::now_ms;
+use crate::requests::{self, Transition};
 use crate::aws::{
     ChangeSetInput, ChangeSetKind, DeployError, StackOps, StackState, StatusClass,
     stack_status_class,
 };
-use crate::change::risk;
-use crate::change::window::next_opening;
-use crate::db::now_ms;
 use crate::deployments::store::{self, Patch};
 use crate::deployments::{Change, Deployment, DeploymentStatus, Event, Output, Step};
 use crate::requests::ServiceRequest;
-use crate::requests::{self, Transition};
 
 impl<C: Connect> Worker<C> {
     /// Takes a deployment from its last durable step to an outcome: prepares the change set and

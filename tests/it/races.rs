@@ -163,11 +163,7 @@ async fn decide(
     decision: Decision,
     arn: &str,
 ) -> Result<approvals::DecisionOutcome, AppError> {
-    let comment = if decision == Decision::Reject {
-        "no"
-    } else {
-        ""
-    };
+    let comment = if decision == Decision::Reject { "no" } else { "" };
     approvals::actions::decide(
         state,
         user,
@@ -497,17 +493,12 @@ async fn fifty_at_once(backend: Backend, iterations: usize) {
             } else {
                 approvers[k].clone()
             };
-            let (state, id, arn, barrier) =
-                (app.state.clone(), id.clone(), arn.clone(), barrier.clone());
+            let (state, id, arn, barrier) = (app.state.clone(), id.clone(), arn.clone(), barrier.clone());
             tasks.push(tokio::spawn(async move {
                 barrier.wait().await;
                 let r = match act {
-                    Act::Approve => decide(&state, &who, &id, Decision::Approve, &arn)
-                        .await
-                        .map(|_| ()),
-                    Act::Reject => decide(&state, &who, &id, Decision::Reject, &arn)
-                        .await
-                        .map(|_| ()),
+                    Act::Approve => decide(&state, &who, &id, Decision::Approve, &arn).await.map(|_| ()),
+                    Act::Reject => decide(&state, &who, &id, Decision::Reject, &arn).await.map(|_| ()),
                     Act::Cancel => approvals::actions::cancel(&state, &who, &id).await,
                 };
                 (act, r)
@@ -517,22 +508,13 @@ async fn fifty_at_once(backend: Backend, iterations: usize) {
         for t in tasks {
             let (act, r) = t.await.unwrap();
             match r {
-                Ok(()) => {
-                    *ok.entry(match act {
-                        Act::Approve => "approve",
-                        Act::Reject => "reject",
-                        Act::Cancel => "cancel",
-                    })
-                    .or_default() += 1
-                }
+                Ok(()) => *ok.entry(match act { Act::Approve => "approve", Act::Reject => "reject", Act::Cancel => "cancel" }).or_default() += 1,
                 Err(AppError::Conflict(_)) => {}
                 Err(e) => panic!("iteration {i}: {act:?} failed other than by a conflict: {e:?}"),
             }
         }
         // Replay the trail through the rules: two distinct approvals approve a prod request.
-        let trail = stackgate::audit::store::for_object(&app.state.db, "request", &id)
-            .await
-            .unwrap();
+        let trail = stackgate::audit::store::for_object(&app.state.db, "request", &id).await.unwrap();
         let mut state = RequestStatus::PendingApproval;
         let mut approvals_seen = 0;
         let mut count = std::collections::BTreeMap::<String, usize>::new();
@@ -540,22 +522,12 @@ async fn fifty_at_once(backend: Backend, iterations: usize) {
             *count.entry(rec.action.clone()).or_default() += 1;
             match rec.action.as_str() {
                 "approval.approved" => {
-                    assert_eq!(
-                        state,
-                        RequestStatus::PendingApproval,
-                        "iteration {i}: an approval after {state:?}"
-                    );
+                    assert_eq!(state, RequestStatus::PendingApproval, "iteration {i}: an approval after {state:?}");
                     approvals_seen += 1;
                 }
-                "approval.rejected" => {
-                    assert_eq!(state, RequestStatus::PendingApproval, "iteration {i}")
-                }
+                "approval.rejected" => assert_eq!(state, RequestStatus::PendingApproval, "iteration {i}"),
                 "request.approved" => {
-                    assert_eq!(
-                        (state, approvals_seen),
-                        (RequestStatus::PendingApproval, 2),
-                        "iteration {i}"
-                    );
+                    assert_eq!((state, approvals_seen), (RequestStatus::PendingApproval, 2), "iteration {i}");
                     state = RequestStatus::Approved;
                 }
                 "request.rejected" => {
@@ -563,66 +535,26 @@ async fn fifty_at_once(backend: Backend, iterations: usize) {
                     state = RequestStatus::Rejected;
                 }
                 "request.cancelled" => {
-                    assert!(
-                        matches!(
-                            state,
-                            RequestStatus::PendingApproval | RequestStatus::Approved
-                        ),
-                        "iteration {i}: cancelled after {state:?}"
-                    );
+                    assert!(matches!(state, RequestStatus::PendingApproval | RequestStatus::Approved), "iteration {i}: cancelled after {state:?}");
                     state = RequestStatus::Cancelled;
                 }
                 _ => {}
             }
         }
         let stored = status_of(&app, &id).await;
-        assert_eq!(
-            stored, state,
-            "iteration {i}: the stored status is the trail's"
-        );
-        assert_eq!(
-            count.get("approval.approved").copied().unwrap_or(0),
-            ok.get("approve").copied().unwrap_or(0),
-            "iteration {i}"
-        );
-        assert_eq!(
-            count.get("approval.rejected").copied().unwrap_or(0),
-            ok.get("reject").copied().unwrap_or(0),
-            "iteration {i}"
-        );
-        assert_eq!(
-            count.get("request.cancelled").copied().unwrap_or(0),
-            ok.get("cancel").copied().unwrap_or(0),
-            "iteration {i}"
-        );
-        assert!(
-            ok.get("cancel").copied().unwrap_or(0) <= 1
-                && ok.get("reject").copied().unwrap_or(0) <= 1,
-            "iteration {i}: {ok:?}"
-        );
+        assert_eq!(stored, state, "iteration {i}: the stored status is the trail's");
+        assert_eq!(count.get("approval.approved").copied().unwrap_or(0), ok.get("approve").copied().unwrap_or(0), "iteration {i}");
+        assert_eq!(count.get("approval.rejected").copied().unwrap_or(0), ok.get("reject").copied().unwrap_or(0), "iteration {i}");
+        assert_eq!(count.get("request.cancelled").copied().unwrap_or(0), ok.get("cancel").copied().unwrap_or(0), "iteration {i}");
+        assert!(ok.get("cancel").copied().unwrap_or(0) <= 1 && ok.get("reject").copied().unwrap_or(0) <= 1, "iteration {i}: {ok:?}");
         let queued = queued_to_execute(&app, &id).await;
-        assert_eq!(
-            queued,
-            i64::from(stored == RequestStatus::Approved),
-            "iteration {i}: {stored:?}"
-        );
-        let approvals_rows = scalar(
-            &app,
-            "select count(*) from approvals where request_id = $1",
-            &id,
-        )
-        .await;
-        assert_eq!(
-            approvals_rows as usize,
-            ok.get("approve").copied().unwrap_or(0) + ok.get("reject").copied().unwrap_or(0),
-            "iteration {i}"
-        );
+        assert_eq!(queued, i64::from(stored == RequestStatus::Approved), "iteration {i}: {stored:?}");
+        let approvals_rows = scalar(&app, "select count(*) from approvals where request_id = $1", &id).await;
+        assert_eq!(approvals_rows as usize, ok.get("approve").copied().unwrap_or(0) + ok.get("reject").copied().unwrap_or(0), "iteration {i}");
         *finals.entry(format!("{stored:?}")).or_default() += 1;
     }
     eprintln!("fifty at once, {iterations} iterations: {finals:?}");
-    let v = stackgate::audit::store::verify(&app.state.db)
-        .await
-        .unwrap();
+    let v = stackgate::audit::store::verify(&app.state.db).await.unwrap();
     assert!(v.broken_at.is_none(), "{v:?}");
     app.stop().await;
 }

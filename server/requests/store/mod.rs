@@ -248,14 +248,12 @@ pub async fn set_release(
         Some(e) => Some(StoreError::json("emergency release", e)?),
         None => None,
     };
-    sqlx::query(
-        "update service_requests set approval_mode = $1, emergency_json = $2 where id = $3",
-    )
-    .bind(mode.to_string())
-    .bind(emergency)
-    .bind(id.to_string())
-    .execute(&mut **tx)
-    .await?;
+    sqlx::query("update service_requests set approval_mode = $1, emergency_json = $2 where id = $3")
+        .bind(mode.to_string())
+        .bind(emergency)
+        .bind(id.to_string())
+        .execute(&mut **tx)
+        .await?;
     Ok(())
 }
 

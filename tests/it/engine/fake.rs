@@ -1098,9 +1098,7 @@ impl StackOps for FakeSession {
         let name = stack_name.to_string();
         self.aws
             .call(call, move |w| {
-                Ok(w.stacks
-                    .get(&name)
-                    .map(|_| "{\"Resources\": {}}".to_string()))
+                Ok(w.stacks.get(&name).map(|_| "{\"Resources\": {}}".to_string()))
             })
             .await
     }

@@ -92,10 +92,7 @@ impl Scenario {
 
     /// Runs the worker once: the change set is created and the request waits for review.
     pub(super) async fn prepare(&self) {
-        assert!(
-            self.worker().run_once().await.unwrap(),
-            "the job is claimed"
-        );
+        assert!(self.worker().run_once().await.unwrap(), "the job is claimed");
         assert_eq!(self.request().await.status, RequestStatus::PendingApproval);
         assert_eq!(
             self.deployment().await.status,
@@ -105,11 +102,7 @@ impl Scenario {
 
     /// Bob approves the change set waiting for review.
     pub(super) async fn approve(&self) {
-        let arn = self
-            .deployment()
-            .await
-            .change_set_arn
-            .expect("a change set");
+        let arn = self.deployment().await.change_set_arn.expect("a change set");
         let outcome = approvals::actions::decide(
             &self.state,
             &self.bob,
@@ -123,10 +116,7 @@ impl Scenario {
         .await
         .expect("bob approves");
         assert_eq!(outcome.status, RequestStatus::Approved);
-        assert_eq!(
-            outcome.deployment_id.as_deref(),
-            Some(self.deployment_id.as_str())
-        );
+        assert_eq!(outcome.deployment_id.as_deref(), Some(self.deployment_id.as_str()));
     }
 
     pub(super) async fn submitted_with(extra: &[(&str, &str)]) -> Scenario {
