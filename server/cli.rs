@@ -1,4 +1,5 @@
-//! The command line: `serve`, `migrate`, `blueprints`, `render`, `check`, `audit-verify`.
+//! The command line: `serve`, `migrate`, `blueprints`, `render`, `check`, `audit-verify`,
+//! `audit-keygen`.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -47,8 +48,23 @@ pub enum Command {
         #[arg(long)]
         rules: Option<PathBuf>,
     },
-    /// Verify the audit log's hash chain; exit 1 if it is broken.
-    AuditVerify,
+    /// Verify the audit log's hash chain and its signed checkpoints, or (with --pack) an
+    /// evidence pack offline; exit 1 if anything does not hold.
+    AuditVerify {
+        /// Public key that signed checkpoints and packs: base64 of 32 bytes, PEM, or a file
+        /// holding either (repeat for rotated keys; default: from the configured signing key).
+        #[arg(long = "public-key", env = "STACKGATE_AUDIT_PUBLIC_KEY")]
+        public_key: Vec<String>,
+        /// An evidence pack (JSON) to verify offline, with the public key only.
+        #[arg(long)]
+        pack: Option<PathBuf>,
+    },
+    /// Write a new Ed25519 audit signing key (PKCS#8 PEM, mode 0600) and print its public key.
+    AuditKeygen {
+        /// The file to create (never overwritten).
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -80,9 +96,9 @@ pub struct RenderArgs {
 /// Input the command cannot use: printed to stderr, exit status 2.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
-struct Usage(String);
+pub struct Usage(pub String);
 
-fn usage<T>(message: impl Into<String>) -> anyhow::Result<T> {
+pub fn usage<T>(message: impl Into<String>) -> anyhow::Result<T> {
     Err(Usage(message.into()).into())
 }
 
@@ -98,7 +114,11 @@ pub async fn run_offline(command: Command) -> anyhow::Result<ExitCode> {
     let outcome = match command {
         Command::Serve => anyhow::bail!("serve is run by main"),
         Command::Migrate => migrate().await,
-        Command::AuditVerify => audit_verify().await,
+        Command::AuditVerify { public_key, pack } => match pack {
+            Some(file) => crate::audit::cli::verify_pack_file(&file, &public_key),
+            None => crate::audit::cli::verify_database(&public_key).await,
+        },
+        Command::AuditKeygen { out } => crate::audit::cli::keygen(&out),
         Command::Blueprints { catalog, json } => blueprints(catalog, json),
         Command::Render(args) => render(args),
         Command::Check { file, rules } => check(&file, rules),
@@ -118,28 +138,6 @@ async fn migrate() -> anyhow::Result<ExitCode> {
     db.migrate().await?;
     println!("migrations applied");
     Ok(ExitCode::SUCCESS)
-}
-
-async fn audit_verify() -> anyhow::Result<ExitCode> {
-    let config = Config::from_env()?;
-    let db = crate::db::Db::connect(&config.database_url).await?;
-    let v = crate::audit::store::verify(&db).await?;
-    match v.broken_at {
-        None => {
-            println!(
-                "audit chain verified up to #{} (head {})",
-                v.verified_up_to, v.head_hash
-            );
-            Ok(ExitCode::SUCCESS)
-        }
-        Some((seq, why)) => {
-            println!(
-                "audit chain broken at #{seq}: {why} (verified up to #{})",
-                v.verified_up_to
-            );
-            Ok(ExitCode::from(1))
-        }
-    }
 }
 
 fn load_catalog(dir: Option<PathBuf>) -> anyhow::Result<Catalog> {

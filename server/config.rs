@@ -200,6 +200,15 @@ pub struct Config {
     pub address_pools: Vec<AddressPool>,
     /// `STACKGATE_LOG_FORMAT`: `json` (default) or `pretty`.
     pub log_json: bool,
+    /// `STACKGATE_AUDIT_SIGNING_KEY` (PKCS#8 PEM or base64 of the 32-byte seed) or
+    /// `STACKGATE_AUDIT_SIGNING_KEY_FILE`: the Ed25519 key that signs audit checkpoints and
+    /// evidence packs. Unset: no checkpoints, unsigned packs (a warning at start).
+    pub audit_signing_key: Option<crate::audit::keys::AuditKey>,
+    /// `STACKGATE_AUDIT_CHECKPOINT_SECONDS`: how often the chain's head is signed (default 300).
+    pub audit_checkpoint_seconds: u64,
+    /// `STACKGATE_AUDIT_EXPORT_BUCKET`: an S3 bucket with Object Lock (compliance mode) that
+    /// receives the checkpointed records and the checkpoints; needs the signing key.
+    pub audit_export_bucket: Option<String>,
 }
 
 /// The config file: the same settings in snake_case, plus `[[accounts]]`.
@@ -247,6 +256,9 @@ struct FileConfig {
     notify_max_attempts: Option<String>,
     notify_timeout_ms: Option<String>,
     log_format: Option<String>,
+    audit_signing_key_file: Option<String>,
+    audit_checkpoint_seconds: Option<String>,
+    audit_export_bucket: Option<String>,
     #[serde(default)]
     teams: Vec<TeamConfig>,
     #[serde(default)]
@@ -490,6 +502,21 @@ impl Config {
             accounts: file.accounts.clone(),
             address_pools: checked_pools(file.address_pools.clone())?,
             log_json: s.log_json()?,
+            audit_export_bucket: s.audit_export_bucket()?,
+            audit_signing_key: s.audit_signing_key()?,
+            audit_checkpoint_seconds: match s.number(
+                "AUDIT_CHECKPOINT_SECONDS",
+                &f.audit_checkpoint_seconds,
+                300,
+            )? {
+                n @ 1..=86_400 => n as u64,
+                n => {
+                    return Err(err(
+                        "STACKGATE_AUDIT_CHECKPOINT_SECONDS",
+                        format!("{n} is not between 1 and 86400 seconds"),
+                    ));
+                }
+            },
         })
     }
 
@@ -561,6 +588,51 @@ impl Settings<'_> {
                 )
             }),
         }
+    }
+
+    /// The export bucket, which exports only what signed checkpoints cover.
+    fn audit_export_bucket(&self) -> Result<Option<String>, ConfigError> {
+        let bucket = self.pick("AUDIT_EXPORT_BUCKET", &self.file.audit_export_bucket);
+        let keyed = self.pick("AUDIT_SIGNING_KEY", &None).is_some()
+            || self
+                .pick("AUDIT_SIGNING_KEY_FILE", &self.file.audit_signing_key_file)
+                .is_some();
+        match bucket {
+            Some(_) if !keyed => Err(err(
+                "STACKGATE_AUDIT_EXPORT_BUCKET",
+                "needs STACKGATE_AUDIT_SIGNING_KEY or STACKGATE_AUDIT_SIGNING_KEY_FILE: only \
+                 records covered by a signed checkpoint are exported",
+            )),
+            other => Ok(other),
+        }
+    }
+
+    /// The audit signing key, from the variable or the file it names (not both).
+    fn audit_signing_key(&self) -> Result<Option<crate::audit::keys::AuditKey>, ConfigError> {
+        let inline = self.pick("AUDIT_SIGNING_KEY", &None);
+        let file = self.pick("AUDIT_SIGNING_KEY_FILE", &self.file.audit_signing_key_file);
+        let (setting, text) = match (inline, file) {
+            (None, None) => return Ok(None),
+            (Some(_), Some(_)) => {
+                return Err(err(
+                    "STACKGATE_AUDIT_SIGNING_KEY",
+                    "set it or STACKGATE_AUDIT_SIGNING_KEY_FILE, not both",
+                ));
+            }
+            (Some(text), None) => ("STACKGATE_AUDIT_SIGNING_KEY", text),
+            (None, Some(path)) => (
+                "STACKGATE_AUDIT_SIGNING_KEY_FILE",
+                std::fs::read_to_string(&path).map_err(|e| {
+                    err(
+                        "STACKGATE_AUDIT_SIGNING_KEY_FILE",
+                        format!("cannot read {path}: {e}"),
+                    )
+                })?,
+            ),
+        };
+        crate::audit::keys::AuditKey::parse(&text)
+            .map(Some)
+            .map_err(|e| err(setting, e.to_string()))
     }
 
     /// A comma-separated list.
@@ -786,6 +858,70 @@ mod tests {
         .into_iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect()
+    }
+
+    #[test]
+    fn the_audit_key_comes_from_the_variable_or_a_file_and_bad_settings_name_themselves() {
+        let key = crate::audit::keys::AuditKey::generate();
+        let pem = key.to_pem().unwrap_or_default();
+        let file = std::env::temp_dir().join(format!("sg-key-{}", uuid::Uuid::new_v4().simple()));
+        let _ = std::fs::write(&file, &pem);
+        let with = |pairs: &[(&str, &str)]| {
+            let mut vars = base();
+            for (k, v) in pairs {
+                vars.insert(k.to_string(), v.to_string());
+            }
+            Config::from_vars(&vars)
+        };
+        let id = |c: Result<Config, ConfigError>| c.ok()?.audit_signing_key.map(|k| k.key_id());
+        assert_eq!(id(with(&[])), None);
+        assert_eq!(
+            id(with(&[("STACKGATE_AUDIT_SIGNING_KEY", &pem)])),
+            Some(key.key_id())
+        );
+        let path = file.display().to_string();
+        assert_eq!(
+            id(with(&[("STACKGATE_AUDIT_SIGNING_KEY_FILE", &path)])),
+            Some(key.key_id())
+        );
+        for (pairs, setting, says) in [
+            (
+                vec![("STACKGATE_AUDIT_SIGNING_KEY", "bm90IGEga2V5")],
+                "STACKGATE_AUDIT_SIGNING_KEY",
+                "32 bytes",
+            ),
+            (
+                vec![
+                    ("STACKGATE_AUDIT_SIGNING_KEY", pem.as_str()),
+                    ("STACKGATE_AUDIT_SIGNING_KEY_FILE", path.as_str()),
+                ],
+                "STACKGATE_AUDIT_SIGNING_KEY",
+                "not both",
+            ),
+            (
+                vec![("STACKGATE_AUDIT_SIGNING_KEY_FILE", "/nonexistent/key.pem")],
+                "STACKGATE_AUDIT_SIGNING_KEY_FILE",
+                "cannot read",
+            ),
+            (
+                vec![("STACKGATE_AUDIT_EXPORT_BUCKET", "audit-archive")],
+                "STACKGATE_AUDIT_EXPORT_BUCKET",
+                "needs STACKGATE_AUDIT_SIGNING_KEY",
+            ),
+            (
+                vec![("STACKGATE_AUDIT_CHECKPOINT_SECONDS", "0")],
+                "STACKGATE_AUDIT_CHECKPOINT_SECONDS",
+                "between 1 and 86400",
+            ),
+        ] {
+            let e = with(&pairs).err().map(|e| (e.setting, e.message));
+            assert!(
+                e.as_ref()
+                    .is_some_and(|(s, m)| s == setting && m.contains(says)),
+                "{pairs:?}: {e:?}"
+            );
+        }
+        let _ = std::fs::remove_file(&file);
     }
 
     #[test]

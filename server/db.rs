@@ -254,7 +254,7 @@ impl Db {
             ),
             format!("grant usage, select on all sequences in schema public to {role}"),
             format!(
-                "revoke update, delete, truncate on audit_log, audit_verifications from {role}"
+                "revoke update, delete, truncate on audit_log, audit_verifications, audit_checkpoints from {role}"
             ),
             format!("revoke insert, update, delete, truncate on _sqlx_migrations from {role}"),
         ] {

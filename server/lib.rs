@@ -123,6 +123,42 @@ pub async fn run(
         None
     };
     let summaries = tokio::spawn(flush_refusals(state.clone(), stop_rx.clone()));
+    let checkpoints = match &state.config.audit_signing_key {
+        Some(key) => {
+            tracing::info!(
+                audit.key_id = key.key_id(),
+                every_seconds = state.config.audit_checkpoint_seconds,
+                "Audit checkpoints will be signed with this key."
+            );
+            let exporter = match &state.config.audit_export_bucket {
+                Some(bucket) => Some(
+                    audit::export::Exporter::new(
+                        bucket,
+                        state.config.aws_endpoint_url.as_deref(),
+                        state.config.aws_region.as_deref(),
+                    )
+                    .await,
+                ),
+                None => None,
+            };
+            Some(tokio::spawn(audit::checkpoint::run(
+                state.db.clone(),
+                key.clone(),
+                std::time::Duration::from_secs(state.config.audit_checkpoint_seconds),
+                exporter,
+                stop_rx.clone(),
+            )))
+        }
+        None => {
+            tracing::warn!(
+                "No audit signing key is configured (STACKGATE_AUDIT_SIGNING_KEY or \
+                 STACKGATE_AUDIT_SIGNING_KEY_FILE): the audit chain gets no signed checkpoints \
+                 and evidence packs are unsigned, so a truncated or recomputed chain cannot be \
+                 detected."
+            );
+            None
+        }
+    };
     let addr = listener.local_addr()?;
     tracing::info!(listen = %addr, "stackgate is listening.");
     let router = app(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
@@ -143,6 +179,9 @@ pub async fn run(
         let _ = n.await;
     }
     let _ = summaries.await;
+    if let Some(c) = checkpoints {
+        let _ = c.await;
+    }
     state.db.close().await;
     tracing::info!("stackgate stopped.");
     Ok(())

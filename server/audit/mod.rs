@@ -2,8 +2,16 @@
 //! the change, each carrying `hash = SHA-256(canonical(record) ‖ prev_hash)` so that editing,
 //! deleting, inserting or reordering records breaks the chain.
 
+pub mod checkpoint;
+pub mod cli;
+pub mod evidence;
+pub mod evidence_routes;
+pub mod export;
+pub mod keys;
+pub mod pack_verify;
 pub mod routes;
 pub mod store;
+pub mod verify;
 pub mod views;
 
 use serde::{Deserialize, Serialize};
@@ -209,6 +217,11 @@ impl Walker {
 
     pub fn is_broken(&self) -> bool {
         self.broken_at.is_some()
+    }
+
+    /// The highest sequence number checked so far with no break before it.
+    pub fn verified_up_to(&self) -> i64 {
+        self.next_seq - 1
     }
 
     pub fn finish(self) -> Verification {

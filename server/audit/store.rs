@@ -269,3 +269,64 @@ pub async fn verify_and_record(
     tx.commit().await?;
     Ok(v)
 }
+
+/// A request's records, oldest first, at most `limit` (the evidence pack's cap).
+pub async fn for_request(
+    db: &Db,
+    request_id: &str,
+    limit: i64,
+) -> Result<Vec<Record>, sqlx::Error> {
+    let sql = sqlx::AssertSqlSafe(format!(
+        "{SELECT} where object_type = 'request' and object_id = $1 order by seq limit {}",
+        limit.clamp(1, 10_000)
+    ));
+    let rows = sqlx::query(sql)
+        .bind(request_id.to_string())
+        .fetch_all(db.pool())
+        .await?;
+    rows.iter().map(from_row).collect()
+}
+
+/// For a request's first `limit` records, the first checkpoint at or after each: those that
+/// cover them, oldest first.
+pub async fn covering_checkpoints(
+    db: &Db,
+    request_id: &str,
+    limit: i64,
+) -> Result<Vec<super::checkpoint::Checkpoint>, sqlx::Error> {
+    let sql = sqlx::AssertSqlSafe(format!(
+        "select c.seq, c.head_hash, c.signed_at, c.key_id, c.signature from audit_checkpoints c \
+         where c.seq in (select (select min(c2.seq) from audit_checkpoints c2 where c2.seq >= l.seq) \
+         from (select seq from audit_log where object_type = 'request' and object_id = $1 \
+         order by seq limit {}) l) order by c.seq",
+        limit.clamp(1, 10_000)
+    ));
+    let rows = sqlx::query(sql)
+        .bind(request_id.to_string())
+        .fetch_all(db.pool())
+        .await?;
+    rows.iter().map(super::checkpoint::from_row).collect()
+}
+
+/// The records in the given inclusive `seq` ranges, oldest first, at most `limit`.
+pub async fn ranges(
+    db: &Db,
+    ranges: &[(i64, i64)],
+    limit: i64,
+) -> Result<Vec<Record>, sqlx::Error> {
+    if ranges.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut sql = Sql::new(SELECT);
+    for (i, (from, to)) in ranges.iter().enumerate() {
+        sql.push(if i == 0 {
+            " where (seq >= "
+        } else {
+            " or (seq >= "
+        });
+        sql.int(*from).push(" and seq <= ").int(*to).push(")");
+    }
+    sql.push(&format!(" order by seq limit {}", limit.clamp(1, 100_000)));
+    let rows = sql.query().fetch_all(db.pool()).await?;
+    rows.iter().map(from_row).collect()
+}

@@ -38,6 +38,7 @@ pub fn app(state: AppState) -> Router {
         .merge(crate::auth::routes::router())
         .merge(crate::catalog::routes::router())
         .merge(crate::audit::routes::router())
+        .merge(crate::audit::evidence_routes::router())
         .merge(crate::home::routes::router())
         .merge(crate::requests::routes::router())
         .merge(crate::deployments::routes::router())

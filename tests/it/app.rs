@@ -25,7 +25,7 @@ pub struct TestApp {
 }
 
 /// A fresh database URL for one test.
-async fn fresh_database(backend: Backend) -> String {
+pub async fn fresh_database(backend: Backend) -> String {
     let id = uuid::Uuid::new_v4().simple().to_string();
     match backend {
         Backend::Sqlite => {
