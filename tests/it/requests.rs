@@ -106,10 +106,18 @@ async fn api_me_names_the_signed_in_user_and_exactly_the_roles_their_groups_gran
                 "email",
                 "roles",
                 "groups_checked_at",
-                "auth_time"
+                "auth_time",
+                "amr",
+                "acr"
             ]),
             "{login}: no session secrets (CSRF token, session key) in {me}"
         );
+        let methods = if login == "carol" {
+            serde_json::json!(["pwd", "mfa"])
+        } else {
+            serde_json::json!(["pwd"])
+        };
+        assert_eq!(me["amr"], methods, "{login}: how they signed in");
         assert_eq!(me["issuer"], issuer(), "{login}");
         assert_eq!(me["subject"], subject, "{login}");
         assert_eq!(me["name"], name, "{login}");
