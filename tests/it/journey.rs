@@ -106,6 +106,11 @@ async fn journey(backend: Backend) {
     let body = alice
         .wait_for_status(&id, &["pending_approval"], Duration::from_secs(60))
         .await;
+    let ready_ms = body["deployments"][0]["change_set_ready_at"]
+        .as_i64()
+        .unwrap()
+        - body["request"]["created_at"].as_i64().unwrap();
+    eprintln!("measured: submission to change set ready for review ({backend:?}) in {ready_ms} ms");
     let change_set = &body["change_set"];
     assert!(
         change_set["arn"]
@@ -201,7 +206,9 @@ async fn journey(backend: Backend) {
     assert_eq!(done["request"]["status"], "deployed", "{done}");
     let dep = &done["deployments"][0];
     let took_ms = dep["finished_at"].as_i64().unwrap() - dep["created_at"].as_i64().unwrap();
-    eprintln!("measured: approval to deployed (61 resources, {backend:?}) in {took_ms} ms");
+    eprintln!(
+        "measured: submission to deployed, review by the test included (61 resources, {backend:?}) in {took_ms} ms"
+    );
     let outputs = done["deployments"][0]["outputs"]
         .as_array()
         .cloned()
