@@ -358,6 +358,31 @@ fn err(setting: &str, message: impl Into<String>) -> ConfigError {
 }
 
 /// Team names are unique and well formed, and every team names at least one group.
+/// A group a risk flag routes to must be able to see and decide the requests routed to it: a
+/// global approver group, or some team's approver group. Anything else would be a rule nobody
+/// can satisfy.
+fn checked_routes(config: &Config) -> Result<(), ConfigError> {
+    for (flag, group) in &config.risk_routes {
+        let approves = config.global_approver_groups.contains(group)
+            || config
+                .teams
+                .iter()
+                .any(|t| t.approver_groups.contains(group));
+        if !approves {
+            return Err(err(
+                "STACKGATE_RISK_ROUTES",
+                format!(
+                    "{}={group}: '{group}' is neither a global approver group \
+                     (STACKGATE_GLOBAL_APPROVER_GROUPS) nor a team's approver group, so nobody \
+                     in it could see or decide the requests routed to it",
+                    flag.as_str()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn checked_teams(teams: Vec<TeamConfig>) -> Result<Vec<TeamConfig>, ConfigError> {
     let mut seen = std::collections::BTreeSet::new();
     for t in &teams {
@@ -423,7 +448,7 @@ impl Config {
         let f = &file;
         let (listen, public_url) = s.addresses()?;
         let (database_url, database_owner_url) = s.database()?;
-        Ok(Config {
+        let config = Config {
             listen,
             database_url,
             database_owner_url,
@@ -517,7 +542,9 @@ impl Config {
                     ));
                 }
             },
-        })
+        };
+        checked_routes(&config)?;
+        Ok(config)
     }
 
     /// Whether cookies can be marked `Secure` with the `__Host-` prefix (an https public URL).
@@ -858,6 +885,41 @@ mod tests {
         .into_iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect()
+    }
+
+    #[test]
+    fn a_risk_route_must_name_a_group_that_can_see_and_decide_the_requests() {
+        let with = |routes: &str| {
+            let mut vars = base();
+            vars.insert("STACKGATE_RISK_ROUTES".into(), routes.into());
+            Config::from_vars(&vars)
+        };
+        let ok = with("iam_change=security-approvers").expect("a global approver group");
+        assert_eq!(
+            ok.risk_routes.get(&RiskFlag::IamChange).map(String::as_str),
+            Some("security-approvers")
+        );
+        let refused = with("stateful_replacement=dba-approvers")
+            .err()
+            .expect("a group nobody approves with")
+            .to_string();
+        assert!(
+            refused.contains("STACKGATE_RISK_ROUTES") && refused.contains("dba-approvers"),
+            "{refused}"
+        );
+        let mut vars = base();
+        vars.insert(
+            "STACKGATE_RISK_ROUTES".into(),
+            "stateful_replacement=dba-approvers".into(),
+        );
+        vars.insert(
+            "STACKGATE_GLOBAL_APPROVER_GROUPS".into(),
+            "security-approvers,dba-approvers".into(),
+        );
+        assert!(
+            Config::from_vars(&vars).is_ok(),
+            "once it approves for every team"
+        );
     }
 
     #[test]
