@@ -15,3 +15,8 @@ ALTER TABLE accounts ADD COLUMN last_check_at BIGINT;
 ALTER TABLE accounts ADD COLUMN last_check_ok BIGINT;
 ALTER TABLE accounts ADD COLUMN last_check_reason TEXT;
 ALTER TABLE accounts ADD COLUMN previous_external_id TEXT;
+-- Existing rows: a workload account's purpose is its class; a core account named after a purpose
+-- takes it (the others read as shared-services until the config file or an admin names one).
+UPDATE accounts SET purpose = env_class WHERE env_class IN ('dev', 'test', 'prod');
+UPDATE accounts SET purpose = name
+    WHERE env_class = 'core' AND name IN ('management', 'security', 'log-archive', 'shared-services');
