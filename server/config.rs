@@ -20,16 +20,23 @@ pub struct AccountSeed {
     pub id: String,
     pub name: String,
     pub env_class: EnvClass,
+    /// What the account is for (management, security, log-archive, shared-services, dev, test,
+    /// prod). Optional: a workload account's is its class; a core account's is kept from the
+    /// registry, and a new core account must name it.
+    #[serde(default)]
+    pub purpose: Option<crate::accounts::Purpose>,
     pub deploy_role_arn: String,
     /// The CloudFormation service role in the account (`stackgate-cfn-exec`), if rolled out.
     #[serde(default)]
     pub cfn_execution_role_arn: Option<String>,
     pub regions: Vec<String>,
+    /// Unset: the registry keeps what it has (an admin's edit in the portal survives).
     #[serde(default)]
-    pub teams: Vec<String>,
+    pub teams: Option<Vec<String>>,
     /// Admin-set values blueprints read (docs/blueprints.md): strings or lists of strings.
+    /// Unset: the registry keeps what it has.
     #[serde(default)]
-    pub settings: BTreeMap<String, serde_json::Value>,
+    pub settings: Option<BTreeMap<String, serde_json::Value>>,
 }
 
 /// A team as written in the config file's `[[teams]]` tables: which IdP groups make its

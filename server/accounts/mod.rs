@@ -1,23 +1,148 @@
 //! Target AWS accounts: the admin-controlled registry of where stacks may be deployed.
 //!
 //! Every value that reaches STS (account id, deploy role ARN, ExternalId, region) comes from this
-//! registry, never from a user's request.
+//! registry, never from a user's request. Admins keep it in the portal (`routes`), the config
+//! file seeds it at start (`store::apply_seeds`), and an access check (`check`) proves the
+//! portal can assume each account's deploy role.
 
+pub mod check;
+pub mod input;
+pub mod routes;
 pub mod store;
+pub mod trust;
+pub mod views;
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::catalog::manifest::KNOWN_SETTINGS;
 use crate::config::AccountSeed;
 pub use crate::ids::{AwsAccountId, EnvClass, Region, RoleArn};
+
+/// What an account is for: one of the landing zone's core accounts, or a workload class. The
+/// seven accounts of the reference design each have their own.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::VariantNames,
+)]
+#[serde(rename_all = "kebab-case")]
+#[strum(serialize_all = "kebab-case")]
+pub enum Purpose {
+    Management,
+    Security,
+    LogArchive,
+    SharedServices,
+    Dev,
+    Test,
+    Prod,
+}
+
+impl Purpose {
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+
+    /// Parses a purpose, with a message that lists them.
+    pub fn named(s: &str) -> Result<Purpose, String> {
+        use strum::VariantNames;
+        s.parse().map_err(|_| {
+            format!(
+                "'{s}' is not an account purpose: use {}",
+                Purpose::VARIANTS.join(", ")
+            )
+        })
+    }
+
+    /// The environment class that follows from the purpose: core accounts are never targets of
+    /// team requests.
+    pub fn env_class(self) -> EnvClass {
+        match self {
+            Purpose::Dev => EnvClass::Dev,
+            Purpose::Test => EnvClass::Test,
+            Purpose::Prod => EnvClass::Prod,
+            _ => EnvClass::Core,
+        }
+    }
+
+    /// The purpose of a workload class (core accounts have several).
+    pub fn of_workload(class: EnvClass) -> Option<Purpose> {
+        match class {
+            EnvClass::Dev => Some(Purpose::Dev),
+            EnvClass::Test => Some(Purpose::Test),
+            EnvClass::Prod => Some(Purpose::Prod),
+            EnvClass::Core => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Purpose {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Whether requests may go to an account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Active,
+    Disabled,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Active => "active",
+            Status::Disabled => "disabled",
+        }
+    }
+}
+
+/// The outcome of the last access check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LastCheck {
+    /// When (ms since the epoch).
+    pub at: i64,
+    pub ok: bool,
+    /// The refusal in plain words, or what was proven (and any warning) when ok.
+    pub reason: String,
+}
+
+/// Who keeps an account: the config file (seeded at every start) or an admin in the portal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ManagedBy {
+    Config,
+    Admin,
+}
+
+impl ManagedBy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ManagedBy::Config => "config",
+            ManagedBy::Admin => "admin",
+        }
+    }
+}
 
 /// One registered target account.
 #[derive(Debug, Clone, Serialize)]
 pub struct Account {
     pub id: AwsAccountId,
     pub name: String,
+    pub purpose: Purpose,
     pub env_class: EnvClass,
     pub deploy_role_arn: RoleArn,
     /// The CloudFormation service role every change set in this account runs with (`RoleARN`);
@@ -31,9 +156,55 @@ pub struct Account {
     pub teams: Vec<String>,
     /// Admin-set values blueprints read (docs/blueprints.md).
     pub settings: BTreeMap<String, serde_json::Value>,
+    pub status: Status,
+    /// Why it is disabled (an admin's action, or its removal from the config file).
+    pub status_reason: Option<String>,
+    pub managed_by: ManagedBy,
+    pub last_check: Option<LastCheck>,
+    /// The ExternalId before the last rotation, shown until a check succeeds with the new one.
+    pub previous_external_id: Option<String>,
 }
 
 impl Account {
+    /// Why a request to this account is refused before anyone is asked to approve it: the
+    /// account is disabled, or its last access check failed.
+    pub fn refusal(&self) -> Option<String> {
+        if self.status == Status::Disabled {
+            let why = self
+                .status_reason
+                .as_deref()
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default();
+            return Some(format!(
+                "Account {} ({}) is disabled{why}: requests to it are refused. Ask the platform \
+                 team.",
+                self.name, self.id
+            ));
+        }
+        match &self.last_check {
+            Some(c) if !c.ok => Some(format!(
+                "The portal cannot deploy into account {} ({}): its last access check failed. {} \
+                 Ask the platform team to fix the deploy role and check access again.",
+                self.name, self.id, c.reason
+            )),
+            _ => None,
+        }
+    }
+
+    /// The spec this account was registered with, for comparing and editing.
+    pub fn spec(&self) -> AccountSpec {
+        AccountSpec {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            purpose: self.purpose,
+            deploy_role_arn: self.deploy_role_arn.clone(),
+            cfn_execution_role_arn: self.cfn_execution_role_arn.clone(),
+            regions: self.regions.clone(),
+            teams: self.teams.clone(),
+            settings: self.settings.clone(),
+        }
+    }
+
     pub fn allows_team(&self, team: &str) -> bool {
         self.teams.iter().any(|t| t == team)
     }
@@ -45,12 +216,12 @@ impl Account {
 
 /// What an administrator (or the config file) says an account is, checked: every ARN parses and
 /// belongs to the account, at least one region. The ExternalId is not part of it: the registry
-/// generates it once, on first registration.
+/// generates it once, on first registration (and again only when an admin rotates it).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccountSpec {
     pub id: AwsAccountId,
     pub name: String,
-    pub env_class: EnvClass,
+    pub purpose: Purpose,
     pub deploy_role_arn: RoleArn,
     pub cfn_execution_role_arn: Option<RoleArn>,
     pub regions: Vec<Region>,
@@ -59,27 +230,60 @@ pub struct AccountSpec {
     pub settings: BTreeMap<String, serde_json::Value>,
 }
 
+/// A role ARN that must belong to `account`.
+pub fn role_in_account(account: &AwsAccountId, arn: &str) -> Result<RoleArn, String> {
+    let role = RoleArn::try_from(arn.trim().to_string())?;
+    if role.account_id() == account.as_str() {
+        Ok(role)
+    } else {
+        Err(format!(
+            "{role} belongs to account {}, not to {account}",
+            role.account_id()
+        ))
+    }
+}
+
+/// Checks admin-set values: known names, strings or lists of strings.
+pub fn check_settings(settings: &BTreeMap<String, serde_json::Value>) -> Result<(), String> {
+    for (name, value) in settings {
+        if !KNOWN_SETTINGS.contains(&name.as_str()) {
+            return Err(format!(
+                "settings.{name} is not one of {}",
+                KNOWN_SETTINGS.join(", ")
+            ));
+        }
+        let texts = match value {
+            serde_json::Value::String(_) => true,
+            serde_json::Value::Array(items) => items.iter().all(|i| i.is_string()),
+            _ => false,
+        };
+        if !texts {
+            return Err(format!(
+                "settings.{name} must be a string or a list of strings"
+            ));
+        }
+    }
+    Ok(())
+}
+
 impl AccountSpec {
-    /// Checks a configured account; the message names the account and what to fix.
-    pub fn from_seed(seed: &AccountSeed) -> Result<AccountSpec, String> {
+    /// Checks a configured account over what the registry holds for it (`stored`): the file
+    /// wins for the fields it sets; the ones it leaves out (purpose of a core account, execution
+    /// role, teams, settings) keep their stored value. The message names the account and what to
+    /// fix.
+    pub fn from_seed(
+        seed: &AccountSeed,
+        stored: Option<&AccountSpec>,
+    ) -> Result<AccountSpec, String> {
         let id = AwsAccountId::try_from(seed.id.clone())?;
         let in_account = |what: &str, arn: &str| -> Result<RoleArn, String> {
-            let role = RoleArn::try_from(arn.to_string())
-                .map_err(|e| format!("account {id}: {what}: {e}"))?;
-            if role.account_id() == id.as_str() {
-                Ok(role)
-            } else {
-                Err(format!(
-                    "account {id}: {what} {role} belongs to another account"
-                ))
-            }
+            role_in_account(&id, arn).map_err(|e| format!("account {id}: {what}: {e}"))
         };
         let deploy_role_arn = in_account("deploy role", &seed.deploy_role_arn)?;
-        let cfn_execution_role_arn = seed
-            .cfn_execution_role_arn
-            .as_deref()
-            .map(|arn| in_account("execution role", arn))
-            .transpose()?;
+        let cfn_execution_role_arn = match seed.cfn_execution_role_arn.as_deref() {
+            Some(arn) => Some(in_account("execution role", arn)?),
+            None => stored.and_then(|s| s.cfn_execution_role_arn.clone()),
+        };
         let regions = seed
             .regions
             .iter()
@@ -88,37 +292,51 @@ impl AccountSpec {
         if regions.is_empty() {
             return Err(format!("account {id}: list at least one region"));
         }
-        let mut teams = seed.teams.clone();
+        let purpose = match (seed.purpose, Purpose::of_workload(seed.env_class)) {
+            (Some(p), _) if p.env_class() != seed.env_class => {
+                return Err(format!(
+                    "account {id}: purpose {p} needs env_class {}, not {}",
+                    p.env_class(),
+                    seed.env_class
+                ));
+            }
+            (Some(p), _) => p,
+            (None, Some(p)) => p,
+            (None, None) => match stored.map(|s| s.purpose) {
+                Some(p) if p.env_class() == EnvClass::Core => p,
+                _ => {
+                    return Err(format!(
+                        "account {id}: a core account needs a purpose (management, security, \
+                         log-archive or shared-services)"
+                    ));
+                }
+            },
+        };
+        let mut teams = match &seed.teams {
+            Some(t) => t.clone(),
+            None => stored.map(|s| s.teams.clone()).unwrap_or_default(),
+        };
         teams.sort();
         teams.dedup();
-        for (name, value) in &seed.settings {
-            if !KNOWN_SETTINGS.contains(&name.as_str()) {
-                return Err(format!(
-                    "account {id}: settings.{name} is not one of {}",
-                    KNOWN_SETTINGS.join(", ")
-                ));
-            }
-            let texts = match value {
-                serde_json::Value::String(_) => true,
-                serde_json::Value::Array(items) => items.iter().all(|i| i.is_string()),
-                _ => false,
-            };
-            if !texts {
-                return Err(format!(
-                    "account {id}: settings.{name} must be a string or a list of strings"
-                ));
-            }
-        }
+        let settings = match &seed.settings {
+            Some(s) => s.clone(),
+            None => stored.map(|s| s.settings.clone()).unwrap_or_default(),
+        };
+        check_settings(&settings).map_err(|e| format!("account {id}: {e}"))?;
         Ok(AccountSpec {
             id,
             name: seed.name.clone(),
-            env_class: seed.env_class,
+            purpose,
             deploy_role_arn,
             cfn_execution_role_arn,
             regions,
             teams,
-            settings: seed.settings.clone(),
+            settings,
         })
+    }
+
+    pub fn env_class(&self) -> EnvClass {
+        self.purpose.env_class()
     }
 
     /// The regions as stored: comma-separated, the default first.
@@ -128,5 +346,15 @@ impl AccountSpec {
             .map(|r| r.as_str())
             .collect::<Vec<_>>()
             .join(",")
+    }
+
+    /// What the audit log records of the account: `before` and `after` of every change.
+    pub fn snapshot(&self) -> serde_json::Value {
+        serde_json::json!({
+            "name": self.name, "purpose": self.purpose, "env_class": self.env_class(),
+            "deploy_role_arn": self.deploy_role_arn,
+            "cfn_execution_role_arn": self.cfn_execution_role_arn,
+            "regions": self.regions, "teams": self.teams, "settings": self.settings,
+        })
     }
 }

@@ -10,6 +10,7 @@ use super::DeployError;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Op {
     AssumeRole,
+    GetCallerIdentity,
     CreateChangeSet,
     DescribeChangeSet,
     ExecuteChangeSet,

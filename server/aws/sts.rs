@@ -96,16 +96,7 @@ impl AwsConnector {
     /// when STS could not be reached, `Other` for an invalid spec (checked before any call).
     pub async fn connect(&self, spec: AssumeSpec) -> Result<CfnSession, DeployError> {
         validate_spec(&spec)?;
-        let sts_region = self
-            .config
-            .region()
-            .cloned()
-            .unwrap_or_else(|| Region::new(FALLBACK_STS_REGION));
-        let sts = aws_sdk_sts::Client::from_conf(
-            aws_sdk_sts::config::Builder::from(&self.config)
-                .region(sts_region)
-                .build(),
-        );
+        let sts = self.sts_client();
         let spec = Arc::new(spec);
         let first = assume(&sts, &spec).await?;
         let provider = AssumedRoleProvider {
@@ -120,6 +111,42 @@ impl AwsConnector {
                 .build(),
         );
         Ok(CfnSession { client: cfn, spec })
+    }
+}
+
+impl AwsConnector {
+    /// Assumes `spec.role_arn` as a deployment would (ExternalId, SourceIdentity, session tags)
+    /// and makes one harmless read with the temporary credentials, `sts:GetCallerIdentity`.
+    /// Returns the ARN the portal acted as in the target account.
+    pub async fn check_access(&self, spec: AssumeSpec) -> Result<String, DeployError> {
+        validate_spec(&spec)?;
+        let sts = self.sts_client();
+        let creds = assume(&sts, &spec).await?;
+        let assumed = aws_sdk_sts::Client::from_conf(
+            aws_sdk_sts::config::Builder::from(&self.config)
+                .region(Region::new(spec.region.clone()))
+                .credentials_provider(creds)
+                .build(),
+        );
+        let who = assumed
+            .get_caller_identity()
+            .send()
+            .await
+            .map_err(|e| map_sdk_error(Op::GetCallerIdentity, e))?;
+        Ok(who.arn().unwrap_or_default().to_string())
+    }
+
+    fn sts_client(&self) -> aws_sdk_sts::Client {
+        let sts_region = self
+            .config
+            .region()
+            .cloned()
+            .unwrap_or_else(|| Region::new(FALLBACK_STS_REGION));
+        aws_sdk_sts::Client::from_conf(
+            aws_sdk_sts::config::Builder::from(&self.config)
+                .region(sts_region)
+                .build(),
+        )
     }
 }
 

@@ -184,6 +184,10 @@ async fn place(
             return Ok(None);
         }
     };
+    if let Some(refusal) = account.refusal() {
+        errors.push(FieldError::new("account_id", refusal));
+        return Ok(None);
+    }
     if !account.allows_region(region) {
         let allowed: Vec<&str> = account.regions.iter().map(|r| r.as_str()).collect();
         errors.push(FieldError::new(
@@ -216,7 +220,7 @@ fn context(
     ctx.account = AccountRef {
         id: account.id.to_string(),
         name: account.name.clone(),
-        purpose: account.env_class.to_string(),
+        purpose: account.purpose.to_string(),
         external_id: account.external_id.clone(),
     };
     if let Some(arn) = &state.config.portal_role_arn {

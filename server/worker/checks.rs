@@ -174,6 +174,12 @@ mod tests {
             regions: vec![],
             teams: vec!["payments".into()],
             settings: Default::default(),
+            purpose: crate::accounts::Purpose::Dev,
+            status: crate::accounts::Status::Active,
+            status_reason: None,
+            managed_by: crate::accounts::ManagedBy::Config,
+            last_check: None,
+            previous_external_id: None,
         }
     }
 
