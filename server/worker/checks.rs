@@ -98,6 +98,18 @@ pub(super) fn verdict(f: &Facts<'_>) -> Verdict {
             "the request's stored content or the account's roles changed after approval".into(),
         );
     }
+    // An admin disabled the account: nothing more is sent to it, prepared or approved.
+    if f.account.status == crate::accounts::Status::Disabled {
+        return Verdict::Flag(format!(
+            "account {} is disabled{}",
+            f.account.id,
+            f.account
+                .status_reason
+                .as_deref()
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default()
+        ));
+    }
     if prepares(f.job) {
         return Verdict::Go;
     }
@@ -357,6 +369,10 @@ mod tests {
             (
                 "job hash",
                 Box::new(|c| c.job.content_hash = "0".repeat(64)),
+            ),
+            (
+                "account disabled",
+                Box::new(|c| c.account.status = crate::accounts::Status::Disabled),
             ),
             (
                 "approver disabled",
