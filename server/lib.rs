@@ -27,6 +27,7 @@ pub mod notify;
 pub mod requests;
 pub mod state;
 pub mod telemetry;
+pub mod users;
 pub mod web;
 pub mod worker;
 

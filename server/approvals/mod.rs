@@ -414,6 +414,7 @@ mod tests {
             risk_flags: vec![],
             approval_mode: "approvals".into(),
             emergency: None,
+            requester_disabled: false,
         }
     }
 

@@ -43,6 +43,7 @@ pub fn app(state: AppState) -> Router {
         .merge(crate::requests::routes::router())
         .merge(crate::deployments::routes::router())
         .merge(crate::approvals::routes::router())
+        .merge(crate::users::routes::router())
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .merge(static_files)

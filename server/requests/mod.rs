@@ -248,6 +248,8 @@ pub struct ServiceRequest {
     pub approval_mode: String,
     /// The break-glass release, if it was one.
     pub emergency: Option<Emergency>,
+    /// An admin has disabled the requester.
+    pub requester_disabled: bool,
 }
 
 /// A break-glass release: an admin released the change without approvals, with a reason; it
@@ -287,6 +289,7 @@ impl ServiceRequest {
             created_at: self.created_at,
             updated_at: self.updated_at,
             risk_flags: self.risk_flags.clone(),
+            requester_disabled: self.requester_disabled,
         }
     }
 }

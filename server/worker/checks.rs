@@ -223,6 +223,7 @@ mod tests {
                 risk_flags: vec![],
                 approval_mode: "approvals".into(),
                 emergency: None,
+                requester_disabled: false,
             };
             let mut job = Deployment::for_tests(
                 "d",

@@ -26,7 +26,7 @@ const SELECT: &str = "select r.id, r.number, r.title, r.team, r.requester_id, \
     r.account_id, a.name, r.region, r.env_class, r.env_name, r.stack_name, r.params_json, \
     t.body, r.template_digest, r.content_hash, r.policy_json, r.status, r.status_reason, \
     r.version, r.created_at, r.updated_at, r.capabilities_json, r.kind, r.environment_id, \
-    r.risk_flags_json, r.approval_mode, r.emergency_json \
+    r.risk_flags_json, r.approval_mode, r.emergency_json, u.disabled \
     from service_requests r join users u on u.id = r.requester_id \
     join accounts a on a.id = r.account_id \
     left join rendered_templates t on t.digest = r.template_digest";
@@ -84,6 +84,7 @@ fn from_row(row: &sqlx::any::AnyRow) -> Result<ServiceRequest, StoreError> {
             .map(|e| serde_json::from_str(&e))
             .transpose()
             .map_err(|e| StoreError::unreadable("request's emergency release", e))?,
+        requester_disabled: row.try_get::<i64, _>(31)? != 0,
     })
 }
 
