@@ -250,6 +250,13 @@ pub struct ServiceRequest {
     pub emergency: Option<Emergency>,
     /// An admin has disabled the requester.
     pub requester_disabled: bool,
+    /// The version of the approval rules the request was submitted under; it is counted by
+    /// them until decided (see `policies`).
+    pub approval_policy_version: i64,
+    /// Those rules (`None` only where no version is stored, e.g. in unit tests: the settings'
+    /// rules then apply).
+    #[serde(skip)]
+    pub approval_rules: Option<crate::policies::ApprovalRules>,
 }
 
 /// A break-glass release: an admin released the change without approvals, with a reason; it
