@@ -365,3 +365,60 @@ async fn only_admins_reach_the_users_pages_and_api_and_others_change_nothing() {
     );
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disabled_users_session_ends_on_another_replica_at_the_next_write_and_within_the_cache_time_for_reads()
+ {
+    // Two replicas on one PostgreSQL database, each with the default 1 s session read cache.
+    let a = TestApp::spawn(Backend::Postgres).await;
+    let url = a.state.config.database_url.clone();
+    let b = TestApp::spawn_with(
+        Backend::Postgres,
+        &[("STACKGATE_DATABASE_URL", url.as_str())],
+    )
+    .await;
+    let alice = a.login("alice").await;
+    let dave = a.login("dave").await;
+    // The same browser (cookies are per host, not per port) reaching replica b.
+    let alice_b = UserClient {
+        client: alice.client.clone(),
+        base: b.base.clone(),
+        csrf: alice.csrf.clone(),
+    };
+    assert_eq!(
+        alice_b.get("/").await.status(),
+        StatusCode::OK,
+        "b has checked her session"
+    );
+    let alice_id = user_id(&a, "alice").await;
+    let (code, _) = dave
+        .api(Method::POST, &format!("/users/{alice_id}/disable"), None)
+        .await;
+    assert_eq!(code, StatusCode::OK);
+    let disabled_at = std::time::Instant::now();
+    // A write on b checks the database: refused at once.
+    let (code, body) = alice_b
+        .api(
+            Method::POST,
+            "/requests/00000000-0000-0000-0000-000000000000/cancel",
+            None,
+        )
+        .await;
+    assert_eq!(code, StatusCode::UNAUTHORIZED, "{body}");
+    // A read on b is refused within the cache time (1 s), whatever b had cached.
+    loop {
+        let status = alice_b.get("/").await.status();
+        if status == StatusCode::SEE_OTHER {
+            break;
+        }
+        assert_eq!(status, StatusCode::OK);
+        assert!(
+            disabled_at.elapsed() < std::time::Duration::from_millis(1_500),
+            "replica b still served a read after the cache time"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_signed_out(&alice_b).await;
+    b.stop_keeping_database().await;
+    a.stop().await;
+}
