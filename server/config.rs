@@ -163,10 +163,12 @@ pub struct Config {
     pub admin_groups: Vec<String>,
     pub auditor_groups: Vec<String>,
     pub global_approver_groups: Vec<String>,
-    /// `STACKGATE_APPROVALS_DEV` / `_TEST` / `_PROD`: distinct approvals a request needs.
+    /// `STACKGATE_APPROVALS_DEV` / `_TEST` / `_PROD`: distinct approvals a request needs, as
+    /// the first version of the approval rules (stored at the first start; admins change the
+    /// rules in the portal from then on, see `policies`).
     pub approvals_required: BTreeMap<EnvClass, u32>,
     /// `STACKGATE_RISK_ROUTES` (`flag=group,…`): a request with the flag needs one approval from a
-    /// member of the group (as well as the usual count).
+    /// member of the group (as well as the usual count). Seeds the first rules version too.
     pub risk_routes: BTreeMap<RiskFlag, String>,
     /// `STACKGATE_RISK_CHANGE_THRESHOLD`: more resource changes than this is a large change.
     pub risk_change_threshold: usize,

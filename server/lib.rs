@@ -24,9 +24,11 @@ pub mod home;
 pub mod http;
 pub mod ids;
 pub mod notify;
+pub mod policies;
 pub mod requests;
 pub mod state;
 pub mod telemetry;
+pub mod users;
 pub mod web;
 pub mod worker;
 
@@ -58,6 +60,9 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
     accounts::store::apply_seeds(&db, &config.accounts)
         .await
         .context("registering the configured accounts")?;
+    policies::store::seed(&db, &config)
+        .await
+        .context("storing the configured approval rules as the first policy version")?;
     let catalog = catalog::Catalog::load(&config.catalog_dir)
         .with_context(|| format!("loading blueprints from {}", config.catalog_dir.display()))?;
     let policy = catalog::PolicyEngine::load(&config.rules_dir)

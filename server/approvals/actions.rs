@@ -161,6 +161,7 @@ pub async fn decide(
             "comment": comment, "content_hash": bound, "request_content_hash": request.content_hash,
             "change_set_arn": arn, "auth_time": user.auth_time,
             "approvals": q.have, "required": q.need, "needs": q.needs(),
+            "policy_version": q.policy_version, "rule": q.rule(),
         }))
         .source_ip(user.source_ip.clone()),
     ];

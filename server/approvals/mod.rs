@@ -13,9 +13,9 @@ pub mod views;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::change::RiskFlag;
 use crate::config::Config;
 use crate::db::{Db, StoreError};
+use crate::policies::{self, ApprovalRules};
 use crate::requests::store::inbox_query;
 use crate::requests::{self, RequestStatus, ServiceRequest};
 use crate::web::{CurrentUser, Roles};
@@ -84,15 +84,32 @@ pub async fn inbox_count(db: &Db, user: &CurrentUser, cap: i64) -> Result<i64, S
     requests::store::count(db, &inbox_query(&user.id, scope.as_deref()), cap).await
 }
 
-/// The approver groups a request's flags call for under the configured routes.
-pub fn routed_groups(flags: &[RiskFlag], config: &Config) -> Vec<String> {
-    let mut groups: Vec<String> = flags
-        .iter()
-        .filter_map(|f| config.risk_routes.get(f).cloned())
-        .collect();
-    groups.sort();
-    groups.dedup();
-    groups
+/// The approval rules a request is counted by: those of the version it was submitted under
+/// (the settings' rules where no version is stored).
+pub fn rules_of(request: &ServiceRequest, config: &Config) -> ApprovalRules {
+    request
+        .approval_rules
+        .clone()
+        .unwrap_or_else(|| ApprovalRules::from_config(config))
+}
+
+/// The groups that must be among a request's approvers under its rules: its class's groups and
+/// the groups its risk flags call for ([`crate::policies::TEAM`] for the request's own team).
+pub fn routed_groups(request: &ServiceRequest, config: &Config) -> Vec<String> {
+    rules_of(request, config).required_groups(request.env_class, &request.risk_flags)
+}
+
+/// Whether someone with `groups` (and the roles they grant) is a member of `group` for a request
+/// of `team`.
+fn member_of(group: &str, groups: &[String], team: &str, config: &Config) -> bool {
+    if group == policies::TEAM {
+        Roles::from_groups(groups, config)
+            .approver_teams
+            .iter()
+            .any(|t| t == team)
+    } else {
+        groups.iter().any(|g| g == group)
+    }
 }
 
 /// Why `user` (whose IdP groups are `groups`) may not decide on `request`, if they may not. The
@@ -111,8 +128,12 @@ pub fn refusal(
                 .into(),
         ));
     }
-    let routed = routed_groups(&request.risk_flags, config);
-    if !user.can_approve_for(&request.team) && !routed.iter().any(|g| groups.contains(g)) {
+    let routed = routed_groups(request, config);
+    if !user.can_approve_for(&request.team)
+        && !routed
+            .iter()
+            .any(|g| member_of(g, groups, &request.team, config))
+    {
         return Some((
             "approval.denied_role",
             format!("You are not an approver for team {}.", request.team),
@@ -128,8 +149,13 @@ pub struct Quorum {
     pub have: usize,
     /// Distinct approvals the environment class needs.
     pub need: usize,
-    /// Groups the risk flags call for with no eligible approver from them yet.
+    /// Groups that must be among the approvers (the class's, then the risk flags'), as people
+    /// read them ("payments-approvers" for the request's own team).
+    pub groups: Vec<String>,
+    /// Of those, the groups with no eligible approver from them yet.
     pub groups_missing: Vec<String>,
+    /// The version of the approval rules counted.
+    pub policy_version: i64,
     /// Why some approvals do not count.
     pub problems: Vec<String>,
 }
@@ -137,6 +163,21 @@ pub struct Quorum {
 impl Quorum {
     pub fn met(&self) -> bool {
         self.have >= self.need && self.groups_missing.is_empty()
+    }
+
+    /// What the rules ask for: "2 approvals: 1 of payments-approvers, 1 of security-approvers".
+    pub fn rule(&self) -> String {
+        let mut text = format!(
+            "{} approval{}",
+            self.need,
+            if self.need == 1 { "" } else { "s" }
+        );
+        if !self.groups.is_empty() {
+            let groups: Vec<String> = self.groups.iter().map(|g| format!("1 of {g}")).collect();
+            text.push_str(": ");
+            text.push_str(&groups.join(", "));
+        }
+        text
     }
 
     /// "needs: 1 more approval, 1 of security-approvers" (empty when met).
@@ -163,7 +204,9 @@ pub fn quorum(
     config: &Config,
     now: i64,
 ) -> Quorum {
-    let routed = routed_groups(&request.risk_flags, config);
+    let rules = rules_of(request, config);
+    let routed = rules.required_groups(request.env_class, &request.risk_flags);
+    let team = request.team.as_str();
     let mut eligible: Vec<&Approver> = Vec::new();
     let mut problems = Vec::new();
     for a in approvers {
@@ -173,8 +216,8 @@ pub fn quorum(
             Some(format!("{} has been disabled", a.name))
         } else if now - a.approved_at > config.approval_max_age_ms {
             Some(format!("the approval of {} has expired", a.name))
-        } else if !Roles::from_groups(&a.groups, config).approves_for(&request.team)
-            && !routed.iter().any(|g| a.groups.contains(g))
+        } else if !Roles::from_groups(&a.groups, config).approves_for(team)
+            && !routed.iter().any(|g| member_of(g, &a.groups, team, config))
         {
             Some(format!(
                 "{} is no longer an approver for team {}",
@@ -189,15 +232,23 @@ pub fn quorum(
             None => eligible.push(a),
         }
     }
+    let words = |g: &String| policies::group_words(g, team, config);
     let groups_missing = routed
-        .into_iter()
-        .filter(|g| !eligible.iter().any(|a| a.groups.contains(g)))
+        .iter()
+        .filter(|g| {
+            !eligible
+                .iter()
+                .any(|a| member_of(g, &a.groups, team, config))
+        })
+        .map(words)
         .collect();
     Quorum {
         have: eligible.len(),
-        need: config.approvals_for(request.env_class) as usize,
+        need: rules.class(request.env_class).approvals as usize,
+        groups: routed.iter().map(words).collect(),
         groups_missing,
         problems,
+        policy_version: request.approval_policy_version,
     }
 }
 
@@ -217,6 +268,7 @@ pub fn auto_approvable(request: &ServiceRequest, config: &Config) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::change::RiskFlag;
     use crate::ids::EnvClass;
 
     fn config() -> Config {
@@ -332,6 +384,68 @@ mod tests {
     }
 
     #[test]
+    fn a_request_is_counted_by_the_rules_it_was_submitted_under() {
+        let c = config();
+        let now = 10 * 3_600_000;
+        let mut r = request("alice");
+        r.env_class = EnvClass::Prod;
+        let rules = serde_json::json!({
+            "classes": {
+                "dev": { "approvals": 1 }, "test": { "approvals": 1 },
+                "prod": { "approvals": 2, "groups": ["team", "security-approvers"] },
+            },
+        });
+        r.approval_rules = ApprovalRules::parse(&rules).ok();
+        r.approval_policy_version = 3;
+        let team = ["payments-approvers"];
+        let q = quorum(&r, &[], &c, now);
+        assert_eq!(
+            q.rule(),
+            "2 approvals: 1 of payments-approvers or pay-leads, 1 of security-approvers"
+        );
+        assert_eq!(q.policy_version, 3);
+        // Two team approvers are not enough: security must be among them.
+        let q = quorum(
+            &r,
+            &[approver("bob", &team, now), approver("ben", &team, now)],
+            &c,
+            now,
+        );
+        assert_eq!((q.have, q.met()), (2, false));
+        assert_eq!(q.needs(), "1 of security-approvers");
+        // Security alone twice is not a team approver.
+        let q = quorum(
+            &r,
+            &[
+                approver("carol", &["security-approvers"], now),
+                approver("cid", &["security-approvers"], now),
+            ],
+            &c,
+            now,
+        );
+        assert_eq!(q.needs(), "1 of payments-approvers or pay-leads");
+        let q = quorum(
+            &r,
+            &[
+                approver("bob", &team, now),
+                approver("carol", &["security-approvers"], now),
+            ],
+            &c,
+            now,
+        );
+        assert!(q.met(), "{q:?}");
+        // The same request with the settings' rules (no stored version) needs two of anyone.
+        r.approval_rules = None;
+        let q = quorum(
+            &r,
+            &[approver("bob", &team, now), approver("ben", &team, now)],
+            &c,
+            now,
+        );
+        assert!(q.met(), "{q:?}");
+    }
+
+    #[test]
     fn members_of_a_routed_group_may_decide_on_flagged_requests_only() {
         let c = config();
         let dora = user("dora", Roles::default());
@@ -414,6 +528,9 @@ mod tests {
             risk_flags: vec![],
             approval_mode: "approvals".into(),
             emergency: None,
+            requester_disabled: false,
+            approval_policy_version: 1,
+            approval_rules: None,
         }
     }
 

@@ -197,7 +197,9 @@ async fn show_page(
                 when: When::at(a.created_at),
             })
             .collect(),
-        required: state.config.approvals_for(r.env_class),
+        required: q.need as u32,
+        rule: q.rule(),
+        policy_version: q.policy_version,
         approved_count: q.have,
         needs: q.needs(),
         risk_flags: r
@@ -405,6 +407,7 @@ async fn show_api(
         "request": r, "template": r.template_body, "approvals": approvals,
         "deployments": deployments, "change_set": change_set, "risk_flags": risk_flags,
         "quorum": { "approvals": q.have, "required": q.need, "groups_missing": q.groups_missing,
+                    "groups": q.groups, "rule": q.rule(), "policy_version": q.policy_version,
                     "needs": q.needs(), "met": q.met() },
         "emergency": r.emergency,
     })))

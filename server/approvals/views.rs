@@ -74,6 +74,10 @@ pub struct ShowPage {
     pub policy: Vec<PolicyRow>,
     pub approvals: Vec<ApprovalView>,
     pub required: u32,
+    /// What the request's rules ask for ("2 approvals: 1 of payments-approvers, …").
+    pub rule: String,
+    /// The version of the approval rules the request was submitted under.
+    pub policy_version: i64,
     pub approved_count: usize,
     /// What the rules still need ("1 more approval, 1 of security-approvers"), empty when met.
     pub needs: String,

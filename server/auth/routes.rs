@@ -276,6 +276,7 @@ async fn callback(
             auth_time: identity.auth_time.map(|t| t.timestamp_millis()),
             amr: identity.amr.clone(),
             acr: identity.acr.clone(),
+            source_ip: ip.clone(),
         },
         Some(&grant),
     )

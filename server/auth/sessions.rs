@@ -76,7 +76,12 @@ async fn session(auth: &Auth, token: &str, how: Use) -> Result<Option<SessionRow
         Some(row) => row,
         None => match store::find_session(&auth.db, token).await? {
             Some(row) => row,
-            None => return Ok(None),
+            None => {
+                // Ended elsewhere (signed out, revoked, user disabled on another replica): the
+                // reads that follow must not be served from this replica's cache.
+                auth.sessions.forget(&id_hash);
+                return Ok(None);
+            }
         },
     };
     let now = now_ms();

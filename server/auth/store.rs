@@ -119,6 +119,8 @@ pub struct Authentication {
     pub amr: Vec<String>,
     /// `acr`: the assurance level, when said.
     pub acr: Option<String>,
+    /// The address the sign-in came from (shown to admins with the user's sessions).
+    pub source_ip: Option<String>,
 }
 
 /// Creates a session for the user in the caller's transaction, keeping the login's access token
@@ -143,8 +145,8 @@ pub async fn create_session(
     });
     sqlx::query(
         "insert into sessions (id_hash, user_id, csrf_token, created_at, last_seen_at, expires_at, \
-         auth_time, groups_checked_at, access_token_sealed, amr_json, acr) \
-         values ($1, $2, $3, $4, $4, $5, $6, $4, $7, $8, $9)",
+         auth_time, groups_checked_at, access_token_sealed, amr_json, acr, source_ip) \
+         values ($1, $2, $3, $4, $4, $5, $6, $4, $7, $8, $9, $10)",
     )
     .bind(id_hash)
     .bind(user_id.to_string())
@@ -159,6 +161,7 @@ pub async fn create_session(
         serde_json::to_string(&authn.amr).ok()
     })
     .bind(authn.acr.clone())
+    .bind(authn.source_ip.clone())
     .execute(&mut **tx)
     .await?;
     Ok(token)

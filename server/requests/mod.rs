@@ -248,6 +248,15 @@ pub struct ServiceRequest {
     pub approval_mode: String,
     /// The break-glass release, if it was one.
     pub emergency: Option<Emergency>,
+    /// An admin has disabled the requester.
+    pub requester_disabled: bool,
+    /// The version of the approval rules the request was submitted under; it is counted by
+    /// them until decided (see `policies`).
+    pub approval_policy_version: i64,
+    /// Those rules (`None` only where no version is stored, e.g. in unit tests: the settings'
+    /// rules then apply).
+    #[serde(skip)]
+    pub approval_rules: Option<crate::policies::ApprovalRules>,
 }
 
 /// A break-glass release: an admin released the change without approvals, with a reason; it
@@ -287,6 +296,7 @@ impl ServiceRequest {
             created_at: self.created_at,
             updated_at: self.updated_at,
             risk_flags: self.risk_flags.clone(),
+            requester_disabled: self.requester_disabled,
         }
     }
 }

@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 
 use askama::Template;
 
-use super::ServiceRequest;
 use super::store::Summary;
+use super::{RequestStatus, ServiceRequest};
 use crate::accounts::Account;
 use crate::catalog::{Blueprint, ParamKind, PolicyReport};
 use crate::error::FieldError;
@@ -200,6 +200,8 @@ pub struct RequestRow {
     /// Risk flags in words.
     /// Risk flags as (code, words).
     pub risk_flags: Vec<(String, String)>,
+    /// Waiting for approval while an admin has disabled the requester.
+    pub requester_flagged: bool,
 }
 
 impl From<&Summary> for RequestRow {
@@ -225,6 +227,7 @@ impl From<&Summary> for RequestRow {
                 .iter()
                 .map(|f| (f.as_str().to_string(), f.label().to_string()))
                 .collect(),
+            requester_flagged: r.requester_disabled && r.status == RequestStatus::PendingApproval,
         }
     }
 }

@@ -241,6 +241,9 @@ mod tests {
                 risk_flags: vec![],
                 approval_mode: "approvals".into(),
                 emergency: None,
+                requester_disabled: false,
+                approval_policy_version: 1,
+                approval_rules: None,
             };
             let mut job = Deployment::for_tests(
                 "d",

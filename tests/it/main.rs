@@ -6,6 +6,8 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 mod admin_accounts;
+mod admin_policies;
+mod admin_users;
 mod app;
 mod approvals;
 mod audit;

@@ -32,6 +32,26 @@ pub struct Summary {
     /// What the change set showed (the column holds them as JSON text).
     #[serde(deserialize_with = "flags_from_json_text")]
     pub risk_flags: Vec<crate::change::RiskFlag>,
+    /// An admin has disabled the requester (their pending requests are flagged).
+    #[serde(deserialize_with = "bool_from_int")]
+    pub requester_disabled: bool,
+}
+
+/// A flag from its column (an integer), or from a boolean (a summary serialized again).
+fn bool_from_int<'de, D>(d: D) -> Result<bool, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum Either {
+        Int(i64),
+        Bool(bool),
+    }
+    Ok(match Either::deserialize(d)? {
+        Either::Int(i) => i != 0,
+        Either::Bool(b) => b,
+    })
 }
 
 /// Risk flags from their column (JSON text), or from an array (a summary serialized again).
@@ -54,12 +74,13 @@ where
 const SUMMARY: &str = "select r.id, r.number, r.title, r.team, r.requester_id, \
     coalesce(u.name, u.subject) as requester_name, r.blueprint_slug, r.blueprint_version, \
     r.account_id, a.name as account_name, r.region, r.env_class, r.env_name, r.stack_name, \
-    r.status, r.status_reason, r.created_at, r.updated_at, r.risk_flags_json \
+    r.status, r.status_reason, r.created_at, r.updated_at, r.risk_flags_json, \
+    u.disabled as requester_disabled \
     from service_requests r join users u on u.id = r.requester_id \
     join accounts a on a.id = r.account_id";
 
 /// The columns of [`SUMMARY`], named as [`Summary`]'s fields.
-const SUMMARY_COLUMNS: [&str; 19] = [
+const SUMMARY_COLUMNS: [&str; 20] = [
     "id",
     "number",
     "title",
@@ -79,6 +100,7 @@ const SUMMARY_COLUMNS: [&str; 19] = [
     "created_at",
     "updated_at",
     "risk_flags_json",
+    "requester_disabled",
 ];
 
 /// A position in a list: the `(created_at, id)` of the last row shown. Opaque to clients.

@@ -26,10 +26,12 @@ const SELECT: &str = "select r.id, r.number, r.title, r.team, r.requester_id, \
     r.account_id, a.name, r.region, r.env_class, r.env_name, r.stack_name, r.params_json, \
     t.body, r.template_digest, r.content_hash, r.policy_json, r.status, r.status_reason, \
     r.version, r.created_at, r.updated_at, r.capabilities_json, r.kind, r.environment_id, \
-    r.risk_flags_json, r.approval_mode, r.emergency_json \
+    r.risk_flags_json, r.approval_mode, r.emergency_json, u.disabled, \
+    coalesce(r.approval_policy_version, 1), p.rules_json \
     from service_requests r join users u on u.id = r.requester_id \
     join accounts a on a.id = r.account_id \
-    left join rendered_templates t on t.digest = r.template_digest";
+    left join rendered_templates t on t.digest = r.template_digest \
+    left join approval_policies p on p.version = coalesce(r.approval_policy_version, 1)";
 
 fn env_class(s: &str) -> Result<EnvClass, StoreError> {
     s.parse::<EnvClass>()
@@ -84,6 +86,13 @@ fn from_row(row: &sqlx::any::AnyRow) -> Result<ServiceRequest, StoreError> {
             .map(|e| serde_json::from_str(&e))
             .transpose()
             .map_err(|e| StoreError::unreadable("request's emergency release", e))?,
+        requester_disabled: row.try_get::<i64, _>(31)? != 0,
+        approval_policy_version: row.try_get(32)?,
+        approval_rules: row
+            .try_get::<Option<String>, _>(33)?
+            .map(|r| serde_json::from_str(&r))
+            .transpose()
+            .map_err(|e| StoreError::unreadable("request's approval rules", e))?,
     })
 }
 
@@ -132,9 +141,10 @@ pub async fn insert(
         "insert into service_requests (id, number, title, team, requester_id, blueprint_slug, \
          blueprint_version, blueprint_digest, account_id, region, env_class, env_name, stack_name, \
          params_json, template_digest, content_hash, policy_json, status, version, \
-         created_at, updated_at, capabilities_json, kind, environment_id) values ($1, $2, $3, $4, \
+         created_at, updated_at, capabilities_json, kind, environment_id, \
+         approval_policy_version) values ($1, $2, $3, $4, \
          $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, 1, $19, $19, $20, $21, \
-         $22)",
+         $22, (select max(version) from approval_policies))",
     )
     .bind(id.clone())
     .bind(number)
