@@ -908,10 +908,10 @@ mod tests {
             ok.risk_routes.get(&RiskFlag::IamChange).map(String::as_str),
             Some("security-approvers")
         );
-        let refused = with("stateful_replacement=dba-approvers")
-            .err()
-            .expect("a group nobody approves with")
-            .to_string();
+        let refused = match with("stateful_replacement=dba-approvers") {
+            Ok(_) => panic!("a group nobody approves with was accepted"),
+            Err(e) => e.to_string(),
+        };
         assert!(
             refused.contains("STACKGATE_RISK_ROUTES") && refused.contains("dba-approvers"),
             "{refused}"
