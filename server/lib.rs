@@ -8,6 +8,7 @@
 //! it with the in-process worker until a shutdown signal.
 
 pub mod accounts;
+pub mod admin;
 pub mod approvals;
 pub mod audit;
 pub mod auth;

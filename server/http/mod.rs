@@ -43,6 +43,7 @@ pub fn app(state: AppState) -> Router {
         .merge(crate::requests::routes::router())
         .merge(crate::deployments::routes::router())
         .merge(crate::approvals::routes::router())
+        .merge(crate::admin::routes::router())
         .merge(crate::accounts::routes::router())
         .merge(crate::users::routes::router())
         .merge(crate::policies::routes::router())
