@@ -13,6 +13,7 @@ pub struct Layout {
     pub csrf_token: String,
     pub is_approver: bool,
     pub is_auditor: bool,
+    pub is_admin: bool,
     pub can_request: bool,
     /// Requests waiting for this user's review, as the badge shows it ("99+" beyond).
     pub inbox_badge: String,
@@ -54,6 +55,7 @@ impl Layout {
             csrf_token: user.csrf_token.clone(),
             is_approver: user.roles.is_approver(),
             is_auditor: user.roles.auditor || user.roles.admin,
+            is_admin: user.roles.admin,
             can_request: !user.roles.requester_teams.is_empty(),
             inbox_badge: badge(inbox),
             nav,
