@@ -7,8 +7,8 @@ use axum::extract::FromRef;
 
 use crate::auth::Auth;
 use crate::catalog::Catalog;
-use crate::catalog::versions::Library;
 use crate::catalog::policy::PolicyEngine;
+use crate::catalog::versions::Library;
 use crate::config::Config;
 use crate::cpu::CpuPool;
 use crate::db::Db;

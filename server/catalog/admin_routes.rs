@@ -92,7 +92,9 @@ pub async fn upload(
     if let Some((name, _)) = source.files.iter().find(|(n, _)| !is_file_name(n)) {
         return Err(AppError::Invalid(vec![FieldError::new(
             "files",
-            format!("'{name}' is not an extra file name: use lowercase letters, digits and '-', ending in .json"),
+            format!(
+                "'{name}' is not an extra file name: use lowercase letters, digits and '-', ending in .json"
+            ),
         )]));
     }
     // The version number first: it decides what the upload is compared with.
@@ -105,7 +107,10 @@ pub async fn upload(
         })?
         .version;
     let semver = Semver::parse(&version).map_err(|e| {
-        AppError::Invalid(vec![FieldError::new("version", format!("blueprint.toml: version {e}"))])
+        AppError::Invalid(vec![FieldError::new(
+            "version",
+            format!("blueprint.toml: version {e}"),
+        )])
     })?;
     if store::get(&state.db, slug, &version).await?.is_some() {
         return Err(AppError::Conflict(format!(
@@ -176,10 +181,7 @@ pub async fn apply(
     Ok((before, transition.to()))
 }
 
-async fn index(
-    State(state): State<AppState>,
-    user: CurrentUser,
-) -> Result<Html<String>, AppError> {
+async fn index(State(state): State<AppState>, user: CurrentUser) -> Result<Html<String>, AppError> {
     require_admin(&user)?;
     let mut blueprints: Vec<SlugRow> = Vec::new();
     for (slug, version, state_) in store::summary(&state.db).await? {
@@ -291,7 +293,10 @@ fn parameter_rows(bp: &Blueprint) -> Vec<(String, String, String)> {
                 super::ParamKind::Cidr => "cidr".to_string(),
                 super::ParamKind::Choice(o) => format!(
                     "choice ({})",
-                    o.iter().map(|(v, _)| v.as_str()).collect::<Vec<_>>().join(", ")
+                    o.iter()
+                        .map(|(v, _)| v.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
                 super::ParamKind::Integer { min, max } => format!("integer {min}..{max}"),
                 super::ParamKind::String { max_len, .. } => format!("string (≤ {max_len})"),
@@ -332,11 +337,7 @@ async fn version_page(
         let names = (prev.version.as_str(), version);
         template_diff = diff(&prev.source.template, &stored.source.template, names);
         let old = state.library.compile(prev)?;
-        parameter_diff = diff(
-            &lines(&parameter_rows(&old)),
-            &lines(&parameters),
-            names,
-        );
+        parameter_diff = diff(&lines(&parameter_rows(&old)), &lines(&parameters), names);
     }
     let actions = match stored.state {
         VersionState::Draft => vec![("publish", "Publish")],
@@ -424,7 +425,9 @@ async fn list_api(
     if versions.is_empty() {
         return Err(AppError::NotFound.into());
     }
-    Ok(Json(serde_json::json!({ "slug": slug, "versions": versions })))
+    Ok(Json(
+        serde_json::json!({ "slug": slug, "versions": versions }),
+    ))
 }
 
 async fn upload_api(

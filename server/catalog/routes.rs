@@ -10,8 +10,8 @@ use axum::response::Html;
 use axum::routing::get;
 use axum::{Json, Router};
 
-use super::views::{BlueprintCard, CatalogPage};
 use super::versions::Library;
+use super::views::{BlueprintCard, CatalogPage};
 use super::{Audience, Blueprint, ParamKind, ParamSpec};
 use crate::error::AppError;
 use crate::ids::EnvClass;

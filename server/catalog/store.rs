@@ -135,11 +135,7 @@ pub async fn stacks_on(tx: &mut Tx, slug: &str, version: &str) -> Result<i64, St
 
 /// Stores a version (imported or uploaded) with its audit record. A version that exists already
 /// is a conflict, and nothing is stored.
-pub async fn insert(
-    tx: &mut Tx,
-    stored: &StoredVersion,
-    actor: &Actor,
-) -> Result<(), StoreError> {
+pub async fn insert(tx: &mut Tx, stored: &StoredVersion, actor: &Actor) -> Result<(), StoreError> {
     let v = Semver::parse(&stored.version).map_err(StoreError::corrupt)?;
     let inserted = sqlx::query(
         "insert into blueprint_versions (slug, version, major, minor, patch, manifest, template, \
@@ -195,15 +191,15 @@ pub async fn transition(
     transition: Transition,
     actor: &Actor,
 ) -> Result<VersionState, StoreError> {
-    let row = sqlx::query(
-        "select state from blueprint_versions where slug = $1 and version = $2",
-    )
-    .bind(slug.to_string())
-    .bind(version.to_string())
-    .fetch_optional(&mut **tx)
-    .await?;
+    let row = sqlx::query("select state from blueprint_versions where slug = $1 and version = $2")
+        .bind(slug.to_string())
+        .bind(version.to_string())
+        .fetch_optional(&mut **tx)
+        .await?;
     let Some(row) = row else {
-        return Err(StoreError::Conflict(format!("{slug} {version} does not exist")));
+        return Err(StoreError::Conflict(format!(
+            "{slug} {version} does not exist"
+        )));
     };
     let state: String = row.try_get(0)?;
     let before: VersionState = state

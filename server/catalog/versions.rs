@@ -93,7 +93,8 @@ pub struct Semver {
 impl Semver {
     /// Parses `1.2.3`; the message says what is wrong.
     pub fn parse(text: &str) -> Result<Semver, String> {
-        let bad = || format!("'{text}' is not a semantic version: write MAJOR.MINOR.PATCH, e.g. 1.2.0");
+        let bad =
+            || format!("'{text}' is not a semantic version: write MAJOR.MINOR.PATCH, e.g. 1.2.0");
         let parts: Vec<&str> = text.split('.').collect();
         let [major, minor, patch] = parts.as_slice() else {
             return Err(bad());
@@ -388,7 +389,8 @@ pub fn check_upload(
             ),
         ));
     }
-    Semver::parse(&m.version).map_err(|e| one("version", format!("blueprint.toml: version {e}")))?;
+    Semver::parse(&m.version)
+        .map_err(|e| one("version", format!("blueprint.toml: version {e}")))?;
     let bp = source
         .compile()
         .map_err(|e| one("template", format!("{e:#}")))?;
@@ -417,9 +419,27 @@ mod tests {
             Semver::parse("1.10.0").map(|v| (v.major, v.minor, v.patch)),
             Ok((1, 10, 0))
         );
-        assert!(Semver::parse("1.2.0").unwrap_or(Semver { major: 9, minor: 9, patch: 9 })
-            < Semver::parse("1.10.0").unwrap_or(Semver { major: 0, minor: 0, patch: 0 }));
-        for bad in ["1.2", "1.2.3.4", "v1.2.3", "01.2.3", "1.2.x", "", "1..3", "1.2.3-rc1"] {
+        assert!(
+            Semver::parse("1.2.0").unwrap_or(Semver {
+                major: 9,
+                minor: 9,
+                patch: 9
+            }) < Semver::parse("1.10.0").unwrap_or(Semver {
+                major: 0,
+                minor: 0,
+                patch: 0
+            })
+        );
+        for bad in [
+            "1.2",
+            "1.2.3.4",
+            "v1.2.3",
+            "01.2.3",
+            "1.2.x",
+            "",
+            "1..3",
+            "1.2.3-rc1",
+        ] {
             assert!(Semver::parse(bad).is_err(), "{bad} must be refused");
         }
     }

@@ -267,7 +267,9 @@ async fn resolve(
         None => {
             errors.push(FieldError::new(
                 "blueprint",
-                format!("{slug} has no version {version}: choose a published version from the catalog"),
+                format!(
+                    "{slug} has no version {version}: choose a published version from the catalog"
+                ),
             ));
             Ok((None, false))
         }

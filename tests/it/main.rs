@@ -5,6 +5,7 @@
 // clippy applies only inside `#[cfg(test)]` items, not to an integration crate's helpers.)
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
+mod admin_blueprints;
 mod app;
 mod approvals;
 mod audit;
