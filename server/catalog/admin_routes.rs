@@ -84,7 +84,7 @@ pub async fn upload(
     slug: &str,
     input: UploadInput,
 ) -> Result<StoredVersion, AppError> {
-    let source = Source {
+    let mut source = Source {
         manifest: input.manifest,
         template: input.template,
         files: input.files.into_iter().collect(),
@@ -118,6 +118,13 @@ pub async fn upload(
         )));
     }
     let previous = store::previous(&state.db, slug, semver).await?;
+    // An upload without extra files keeps the previous version's (the form carries only the
+    // manifest and the template); they are stored with it and part of its digest.
+    if source.files.is_empty()
+        && let Some(p) = &previous
+    {
+        source.files = p.source.files.clone();
+    }
     let bp = checked(state, slug, &source, previous.map(|p| p.source)).await?;
     let stored = StoredVersion {
         slug: slug.to_string(),

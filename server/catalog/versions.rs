@@ -419,17 +419,7 @@ mod tests {
             Semver::parse("1.10.0").map(|v| (v.major, v.minor, v.patch)),
             Ok((1, 10, 0))
         );
-        assert!(
-            Semver::parse("1.2.0").unwrap_or(Semver {
-                major: 9,
-                minor: 9,
-                patch: 9
-            }) < Semver::parse("1.10.0").unwrap_or(Semver {
-                major: 0,
-                minor: 0,
-                patch: 0
-            })
-        );
+        assert!(Semver::parse("1.2.0").unwrap() < Semver::parse("1.10.0").unwrap());
         for bad in [
             "1.2",
             "1.2.3.4",
@@ -442,6 +432,70 @@ mod tests {
         ] {
             assert!(Semver::parse(bad).is_err(), "{bad} must be refused");
         }
+    }
+
+    /// The bundled network's source under another version, with `extra` appended to its manifest.
+    fn network(version: &str, extra: &str) -> Blueprint {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("cloudformation/network");
+        let mut source = match Source::read(&dir) {
+            Ok(s) => s,
+            Err(e) => panic!("{e:#}"),
+        };
+        let old = source
+            .manifest
+            .lines()
+            .find(|l| l.starts_with("version = "))
+            .map(str::to_string);
+        if let Some(old) = old {
+            source.manifest =
+                source
+                    .manifest
+                    .replacen(&old, &format!("version = \"{version}\""), 1);
+        }
+        source.manifest.push_str(extra);
+        match source.compile() {
+            Ok(bp) => bp,
+            Err(e) => panic!("{e:#}"),
+        }
+    }
+
+    const FLAG: &str = "\n[[parameters]]\nname = \"extra_flag\"\nlabel = \"Extra\"\nhelp = \"An extra switch.\"\nsection = \"Extra\"\nkind = \"boolean\"\n";
+
+    #[test]
+    fn a_minor_version_may_add_only_parameters_with_defaults_and_a_patch_none() {
+        let outputs = BTreeSet::from(["VpcId".to_string()]);
+        let old = network("1.0.0", "");
+        let optional = network("1.1.0", &format!("{FLAG}default = false\n"));
+        assert!(compatibility((&optional, &outputs), (&old, &outputs)).is_empty());
+        let required = network("1.1.0", FLAG);
+        let errors = compatibility((&required, &outputs), (&old, &outputs));
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].field, "extra_flag");
+        assert!(
+            errors[0].message.contains("has no default for dev"),
+            "{}",
+            errors[0].message
+        );
+        let patch = network("1.0.1", &format!("{FLAG}default = false\n"));
+        let errors = compatibility((&patch, &outputs), (&old, &outputs));
+        assert!(
+            errors[0]
+                .message
+                .contains("parameter 'extra_flag' is added"),
+            "{errors:?}"
+        );
+        assert!(
+            errors[0].message.contains("new major version (2.0.0)"),
+            "{errors:?}"
+        );
+        let major = network("2.0.0", FLAG);
+        assert!(compatibility((&major, &BTreeSet::new()), (&old, &outputs)).is_empty());
+        let fewer = network("1.1.0", "");
+        let errors = compatibility((&fewer, &BTreeSet::new()), (&old, &outputs));
+        assert!(
+            errors[0].message.contains("output 'VpcId' is removed"),
+            "{errors:?}"
+        );
     }
 
     #[test]
