@@ -8,11 +8,11 @@
 //! deprecated ones; admins see drafts and retired versions too.
 
 use askama::Template;
-use axum::extract::{Path, State};
+use axum::extract::{FromRequest, Multipart, Path, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use axum::{Form, Json, Router};
+use axum::{Json, Router};
 use serde::Deserialize;
 
 use super::store;
@@ -210,7 +210,7 @@ async fn blueprint_page(
     state: &AppState,
     user: &CurrentUser,
     slug: &str,
-    (errors, manifest, template): (Vec<String>, String, String),
+    errors: Vec<String>,
 ) -> Result<AdminBlueprintPage, AppError> {
     let versions = store::list(&state.db, slug)
         .await?
@@ -228,8 +228,6 @@ async fn blueprint_page(
         slug: slug.to_string(),
         versions,
         errors,
-        manifest,
-        template,
     })
 }
 
@@ -246,24 +244,53 @@ async fn blueprint(
     render(page)
 }
 
-#[derive(Deserialize)]
-struct UploadForm {
-    #[serde(default)]
-    manifest: String,
-    #[serde(default)]
-    template: String,
+/// The upload form's two files (`manifest`: blueprint.toml, `template`: template.json.j2).
+async fn read_files(mut form: Multipart) -> Result<(String, String), AppError> {
+    let (mut manifest, mut template) = (String::new(), String::new());
+    while let Some(field) = form
+        .next_field()
+        .await
+        .map_err(|e| AppError::BadRequest(format!("the upload form is unreadable: {e}")))?
+    {
+        let name = field.name().unwrap_or_default().to_string();
+        let target = match name.as_str() {
+            "manifest" => &mut manifest,
+            "template" => &mut template,
+            _ => continue,
+        };
+        *target = field.text().await.map_err(|e| {
+            AppError::BadRequest(format!("{name}: not readable as UTF-8 text: {e}"))
+        })?;
+    }
+    Ok((manifest, template))
 }
 
 async fn upload_form(
     State(state): State<AppState>,
     user: CurrentUser,
     Path(slug): Path<String>,
-    Form(form): Form<UploadForm>,
+    request: axum::extract::Request,
 ) -> Result<Response, AppError> {
+    // Admin first: the body is read only for admins.
     require_admin(&user)?;
+    let form = Multipart::from_request(request, &state)
+        .await
+        .map_err(|e| AppError::BadRequest(format!("send the two files as a form upload: {e}")))?;
+    let (manifest, template) = read_files(form).await?;
+    let mut errors = Vec::new();
+    if manifest.trim().is_empty() {
+        errors.push("manifest: choose the version's blueprint.toml".to_string());
+    }
+    if template.trim().is_empty() {
+        errors.push("template: choose the version's template.json.j2".to_string());
+    }
+    if !errors.is_empty() {
+        let page = blueprint_page(&state, &user, &slug, errors).await?;
+        return Ok((StatusCode::UNPROCESSABLE_ENTITY, render(page)?).into_response());
+    }
     let input = UploadInput {
-        manifest: form.manifest.clone(),
-        template: form.template.clone(),
+        manifest,
+        template,
         files: Default::default(),
     };
     let (status, errors) = match upload(&state, &user, &slug, input).await {
@@ -281,7 +308,7 @@ async fn upload_form(
         Err(AppError::Conflict(m)) => (StatusCode::CONFLICT, vec![m]),
         Err(e) => return Err(e),
     };
-    let page = blueprint_page(&state, &user, &slug, (errors, form.manifest, form.template)).await?;
+    let page = blueprint_page(&state, &user, &slug, errors).await?;
     Ok((status, render(page)?).into_response())
 }
 

@@ -52,9 +52,6 @@ pub struct AdminBlueprintPage {
     pub versions: Vec<VersionRow>,
     /// Why the last upload was refused, one line per problem.
     pub errors: Vec<String>,
-    /// What the admin submitted, shown again after a refusal.
-    pub manifest: String,
-    pub template: String,
 }
 
 #[derive(Template)]

@@ -62,6 +62,42 @@ async fn upload(
     .await
 }
 
+/// Posts the upload form as a browser does: `multipart/form-data` with the two files (and the
+/// anti-forgery token when `csrf` is given).
+async fn post_files(
+    user: &UserClient,
+    path: &str,
+    (manifest, template): (&str, &str),
+    csrf: Option<&str>,
+) -> reqwest::Response {
+    let boundary = "----stackgate-test-boundary-7f3a";
+    let mut body = String::new();
+    if let Some(token) = csrf {
+        body.push_str(&format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"csrf_token\"\r\n\r\n{token}\r\n"
+        ));
+    }
+    for (name, file, text) in [
+        ("manifest", "blueprint.toml", manifest),
+        ("template", "template.json.j2", template),
+    ] {
+        body.push_str(&format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{file}\"\r\nContent-Type: application/octet-stream\r\n\r\n{text}\r\n"
+        ));
+    }
+    body.push_str(&format!("--{boundary}--\r\n"));
+    user.client
+        .post(format!("{}{path}", user.base))
+        .header(
+            "content-type",
+            format!("multipart/form-data; boundary={boundary}"),
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+}
+
 async fn act(dave: &UserClient, slug: &str, version: &str, action: &str) -> (StatusCode, Value) {
     dave.api(
         Method::POST,
@@ -556,23 +592,44 @@ async fn bad_uploads_are_refused_naming_the_problem_and_nothing_is_stored() {
         }
     }
     // The page's form says the same and keeps what was typed.
-    let page = dave
-        .post_form(
-            "/admin/blueprints/network",
-            &[
-                ("manifest", "slug = \"network\"\nversion = \n"),
-                ("template", "{}"),
-            ],
-        )
-        .await;
+    let page = post_files(
+        &dave,
+        "/admin/blueprints/network",
+        ("slug = \"network\"\nversion = \n", "{}"),
+        Some(&dave.csrf),
+    )
+    .await;
     assert_eq!(page.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let html = page.text().await.unwrap();
     assert!(
         html.contains("The version was not stored") && html.contains("line 2"),
         "{html}"
     );
+    // Without the anti-forgery token the form is refused before anything is read.
+    let forged = post_files(
+        &dave,
+        "/admin/blueprints/network",
+        (&network_manifest("1.5.0"), &network_template()),
+        None,
+    )
+    .await;
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
     assert_eq!(versions_stored(&app).await, stored, "nothing stored");
     assert_eq!(audit_records(&app).await, records, "nothing recorded");
+    // The same files with the token are stored as a draft, and the page shows it.
+    let done = post_files(
+        &dave,
+        "/admin/blueprints/network",
+        (&network_manifest("1.5.0"), &network_template()),
+        Some(&dave.csrf),
+    )
+    .await;
+    assert_eq!(done.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        done.headers()["location"],
+        "/admin/blueprints/network/versions/1.5.0"
+    );
+    assert_eq!(state_of(&app, "network", "1.5.0").await, "draft");
     app.stop().await;
 }
 
@@ -628,6 +685,20 @@ async fn only_admins_reach_the_blueprint_version_routes_and_others_change_nothin
                 .await;
             assert_eq!(r.status(), StatusCode::FORBIDDEN, "{login} POST {p}");
         }
+        let manifest = network_manifest("1.4.0");
+        let template = network_template();
+        let r = post_files(
+            &user,
+            "/admin/blueprints/network",
+            (&manifest, &template),
+            Some(&user.csrf),
+        )
+        .await;
+        assert_eq!(
+            r.status(),
+            StatusCode::FORBIDDEN,
+            "{login} uploads through the form"
+        );
         for p in api_posts {
             let (code, _) = user.api(Method::POST, p, Some(upload_body.clone())).await;
             assert_eq!(code, StatusCode::NOT_FOUND, "{login} POST /api/v1{p}");
