@@ -66,6 +66,14 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         .context("storing the configured approval rules as the first policy version")?;
     let catalog = catalog::Catalog::load(&config.catalog_dir)
         .with_context(|| format!("loading blueprints from {}", config.catalog_dir.display()))?;
+    catalog::store::import_bundled(&db, &config.catalog_dir)
+        .await
+        .with_context(|| {
+            format!(
+                "importing the bundled blueprints of {}",
+                config.catalog_dir.display()
+            )
+        })?;
     let policy = catalog::PolicyEngine::load(&config.rules_dir)
         .with_context(|| format!("loading policy rules from {}", config.rules_dir.display()))?;
     let config = Arc::new(config);
@@ -74,8 +82,9 @@ pub async fn build_state(config: Config) -> anyhow::Result<AppState> {
         gate: Arc::new(http::gate::PortalGate::new(auth.clone(), db.clone())),
         auth,
         config,
-        db,
+        db: db.clone(),
         catalog: Arc::new(catalog),
+        library: Arc::new(catalog::versions::Library::new(db.clone())),
         policy: Arc::new(policy),
         cpu: Arc::new(cpu::CpuPool::new()),
         replica_lock,

@@ -8,6 +8,7 @@ use axum::extract::FromRef;
 use crate::auth::Auth;
 use crate::catalog::Catalog;
 use crate::catalog::policy::PolicyEngine;
+use crate::catalog::versions::Library;
 use crate::config::Config;
 use crate::cpu::CpuPool;
 use crate::db::Db;
@@ -17,7 +18,10 @@ use crate::web::Gate;
 pub struct AppState {
     pub config: Arc<Config>,
     pub db: Db,
+    /// The bundled blueprint folders as loaded at start (imported into `library`).
     pub catalog: Arc<Catalog>,
+    /// Stored blueprint versions, compiled on demand: what requests render from.
+    pub library: Arc<Library>,
     pub policy: Arc<PolicyEngine>,
     /// Sign-in, sessions and the IdP client.
     pub auth: Arc<Auth>,
@@ -50,6 +54,12 @@ impl FromRef<AppState> for Db {
 impl FromRef<AppState> for Arc<Catalog> {
     fn from_ref(state: &AppState) -> Self {
         state.catalog.clone()
+    }
+}
+
+impl FromRef<AppState> for Arc<Library> {
+    fn from_ref(state: &AppState) -> Self {
+        state.library.clone()
     }
 }
 

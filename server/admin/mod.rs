@@ -20,6 +20,11 @@ pub const AREAS: &[Area] = &[
         what: "the account registry: purposes, deploy roles, ExternalIds, trust policies, access checks",
     },
     Area {
+        href: "/admin/blueprints",
+        title: "Blueprint versions",
+        what: "upload, check, publish, deprecate and retire blueprint versions",
+    },
+    Area {
         href: "/admin/policies",
         title: "Approval policies",
         what: "how many approvals each class of environment needs, from which groups, per risk flag",

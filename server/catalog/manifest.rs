@@ -251,6 +251,11 @@ fn is_ident(s: &str, extra: char) -> bool {
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == extra)
 }
 
+/// Whether `s` could be a blueprint slug (lowercase letters, digits and '-').
+pub fn is_slug(s: &str) -> bool {
+    is_ident(s, '-')
+}
+
 impl Manifest {
     /// Parses and checks a manifest.
     pub fn parse(text: &str) -> anyhow::Result<Manifest> {

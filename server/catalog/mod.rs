@@ -8,6 +8,7 @@
 //! field; [`Blueprint::render`] produces the exact template an approver reviews, with a digest.
 //! [`policy::PolicyEngine`] checks rendered templates against the project's cfn-guard rules.
 
+pub mod admin_routes;
 pub mod cidr;
 pub mod manifest;
 pub mod param;
@@ -15,8 +16,10 @@ mod pattern;
 pub mod policy;
 pub mod render;
 pub mod routes;
+pub mod store;
 #[cfg(test)]
 mod tests;
+pub mod versions;
 pub mod views;
 
 use std::collections::BTreeMap;
@@ -70,14 +73,8 @@ pub struct Blueprint {
 impl Blueprint {
     /// Loads one blueprint folder: `blueprint.toml` and `template.json.j2`.
     pub fn load(dir: &Path) -> anyhow::Result<Blueprint> {
-        let manifest_path = dir.join("blueprint.toml");
-        let template_path = dir.join(render::TEMPLATE_NAME);
-        let manifest_text = std::fs::read_to_string(&manifest_path)
-            .with_context(|| format!("reading {}", manifest_path.display()))?;
-        let template_text = std::fs::read_to_string(&template_path)
-            .with_context(|| format!("reading {}", template_path.display()))?;
-        let files = extra_files(dir)?;
-        Self::from_parts(&manifest_text, template_text, &files)
+        let source = Source::read(dir)?;
+        Self::from_parts(&source.manifest, source.template, &source.files)
             .with_context(|| format!("blueprint in {}", dir.display()))
     }
 
@@ -267,6 +264,38 @@ impl Blueprint {
             }
             _ => Err(errors),
         }
+    }
+}
+
+/// The texts a blueprint version is made of, as stored: manifest, template and extra files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Source {
+    pub manifest: String,
+    pub template: String,
+    /// Extra JSON files as `(file name, text)`, in name order.
+    pub files: Vec<(String, String)>,
+}
+
+impl Source {
+    /// Reads a blueprint folder: `blueprint.toml`, `template.json.j2` and its `*.json` files.
+    pub fn read(dir: &Path) -> anyhow::Result<Source> {
+        let manifest_path = dir.join("blueprint.toml");
+        let template_path = dir.join(render::TEMPLATE_NAME);
+        let manifest = std::fs::read_to_string(&manifest_path)
+            .with_context(|| format!("reading {}", manifest_path.display()))?;
+        let template = std::fs::read_to_string(&template_path)
+            .with_context(|| format!("reading {}", template_path.display()))?;
+        let files = extra_files(dir)?;
+        Ok(Source {
+            manifest,
+            template,
+            files,
+        })
+    }
+
+    /// Compiles it (the digest is computed from these texts).
+    pub fn compile(&self) -> anyhow::Result<Blueprint> {
+        Blueprint::from_parts(&self.manifest, self.template.clone(), &self.files)
     }
 }
 

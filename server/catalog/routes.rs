@@ -1,5 +1,6 @@
 //! The catalog page and `GET /api/v1/blueprints`: the blueprints a team can request, with their
-//! parameters. Generic over the application state: it needs only the catalog and the gate.
+//! parameters (the newest published version of each). Generic over the application state: it
+//! needs only the version library and the gate.
 
 use std::sync::Arc;
 
@@ -9,8 +10,9 @@ use axum::response::Html;
 use axum::routing::get;
 use axum::{Json, Router};
 
+use super::versions::Library;
 use super::views::{BlueprintCard, CatalogPage};
-use super::{Audience, Blueprint, Catalog, ParamKind, ParamSpec};
+use super::{Audience, Blueprint, ParamKind, ParamSpec};
 use crate::error::AppError;
 use crate::ids::EnvClass;
 use crate::web::{ApiUser, CurrentUser, Gate, Layout};
@@ -18,7 +20,7 @@ use crate::web::{ApiUser, CurrentUser, Gate, Layout};
 pub fn router<S>() -> Router<S>
 where
     S: Clone + Send + Sync + 'static,
-    Arc<Catalog>: FromRef<S>,
+    Arc<Library>: FromRef<S>,
     Arc<dyn Gate>: FromRef<S>,
 {
     Router::new()
@@ -27,10 +29,11 @@ where
 }
 
 async fn page(
-    State(catalog): State<Arc<Catalog>>,
+    State(library): State<Arc<Library>>,
     State(gate): State<Arc<dyn Gate>>,
     user: CurrentUser,
 ) -> Result<Html<String>, AppError> {
+    let catalog = library.published().await?;
     let blueprints = visible(&catalog, &user)
         .map(|b| BlueprintCard {
             slug: b.slug.clone(),
@@ -49,10 +52,13 @@ async fn page(
 }
 
 /// The blueprints this user may request: admin-only ones (account controls) for admins only.
-fn visible<'a>(catalog: &'a Catalog, user: &'a CurrentUser) -> impl Iterator<Item = &'a Blueprint> {
+fn visible<'a>(
+    catalog: &'a [Arc<Blueprint>],
+    user: &'a CurrentUser,
+) -> impl Iterator<Item = &'a Blueprint> {
     catalog
-        .list()
         .iter()
+        .map(|b| b.as_ref())
         .filter(|b| b.audience == Audience::Teams || user.roles.admin)
 }
 
@@ -83,9 +89,10 @@ fn parameter_json(p: &ParamSpec, classes: &[EnvClass]) -> serde_json::Value {
 }
 
 async fn api(
-    State(catalog): State<Arc<Catalog>>,
+    State(library): State<Arc<Library>>,
     ApiUser(user): ApiUser,
-) -> Json<serde_json::Value> {
+) -> Result<Json<serde_json::Value>, AppError> {
+    let catalog = library.published().await?;
     let list: Vec<_> = visible(&catalog, &user)
         .map(|b| {
             serde_json::json!({
@@ -99,5 +106,5 @@ async fn api(
             })
         })
         .collect();
-    Json(serde_json::json!({ "blueprints": list }))
+    Ok(Json(serde_json::json!({ "blueprints": list })))
 }

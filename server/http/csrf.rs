@@ -3,7 +3,7 @@
 //! or the `csrf_token` form field (plain forms). No route can forget it: this is middleware.
 
 use axum::body::{Body, to_bytes};
-use axum::extract::{Request, State};
+use axum::extract::{FromRequest, Request, State};
 use axum::http::{Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -73,8 +73,24 @@ pub async fn protect(State(state): State<AppState>, request: Request, next: Next
         v.as_bytes()
             .starts_with(b"application/x-www-form-urlencoded")
     });
+    let is_multipart = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"multipart/form-data"));
     let (presented, body) = match from_header {
         Some(token) => (Some(token), body),
+        // A file upload form (blueprint versions): the token is one of its fields.
+        None if is_multipart => {
+            let Ok(bytes) = to_bytes(body, BODY_LIMIT).await else {
+                return (
+                    axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+                    "request body too large",
+                )
+                    .into_response();
+            };
+            let token = multipart_token(&parts.headers, bytes.clone()).await;
+            (token, Body::from(bytes))
+        }
         None if is_form => {
             let Ok(bytes) = to_bytes(body, BODY_LIMIT).await else {
                 return (
@@ -97,4 +113,25 @@ pub async fn protect(State(state): State<AppState>, request: Request, next: Next
     }
     parts.extensions.insert(user);
     next.run(Request::from_parts(parts, body)).await
+}
+
+/// The `csrf_token` field of a buffered `multipart/form-data` body, if it has one.
+async fn multipart_token(
+    headers: &axum::http::HeaderMap,
+    bytes: axum::body::Bytes,
+) -> Option<String> {
+    let content_type = headers.get(header::CONTENT_TYPE)?.clone();
+    let request = Request::builder()
+        .header(header::CONTENT_TYPE, content_type)
+        .body(Body::from(bytes))
+        .ok()?;
+    let mut form = axum::extract::Multipart::from_request(request, &())
+        .await
+        .ok()?;
+    while let Ok(Some(field)) = form.next_field().await {
+        if field.name() == Some("csrf_token") {
+            return field.text().await.ok();
+        }
+    }
+    None
 }

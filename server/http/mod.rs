@@ -37,6 +37,7 @@ pub fn app(state: AppState) -> Router {
     let routes = Router::new()
         .merge(crate::auth::routes::router())
         .merge(crate::catalog::routes::router())
+        .merge(crate::catalog::admin_routes::router())
         .merge(crate::audit::routes::router())
         .merge(crate::audit::evidence_routes::router())
         .merge(crate::home::routes::router())

@@ -241,7 +241,8 @@ pub async fn build(
         .get("blueprint")
         .map(String::as_str)
         .unwrap_or("network");
-    let blueprint = state.catalog.get(slug).ok_or(AppError::NotFound)?.clone();
+    let latest = state.library.latest(slug).await?;
+    let blueprint = Blueprint::clone(latest.as_deref().ok_or(AppError::NotFound)?);
     let (teams, team, accounts) = who_and_where(state, user, &blueprint, raw).await?;
     let environments = match blueprint.kind {
         Kind::Workload => environments::list(&state.db, Some(std::slice::from_ref(&team))).await?,

@@ -12,6 +12,7 @@ use super::{Binding, stack_name};
 use crate::accounts::{self, Account};
 use crate::catalog::cidr::Cidr;
 use crate::catalog::render::check_env_name;
+use crate::catalog::versions::VersionState;
 use crate::catalog::{
     AccountRef, Audience, Blueprint, FieldError, Kind, PolicyReport, PortalRef, RenderContext,
     Rendered,
@@ -27,6 +28,9 @@ use crate::web::CurrentUser;
 pub struct NewRequest {
     pub team: Option<String>,
     pub blueprint: String,
+    /// The blueprint version to render (`MAJOR.MINOR.PATCH`); absent: the newest published one.
+    #[serde(default)]
+    pub blueprint_version: Option<String>,
     /// For a workload: the id of its environment, instead of an account and region.
     #[serde(default)]
     pub environment: Option<String>,
@@ -46,6 +50,10 @@ impl NewRequest {
         NewRequest {
             team: form.get("team").cloned().filter(|t| !t.is_empty()),
             blueprint: get("blueprint"),
+            blueprint_version: form
+                .get("blueprint_version")
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty()),
             environment: form.get("environment").cloned().filter(|e| !e.is_empty()),
             account_id: get("account_id"),
             region: get("region"),
@@ -240,6 +248,47 @@ fn context(
     ctx
 }
 
+/// The stored blueprint version a request names (its newest published version when it names
+/// none), and whether that version is deprecated (then only an update of a stack may use it).
+/// Drafts, retired and unknown versions are field errors on `blueprint`.
+async fn resolve(
+    state: &AppState,
+    input: &NewRequest,
+    errors: &mut Vec<FieldError>,
+) -> Result<(Option<Blueprint>, bool), AppError> {
+    let slug = input.blueprint.as_str();
+    let Some(version) = input.blueprint_version.as_deref() else {
+        let latest = state.library.latest(slug).await?;
+        if latest.is_none() {
+            errors.push(FieldError::new(
+                "blueprint",
+                "Choose a blueprint from the catalog.",
+            ));
+        }
+        return Ok((latest.map(|b| Blueprint::clone(&b)), false));
+    };
+    match state.library.get(slug, version).await? {
+        None => {
+            errors.push(FieldError::new(
+                "blueprint",
+                format!(
+                    "{slug} has no version {version}: choose a published version from the catalog"
+                ),
+            ));
+            Ok((None, false))
+        }
+        Some((bp, VersionState::Published)) => Ok((Some(Blueprint::clone(&bp)), false)),
+        Some((bp, VersionState::Deprecated)) => Ok((Some(Blueprint::clone(&bp)), true)),
+        Some((_, other)) => {
+            errors.push(FieldError::new(
+                "blueprint",
+                format!("{slug} {version} is {other}: only published versions can be requested"),
+            ));
+            Ok((None, false))
+        }
+    }
+}
+
 /// Validates, renders and policy-checks a new request. Authorization failures are errors;
 /// input problems come back as one [`FieldError`] per field.
 pub async fn prepare(
@@ -247,15 +296,9 @@ pub async fn prepare(
     user: &CurrentUser,
     input: &NewRequest,
 ) -> Result<Prepared, AppError> {
-    let blueprint = state.catalog.get(&input.blueprint).cloned();
-    let team = requesting_team(user, blueprint.as_ref(), input.team.as_deref())?;
     let mut errors = Vec::new();
-    if blueprint.is_none() {
-        errors.push(FieldError::new(
-            "blueprint",
-            "Choose a blueprint from the catalog.",
-        ));
-    }
+    let (blueprint, deprecated) = resolve(state, input, &mut errors).await?;
+    let team = requesting_team(user, blueprint.as_ref(), input.team.as_deref())?;
     let placement = place(state, &team, blueprint.as_ref(), input, &mut errors).await?;
     let (Some(blueprint), Some(at)) = (blueprint, placement) else {
         // Rendering checks the name; without a blueprint or account, say it here too.
@@ -275,6 +318,16 @@ pub async fn prepare(
         stack_name: &stack_name,
     };
     let origin = super::store::addresses::stack_origin(&state.db, stack).await?;
+    if deprecated && origin.is_none() {
+        errors.push(FieldError::new(
+            "blueprint",
+            format!(
+                "{} {} is deprecated: it only serves updates of environments already on it; request a new one from the newest published version",
+                blueprint.slug, blueprint.version
+            ),
+        ));
+        return Err(AppError::Invalid(errors));
+    }
     let id = uuid::Uuid::new_v4().to_string();
     // An update keeps the stack's first request as its `stackgate:request` tag, so an unchanged
     // update renders the same template and changes nothing.

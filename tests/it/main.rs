@@ -7,6 +7,7 @@
 
 mod admin;
 mod admin_accounts;
+mod admin_blueprints;
 mod admin_policies;
 mod admin_users;
 mod app;

@@ -100,6 +100,7 @@ async fn prepared(app: &TestApp, alice: &CurrentUser, name: &str) -> input::Prep
     let input = input::NewRequest {
         team: Some("payments".into()),
         blueprint: "network".into(),
+        blueprint_version: None,
         account_id: "200000000003".into(),
         region: "eu-west-2".into(),
         name: name.into(),

@@ -190,6 +190,7 @@ impl Scenario {
         let input = NewRequest {
             team: Some("payments".into()),
             blueprint: "network".into(),
+            blueprint_version: None,
             account_id: DEV.into(),
             region: REGION.into(),
             environment: None,
