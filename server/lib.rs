@@ -25,6 +25,7 @@ pub mod http;
 pub mod ids;
 pub mod notify;
 pub mod requests;
+pub mod servicecatalog;
 pub mod state;
 pub mod telemetry;
 pub mod web;

@@ -44,6 +44,7 @@ pub fn app(state: AppState) -> Router {
         .merge(crate::deployments::routes::router())
         .merge(crate::approvals::routes::router())
         .merge(crate::accounts::routes::router())
+        .merge(crate::servicecatalog::routes::router())
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .merge(static_files)
