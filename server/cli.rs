@@ -160,8 +160,18 @@ async fn publish_catalog() -> anyhow::Result<ExitCode> {
         .context("registering the configured accounts")?;
     let catalog = Catalog::load(&config.catalog_dir)
         .with_context(|| format!("loading blueprints from {}", config.catalog_dir.display()))?;
+    let policy = PolicyEngine::load(&config.rules_dir)
+        .with_context(|| format!("loading policy rules from {}", config.rules_dir.display()))?;
     let actor = crate::audit::Actor::system("stackgate publish-catalog");
-    let published = publish_configured(&db, &config, &catalog, &actor, None).await;
+    let published = publish_configured(
+        &db,
+        &config,
+        std::sync::Arc::new(catalog),
+        std::sync::Arc::new(policy),
+        &actor,
+        None,
+    )
+    .await;
     db.close().await;
     let p = match published {
         Ok(p) => p,

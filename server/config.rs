@@ -960,8 +960,7 @@ mod tests {
             Some("security-approvers")
         );
         let refused = with("stateful_replacement=dba-approvers")
-            .err()
-            .expect("a group nobody approves with")
+            .expect_err("a group nobody approves with")
             .to_string();
         assert!(
             refused.contains("STACKGATE_RISK_ROUTES") && refused.contains("dba-approvers"),

@@ -12,7 +12,9 @@ use super::{
     WantedProduct, WantedVersion, plan, token,
 };
 use crate::audit::{self, Actor, Entry};
-use crate::catalog::{Blueprint, Catalog, RenderContext};
+use std::sync::Arc;
+
+use crate::catalog::{Blueprint, Catalog, PolicyEngine, RenderContext};
 use crate::db::Db;
 
 /// Where to publish: the portfolio, the region templates are rendered for, the accounts to share
@@ -42,13 +44,18 @@ pub struct Publication {
 
 /// The catalog's blueprints as Service Catalog should show them: one published version each (the
 /// in-memory catalog has one), its template rendered from the `default` example for the
-/// blueprint's first environment class in `region`. A blueprint that does not render is skipped
-/// with the reason.
-pub fn wanted(catalog: &Catalog, region: &str) -> (Vec<WantedProduct>, Vec<String>) {
+/// blueprint's first environment class in `region`. A blueprint whose template does not render
+/// or fails the policy rules is skipped with the reason: Service Catalog launches without the
+/// portal's review, so only templates that pass the rules go there.
+pub fn wanted(
+    catalog: &Catalog,
+    policy: &PolicyEngine,
+    region: &str,
+) -> (Vec<WantedProduct>, Vec<String>) {
     let mut out = Vec::new();
     let mut skipped = Vec::new();
     for bp in catalog.list() {
-        match render(bp, region) {
+        match render(bp, region).and_then(|body| checked(policy, body)) {
             Ok(template) => out.push(WantedProduct {
                 slug: bp.slug.clone(),
                 name: bp.name.clone(),
@@ -64,6 +71,20 @@ pub fn wanted(catalog: &Catalog, region: &str) -> (Vec<WantedProduct>, Vec<Strin
         }
     }
     (out, skipped)
+}
+
+fn checked(policy: &PolicyEngine, body: String) -> Result<String, String> {
+    let report = policy.check(&body);
+    if report.passed {
+        return Ok(body);
+    }
+    let failed: Vec<&str> = report
+        .results
+        .iter()
+        .filter(|r| !r.passed)
+        .map(|r| r.rule.as_str())
+        .collect();
+    Err(format!("fails the policy rules {}", failed.join(", ")))
 }
 
 fn render(bp: &Blueprint, region: &str) -> Result<String, String> {
@@ -214,11 +235,16 @@ pub async fn publish_and_audit<C: CatalogOps>(
     ops: &C,
     actor: &Actor,
     source_ip: Option<String>,
-    catalog: &Catalog,
+    catalog: Arc<Catalog>,
+    policy: Arc<PolicyEngine>,
     target: &Target,
 ) -> anyhow::Result<Publication> {
     let portfolio_name = target.portfolio_name.as_str();
-    let (wanted, skipped) = wanted(catalog, &target.region);
+    // Rendering and the policy checks are CPU work: off the async executor.
+    let region = target.region.clone();
+    let (wanted, skipped) = tokio::task::spawn_blocking(move || wanted(&catalog, &policy, &region))
+        .await
+        .context("rendering the blueprints for Service Catalog")?;
     let mut out = Publication {
         skipped,
         ..Publication::default()
@@ -270,7 +296,8 @@ pub enum PublishError {
 pub async fn publish_configured(
     db: &Db,
     config: &crate::config::Config,
-    catalog: &Catalog,
+    catalog: Arc<Catalog>,
+    policy: Arc<PolicyEngine>,
     actor: &Actor,
     source_ip: Option<String>,
 ) -> Result<Publication, PublishError> {
@@ -301,7 +328,7 @@ pub async fn publish_configured(
         region: client.region().to_string(),
         accounts,
     };
-    publish_and_audit(db, &client, actor, source_ip, catalog, &target)
+    publish_and_audit(db, &client, actor, source_ip, catalog, policy, &target)
         .await
         .map_err(PublishError::Failed)
 }
