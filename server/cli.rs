@@ -1,5 +1,5 @@
 //! The command line: `serve`, `migrate`, `blueprints`, `render`, `check`, `audit-verify`,
-//! `audit-keygen`.
+//! `audit-keygen`, `publish-catalog`.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -59,6 +59,9 @@ pub enum Command {
         #[arg(long)]
         pack: Option<PathBuf>,
     },
+    /// Publish the catalog to AWS Service Catalog (the configured portfolio, shared with the
+    /// registry's active accounts) and print what was created and what was kept; audited.
+    PublishCatalog,
     /// Write a new Ed25519 audit signing key (PKCS#8 PEM, mode 0600) and print its public key.
     AuditKeygen {
         /// The file to create (never overwritten).
@@ -122,6 +125,7 @@ pub async fn run_offline(command: Command) -> anyhow::Result<ExitCode> {
         Command::Blueprints { catalog, json } => blueprints(catalog, json),
         Command::Render(args) => render(args),
         Command::Check { file, rules } => check(&file, rules),
+        Command::PublishCatalog => publish_catalog().await,
     };
     match outcome {
         Err(e) if e.is::<Usage>() => {
@@ -137,6 +141,55 @@ async fn migrate() -> anyhow::Result<ExitCode> {
     let db = crate::db::Db::connect(&config.database_url).await?;
     db.migrate().await?;
     println!("migrations applied");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn publish_catalog() -> anyhow::Result<ExitCode> {
+    use crate::servicecatalog::publish::{PublishError, publish_configured};
+    let config = Config::from_env()?;
+    let db = crate::db::Db::connect(&config.database_url).await?;
+    match &config.database_owner_url {
+        Some(owner) => {
+            use secrecy::ExposeSecret;
+            db.migrate_as_owner(owner.expose_secret()).await?
+        }
+        None => db.migrate().await?,
+    }
+    crate::accounts::store::apply_seeds(&db, &config.accounts)
+        .await
+        .context("registering the configured accounts")?;
+    let catalog = Catalog::load(&config.catalog_dir)
+        .with_context(|| format!("loading blueprints from {}", config.catalog_dir.display()))?;
+    let policy = PolicyEngine::load(&config.rules_dir)
+        .with_context(|| format!("loading policy rules from {}", config.rules_dir.display()))?;
+    let actor = crate::audit::Actor::system("stackgate publish-catalog");
+    let published = publish_configured(
+        &db,
+        &config,
+        std::sync::Arc::new(catalog),
+        std::sync::Arc::new(policy),
+        &actor,
+        None,
+    )
+    .await;
+    db.close().await;
+    let p = match published {
+        Ok(p) => p,
+        Err(e @ PublishError::NoBucket) => return usage(e.to_string()),
+        Err(PublishError::Failed(e)) => return Err(e.context("publishing to AWS Service Catalog")),
+    };
+    println!("portfolio\t{}\t{}", p.portfolio_name, p.portfolio_id);
+    for (what, items) in [
+        ("created", &p.created),
+        ("unchanged", &p.unchanged),
+        ("deprecated", &p.deprecated),
+        ("skipped", &p.skipped),
+    ] {
+        for item in items {
+            println!("{what}\t{item}");
+        }
+    }
+    println!("shared with\t{}", p.shared_with.join(" "));
     Ok(ExitCode::SUCCESS)
 }
 

@@ -218,6 +218,12 @@ pub struct Config {
     /// `STACKGATE_AUDIT_EXPORT_BUCKET`: an S3 bucket with Object Lock (compliance mode) that
     /// receives the checkpointed records and the checkpoints; needs the signing key.
     pub audit_export_bucket: Option<String>,
+    /// `STACKGATE_SERVICE_CATALOG_PORTFOLIO`: the AWS Service Catalog portfolio the catalog is
+    /// published to (default `stackgate blueprints`).
+    pub service_catalog_portfolio: String,
+    /// `STACKGATE_SERVICE_CATALOG_BUCKET`: the S3 bucket (in the portal's account and region)
+    /// that holds the templates Service Catalog reads; publishing needs it.
+    pub service_catalog_bucket: Option<String>,
 }
 
 /// The config file: the same settings in snake_case, plus `[[accounts]]`.
@@ -268,6 +274,8 @@ struct FileConfig {
     audit_signing_key_file: Option<String>,
     audit_checkpoint_seconds: Option<String>,
     audit_export_bucket: Option<String>,
+    service_catalog_portfolio: Option<String>,
+    service_catalog_bucket: Option<String>,
     #[serde(default)]
     teams: Vec<TeamConfig>,
     #[serde(default)]
@@ -537,6 +545,8 @@ impl Config {
             address_pools: checked_pools(file.address_pools.clone())?,
             log_json: s.log_json()?,
             audit_export_bucket: s.audit_export_bucket()?,
+            service_catalog_portfolio: s.service_catalog_portfolio()?,
+            service_catalog_bucket: s.service_catalog_bucket()?,
             audit_signing_key: s.audit_signing_key()?,
             audit_checkpoint_seconds: match s.number(
                 "AUDIT_CHECKPOINT_SECONDS",
@@ -623,6 +633,49 @@ impl Settings<'_> {
                     format!("'{s}' is not a whole number"),
                 )
             }),
+        }
+    }
+
+    /// The portfolio's name: 1–100 characters, no control characters (Service Catalog's limit).
+    fn service_catalog_portfolio(&self) -> Result<String, ConfigError> {
+        let name = self
+            .pick(
+                "SERVICE_CATALOG_PORTFOLIO",
+                &self.file.service_catalog_portfolio,
+            )
+            .unwrap_or_else(|| "stackgate blueprints".to_string());
+        let len = name.chars().count();
+        if (1..=100).contains(&len) && !name.chars().any(char::is_control) {
+            Ok(name)
+        } else {
+            Err(err(
+                "STACKGATE_SERVICE_CATALOG_PORTFOLIO",
+                "must be 1-100 characters without control characters",
+            ))
+        }
+    }
+
+    /// The template bucket: an S3 bucket name (3-63 lower-case letters, digits, dots, hyphens).
+    fn service_catalog_bucket(&self) -> Result<Option<String>, ConfigError> {
+        let Some(bucket) = self.pick("SERVICE_CATALOG_BUCKET", &self.file.service_catalog_bucket)
+        else {
+            return Ok(None);
+        };
+        let ok = (3..=63).contains(&bucket.len())
+            && bucket
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-')
+            && bucket.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && bucket.ends_with(|c: char| c.is_ascii_alphanumeric());
+        if ok {
+            Ok(Some(bucket))
+        } else {
+            Err(err(
+                "STACKGATE_SERVICE_CATALOG_BUCKET",
+                format!(
+                    "'{bucket}' is not an S3 bucket name (3-63 lower-case letters, digits, dots, hyphens)"
+                ),
+            ))
         }
     }
 

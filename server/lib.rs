@@ -27,6 +27,7 @@ pub mod ids;
 pub mod notify;
 pub mod policies;
 pub mod requests;
+pub mod servicecatalog;
 pub mod state;
 pub mod telemetry;
 pub mod users;

@@ -34,4 +34,9 @@ pub const AREAS: &[Area] = &[
         title: "Users and sessions",
         what: "who has signed in; disable a user or end their sessions",
     },
+    Area {
+        href: "/admin/service-catalog",
+        title: "AWS Service Catalog",
+        what: "publish the blueprints that pass the policy rules as a shared portfolio",
+    },
 ];

@@ -31,6 +31,7 @@ use std::future::Future;
 
 use chrono::{DateTime, Utc};
 
+pub(crate) use sts::loader as sdk_loader;
 pub use sts::{ASSUME_ROLE_DURATION_SECS, AwsConnector, CfnSession};
 
 /// Where the portal talks to AWS.

@@ -58,7 +58,8 @@ fn timeout_config() -> TimeoutConfig {
         .build()
 }
 
-fn loader(settings: &AwsSettings) -> aws_config::ConfigLoader {
+/// The SDK loader with the portal's retry and timeout settings, endpoint and region.
+pub(crate) fn loader(settings: &AwsSettings) -> aws_config::ConfigLoader {
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .retry_config(retry_config())
         .timeout_config(timeout_config());

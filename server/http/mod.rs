@@ -48,6 +48,7 @@ pub fn app(state: AppState) -> Router {
         .merge(crate::accounts::routes::router())
         .merge(crate::users::routes::router())
         .merge(crate::policies::routes::router())
+        .merge(crate::servicecatalog::routes::router())
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .merge(static_files)

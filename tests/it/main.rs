@@ -30,6 +30,7 @@ mod races;
 mod registry;
 mod requests;
 mod security;
+mod service_catalog;
 mod sessions;
 mod step_up;
 mod support;
