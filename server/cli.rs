@@ -158,15 +158,19 @@ async fn publish_catalog() -> anyhow::Result<ExitCode> {
     crate::accounts::store::apply_seeds(&db, &config.accounts)
         .await
         .context("registering the configured accounts")?;
-    let catalog = Catalog::load(&config.catalog_dir)
-        .with_context(|| format!("loading blueprints from {}", config.catalog_dir.display()))?;
+    // The bundled folders become stored versions (as at the portal's start); every published
+    // and deprecated stored version is then published.
+    crate::catalog::store::import_bundled(&db, &config.catalog_dir)
+        .await
+        .with_context(|| format!("importing blueprints from {}", config.catalog_dir.display()))?;
+    let library = crate::catalog::versions::Library::new(db.clone());
     let policy = PolicyEngine::load(&config.rules_dir)
         .with_context(|| format!("loading policy rules from {}", config.rules_dir.display()))?;
     let actor = crate::audit::Actor::system("stackgate publish-catalog");
     let published = publish_configured(
         &db,
         &config,
-        std::sync::Arc::new(catalog),
+        &library,
         std::sync::Arc::new(policy),
         &actor,
         None,

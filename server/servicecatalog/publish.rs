@@ -14,7 +14,7 @@ use super::{
 use crate::audit::{self, Actor, Entry};
 use std::sync::Arc;
 
-use crate::catalog::{Blueprint, Catalog, PolicyEngine, RenderContext};
+use crate::catalog::{Blueprint, PolicyEngine, RenderContext};
 use crate::db::Db;
 
 /// Where to publish: the portfolio, the region templates are rendered for, the accounts to share
@@ -42,32 +42,65 @@ pub struct Publication {
     pub products: Vec<Product>,
 }
 
-/// The catalog's blueprints as Service Catalog should show them: one published version each (the
-/// in-memory catalog has one), its template rendered from the `default` example for the
-/// blueprint's first environment class in `region`. A blueprint whose template does not render
-/// or fails the policy rules is skipped with the reason: Service Catalog launches without the
-/// portal's review, so only templates that pass the rules go there.
+/// The stored blueprint versions Service Catalog should show: every published and deprecated
+/// version (drafts and retired ones never), compiled, newest first per blueprint.
+pub async fn publishable(
+    db: &Db,
+    library: &crate::catalog::versions::Library,
+) -> anyhow::Result<Vec<(Arc<Blueprint>, VersionState)>> {
+    use crate::catalog::versions::VersionState as Stored;
+    let mut out = Vec::new();
+    for (slug, version, state) in crate::catalog::store::summary(db).await? {
+        let state = match state.parse::<Stored>() {
+            Ok(Stored::Published) => VersionState::Published,
+            Ok(Stored::Deprecated) => VersionState::Deprecated,
+            _ => continue,
+        };
+        if let Some((bp, _)) = library
+            .get(&slug, &version)
+            .await
+            .with_context(|| format!("compiling {slug} {version}"))?
+        {
+            out.push((bp, state));
+        }
+    }
+    Ok(out)
+}
+
+/// The blueprint versions as Service Catalog should show them: one product per blueprint (named
+/// and described by its newest version), one version each, its template rendered from the
+/// `default` example for the blueprint's first environment class in `region`. A version whose
+/// template does not render or fails the policy rules is skipped with the reason: Service
+/// Catalog launches without the portal's review, so only templates that pass the rules go there.
 pub fn wanted(
-    catalog: &Catalog,
+    versions: &[(Arc<Blueprint>, VersionState)],
     policy: &PolicyEngine,
     region: &str,
 ) -> (Vec<WantedProduct>, Vec<String>) {
-    let mut out = Vec::new();
+    let mut out: Vec<WantedProduct> = Vec::new();
     let mut skipped = Vec::new();
-    for bp in catalog.list() {
-        match render(bp, region).and_then(|body| checked(policy, body)) {
-            Ok(template) => out.push(WantedProduct {
+    for (bp, state) in versions {
+        let template = match render(bp, region).and_then(|body| checked(policy, body)) {
+            Ok(t) => t,
+            Err(reason) => {
+                skipped.push(format!("{} {}: {reason}", bp.slug, bp.version));
+                continue;
+            }
+        };
+        let version = WantedVersion {
+            version: bp.version.clone(),
+            digest: bp.digest.clone(),
+            state: *state,
+            template,
+        };
+        match out.iter_mut().find(|p| p.slug == bp.slug) {
+            Some(product) => product.versions.push(version),
+            None => out.push(WantedProduct {
                 slug: bp.slug.clone(),
                 name: bp.name.clone(),
                 summary: bp.summary.clone(),
-                versions: vec![WantedVersion {
-                    version: bp.version.clone(),
-                    digest: bp.digest.clone(),
-                    state: VersionState::Published,
-                    template,
-                }],
+                versions: vec![version],
             }),
-            Err(reason) => skipped.push(format!("{} {}: {reason}", bp.slug, bp.version)),
         }
     }
     (out, skipped)
@@ -235,16 +268,17 @@ pub async fn publish_and_audit<C: CatalogOps>(
     ops: &C,
     actor: &Actor,
     source_ip: Option<String>,
-    catalog: Arc<Catalog>,
+    versions: Vec<(Arc<Blueprint>, VersionState)>,
     policy: Arc<PolicyEngine>,
     target: &Target,
 ) -> anyhow::Result<Publication> {
     let portfolio_name = target.portfolio_name.as_str();
     // Rendering and the policy checks are CPU work: off the async executor.
     let region = target.region.clone();
-    let (wanted, skipped) = tokio::task::spawn_blocking(move || wanted(&catalog, &policy, &region))
-        .await
-        .context("rendering the blueprints for Service Catalog")?;
+    let (wanted, skipped) =
+        tokio::task::spawn_blocking(move || wanted(&versions, &policy, &region))
+            .await
+            .context("rendering the blueprints for Service Catalog")?;
     let mut out = Publication {
         skipped,
         ..Publication::default()
@@ -296,7 +330,7 @@ pub enum PublishError {
 pub async fn publish_configured(
     db: &Db,
     config: &crate::config::Config,
-    catalog: Arc<Catalog>,
+    library: &crate::catalog::versions::Library,
     policy: Arc<PolicyEngine>,
     actor: &Actor,
     source_ip: Option<String>,
@@ -328,7 +362,10 @@ pub async fn publish_configured(
         region: client.region().to_string(),
         accounts,
     };
-    publish_and_audit(db, &client, actor, source_ip, catalog, policy, &target)
+    let versions = publishable(db, library)
+        .await
+        .map_err(PublishError::Failed)?;
+    publish_and_audit(db, &client, actor, source_ip, versions, policy, &target)
         .await
         .map_err(PublishError::Failed)
 }

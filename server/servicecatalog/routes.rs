@@ -37,7 +37,7 @@ async fn publish(state: &AppState, user: &CurrentUser) -> Result<Publication, Ap
     let published = publish_configured(
         &state.db,
         &state.config,
-        state.catalog.clone(),
+        &state.library,
         state.policy.clone(),
         &actor,
         user.source_ip.clone(),

@@ -338,7 +338,7 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_cli_publishes_then_adds_a_new_version_and_deprecates_the_old_one() {
+async fn the_cli_publishes_every_stored_version_adds_a_new_one_and_deprecates_a_deprecated_one() {
     let portfolio = unique("sg-test cli");
     let bucket = bucket().await;
     let dir = std::env::temp_dir().join(unique("stackgate-sc"));
@@ -388,10 +388,26 @@ async fn the_cli_publishes_then_adds_a_new_version_and_deprecates_the_old_one() 
         vec!["created\tversion Settings note (test fixture) 0.0.2"],
         "{bumped}"
     );
+    // Both stored versions are published: both stay offered.
+    assert!(!bumped.contains("deprecated\t"), "{bumped}");
+    // An admin deprecates 0.0.1 (as /admin/blueprints does): the next publish deprecates it in
+    // Service Catalog too, and deletes nothing.
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&db).await.unwrap();
+    sqlx::query(
+        "update blueprint_versions set state = 'deprecated' \
+         where slug = 'settings-note' and version = '0.0.1'",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    let deprecated = publish_cli(&catalog, &db, &portfolio, &bucket);
     assert!(
-        bumped.contains("deprecated\tversion Settings note (test fixture) 0.0.1"),
-        "{bumped}"
+        deprecated.contains("deprecated\tversion Settings note (test fixture) 0.0.1"),
+        "{deprecated}"
     );
+    assert!(!deprecated.contains("created\t"), "{deprecated}");
     let (products, _) = listing(&id).await;
     let versions: Vec<(&str, &str)> = products["Settings note (test fixture)"]
         .iter()
