@@ -85,6 +85,47 @@ impl ApprovalRules {
         groups
     }
 
+    /// Refuses groups nobody in which could see or decide the requests they are required for:
+    /// each named group (other than [`TEAM`]) must be a global approver group or some team's
+    /// approver group (the same rule the settings meet at start).
+    pub fn reachable(self, config: &Config) -> Result<ApprovalRules, Vec<FieldError>> {
+        let approves = |g: &str| {
+            g == TEAM
+                || config.global_approver_groups.iter().any(|x| x == g)
+                || config
+                    .teams
+                    .iter()
+                    .any(|t| t.approver_groups.iter().any(|x| x == g))
+        };
+        let why = |g: &str| {
+            format!(
+                "'{g}' is neither a global approver group nor a team's approver group, so nobody \
+                 in it could see or decide the requests that need it"
+            )
+        };
+        let mut errors = Vec::new();
+        for (class, rule) in &self.classes {
+            for (i, g) in rule.groups.iter().enumerate() {
+                if !approves(g) {
+                    errors.push(FieldError::new(
+                        format!("classes.{class}.groups[{i}]"),
+                        why(g),
+                    ));
+                }
+            }
+        }
+        for (flag, g) in &self.routes {
+            if !approves(g) {
+                errors.push(FieldError::new(format!("routes.{}", flag.as_str()), why(g)));
+            }
+        }
+        if errors.is_empty() {
+            Ok(self)
+        } else {
+            Err(errors)
+        }
+    }
+
     /// Reads and checks a rule set sent by an admin (the API's JSON, or the form turned into
     /// it). Every problem names its field; nothing is half-accepted.
     pub fn parse(input: &Value) -> Result<ApprovalRules, Vec<FieldError>> {

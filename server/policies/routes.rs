@@ -134,7 +134,7 @@ async fn save_page(
     Form(form): Form<BTreeMap<String, String>>,
 ) -> Result<Response, AppError> {
     require_admin(&user)?;
-    match ApprovalRules::parse(&form_rules(&form)) {
+    match ApprovalRules::parse(&form_rules(&form)).and_then(|r| r.reachable(&state.config)) {
         Ok(rules) => {
             store::save(&state.db, &Actor::of(&user), user.source_ip.clone(), &rules).await?;
             Ok(Redirect::to("/admin/policies").into_response())
@@ -164,7 +164,9 @@ async fn save_api(
     ApiJson(body): ApiJson<Value>,
 ) -> Result<Json<Policy>, ApiError> {
     api_admin(&user)?;
-    let rules = ApprovalRules::parse(&body).map_err(AppError::Invalid)?;
+    let rules = ApprovalRules::parse(&body)
+        .and_then(|r| r.reachable(&state.config))
+        .map_err(AppError::Invalid)?;
     let saved = store::save(&state.db, &Actor::of(&user), user.source_ip.clone(), &rules).await?;
     tracing::info!(
         policy.version = saved.version,

@@ -211,6 +211,15 @@ async fn bad_rules_are_refused_naming_the_field_and_nothing_is_stored() {
                      "prod": { "approvals": 2 } }, "routes": { "iam_change": " " } }),
             "routes.iam_change",
         ),
+        (
+            rules(json!({ "approvals": 2, "groups": ["team", "dba-approvers"] })),
+            "classes.prod.groups[1]",
+        ),
+        (
+            json!({ "classes": { "dev": { "approvals": 1 }, "test": { "approvals": 1 },
+                     "prod": { "approvals": 2 } }, "routes": { "stateful_replacement": "dba-approvers" } }),
+            "routes.stateful_replacement",
+        ),
     ];
     for (body, field) in cases {
         let (code, answer) = dave
